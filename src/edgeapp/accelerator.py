@@ -1,0 +1,110 @@
+"""The accelerator side of every model: run(mid, inputs) -> outputs.
+
+Model types (edgeapp.models.*) only ever call Accelerator.run(); whether the predictors live in this
+process (LocalAccelerator: CLI, tests, and the body of the worker process) or behind a queue in
+another process is invisible to them.
+"""
+import logging
+import threading
+import time
+
+import numpy as np
+
+from edgeapp.errors import Timeout, UnknownModel
+from edgeapp.memory import mb, rss_bytes
+
+log = logging.getLogger("edgeapp.accelerator")
+
+
+class Accelerator:
+    def run(self, mid, inputs, deadline=None):
+        """inputs: list of float32 NCHW arrays. Returns the model's outputs as a list of arrays.
+
+        deadline: a time.monotonic() value; work still waiting then is dropped (raises Timeout).
+        """
+        raise NotImplementedError
+
+    def status(self):
+        """Queue and worker figures for /api/status."""
+        return {}
+
+    def model_status(self):
+        """{mid: {"ready": bool, "reason": str|None, "memory_mb": float|None, "warmup_ms": float|None}}"""
+        raise NotImplementedError
+
+
+class LocalAccelerator(Accelerator):
+    """Owns one Paddle Lite predictor per bundle, in this process.
+
+    At start every model is checked (tensor write/read-back) and run once at its maximum input
+    shape: Paddle Lite keeps its memory high-water mark forever, so warming at the maximum shape
+    reaches (and measures) all the memory the model will ever take before anything is served.
+    """
+
+    def __init__(self, bundles, threads=None, warm=True):
+        from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
+
+        lite.check_numpy()
+        self._bundles = bundles
+        self._predictors = {}
+        self._status = {}
+        self.output_bytes = {}  # mid -> bytes of all outputs at the fixed input shape (after warm-up)
+        self._lock = threading.Lock()  # a predictor runs one job at a time
+        for mid in sorted(bundles):
+            b = bundles[mid]
+            if not b.model_path:
+                continue
+            before = rss_bytes()
+            t0 = time.monotonic()
+            try:
+                p = lite.Predictor(b.model_path, threads=threads)
+                p.selfcheck(b.input_shape)
+            except lite.RuntimeCheckFailed:
+                raise
+            except Exception as e:  # a corrupt or missing model file fails that model only
+                log.error("model %d (%s) failed to load: %s", mid, b.name, e)
+                self._status[mid] = {"ready": False, "reason": "load failed: %s" % e,
+                                     "memory_mb": None, "warmup_ms": None}
+                continue
+            if warm:
+                zeros = np.zeros(b.input_shape, dtype=np.float32)
+                try:
+                    outs = p.run([zeros])
+                    self.output_bytes[mid] = sum(int(o.nbytes) for o in outs)
+                except Exception as e:
+                    self._status[mid] = {"ready": False, "reason": "warm-up run failed: %s" % e,
+                                         "memory_mb": None, "warmup_ms": None}
+                    continue
+            self._predictors[mid] = p
+            self._status[mid] = {
+                "ready": True, "reason": None,
+                "memory_mb": mb(max(0, rss_bytes() - before)),
+                "warmup_ms": round((time.monotonic() - t0) * 1000.0, 1),
+            }
+            log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
+                     mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
+
+    def run(self, mid, inputs, deadline=None):
+        p = self._predictors.get(mid)
+        if p is None:
+            raise UnknownModel("model %d is not loaded" % mid)
+        check_shape(self._bundles[mid], inputs[0].shape)
+        with self._lock:
+            if deadline is not None and time.monotonic() > deadline:
+                raise Timeout("the request's deadline passed before model %d ran" % mid)
+            return p.run(inputs)
+
+    def model_status(self):
+        return dict(self._status)
+
+
+def check_shape(bundle, shape):
+    """Every tensor has exactly the bundle's input shape.
+
+    Two reasons, both measured: Paddle Lite keeps the memory of the largest shape it ever saw, and
+    the x86 build gives garbage, then corrupts its heap, when a predictor's input shape changes.
+    """
+    if list(shape) != bundle.input_shape:
+        raise ValueError("tensor %s is not model %d's input shape %s"
+                         % (list(shape), bundle.id, bundle.input_shape))
+

@@ -1,0 +1,78 @@
+"""Model bundles: a folder with bundle.json (what the model is) and the built model file.
+
+A source bundle lives under models/<name>/; tools/build_models.py turns it into a built bundle
+under build/models/<target>/<name>/, adding "model" (the .nb file) and "target". The service reads
+built bundles only.
+"""
+import json
+import os
+
+KNOWN_TYPES = ("classify", "ctc_rec", "db_det", "ocr")
+
+
+class BundleError(Exception):
+    pass
+
+
+class Bundle:
+    def __init__(self, folder, spec):
+        self.folder = folder
+        self.spec = spec
+        try:
+            self.id = int(spec["id"])
+            self.name = str(spec["name"])
+            self.type = str(spec["type"])
+            self.input_shape = [int(x) for x in spec["input_shape"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError("%s: bundle.json needs id, name, type and input_shape (%s)" % (folder, e))
+        if self.type not in KNOWN_TYPES:
+            raise BundleError("%s: unknown model type %r (known: %s)" % (folder, self.type, ", ".join(KNOWN_TYPES)))
+        if len(self.input_shape) != 4 or self.input_shape[0] != 1 or self.input_shape[1] != 3:
+            raise BundleError("%s: input_shape must be [1, 3, H, W], got %r" % (folder, self.input_shape))
+        self.description = spec.get("description", "")
+        self.pre = spec.get("Preprocess", {})
+        self.post = spec.get("PostProcess", {})
+        self.labels = [str(x) for x in spec.get("label_list", [])]
+        self.target = spec.get("target")
+        self.model_path = os.path.join(folder, spec["model"]) if spec.get("model") else None
+
+    def file(self, name):
+        """Path of an extra file shipped in the bundle (e.g. a character dictionary)."""
+        return os.path.join(self.folder, name)
+
+    @property
+    def max_hw(self):
+        return self.input_shape[2], self.input_shape[3]
+
+    def describe(self):
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "input_shape": self.input_shape,
+            "labels": self.labels,
+            "target": self.target,
+        }
+
+
+def load_bundles(model_dir):
+    """All bundles under model_dir, by id. Raises BundleError on a broken or duplicated bundle."""
+    if not os.path.isdir(model_dir):
+        raise BundleError("model directory %s does not exist (run `make setup` to build the bundles)" % model_dir)
+    bundles = {}
+    for name in sorted(os.listdir(model_dir)):
+        folder = os.path.join(model_dir, name)
+        path = os.path.join(folder, "bundle.json")
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                spec = json.load(f)
+        except ValueError as e:
+            raise BundleError("%s: not valid JSON (%s)" % (path, e))
+        b = Bundle(folder, spec)
+        if b.id in bundles:
+            raise BundleError("model id %d is used by both %s and %s" % (b.id, bundles[b.id].folder, folder))
+        bundles[b.id] = b
+    return bundles

@@ -1,0 +1,104 @@
+"""Command line: `python -m edgeapp models | infer | selfcheck`."""
+import argparse
+import logging
+import os
+import sys
+
+from edgeapp import __version__
+from edgeapp.errors import EdgeError
+from edgeapp.results import dumps, failure, success
+
+DEFAULT_MODEL_DIR = os.path.join("build", "models", "x86")
+DEFAULT_MAX_PIXELS = 40 * 1000 * 1000
+
+
+def _model_dir(args):
+    return args.model_dir or os.environ.get("EDGEAPP_MODEL_DIR") or DEFAULT_MODEL_DIR
+
+
+def _engine(args, warm=True):
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+    from edgeapp.engine import Engine
+
+    bundles = load_bundles(_model_dir(args))
+    return Engine(bundles, LocalAccelerator(bundles, warm=warm))
+
+
+def cmd_models(args):
+    from edgeapp.bundle import load_bundles
+
+    bundles = load_bundles(_model_dir(args))
+    print("%-4s %-16s %-9s %-12s %s" % ("id", "name", "type", "input", "labels"))
+    for mid, b in sorted(bundles.items()):
+        h, w = b.max_hw
+        labels = len(b.labels) if b.labels else "-"
+        if b.type in ("ocr", "ctc_rec") and b.post.get("character_dict"):
+            labels = "text"
+        print("%-4d %-16s %-9s %-12s %s" % (mid, b.name, b.type, "%dx%d" % (w, h), labels))
+    return 0
+
+
+def cmd_infer(args):
+    from edgeapp import images, render
+
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+        image = images.decode(data, int(os.environ.get("EDGEAPP_MAX_PIXELS", DEFAULT_MAX_PIXELS)))
+        engine = _engine(args, warm=False)
+        out = engine.infer(args.mid, image)
+    except EdgeError as e:
+        print(dumps(failure(e.code, e.msg)))
+        return 1
+    except OSError as e:
+        print("edgeapp: cannot read %s: %s" % (args.image, e.strerror), file=sys.stderr)
+        return 2
+    print(dumps(success(out)))
+    if args.show:
+        with open(args.show, "wb") as f:
+            f.write(render.to_jpeg(render.draw(image, out["result"])))
+    return 0
+
+
+def cmd_selfcheck(args):
+    """Load every model, check the runtime, warm up at the maximum shape, report."""
+    engine = _engine(args)
+    ok = True
+    status = engine.accel.model_status()
+    for d in engine.describe():
+        s = status.get(d["id"], {})
+        state = "ready" if d["ready"] else "FAILED: %s" % d["reason"]
+        mem = "%s MB" % s["memory_mb"] if s.get("memory_mb") is not None else "-"
+        print("model %-3d %-16s %-8s %s" % (d["id"], d["name"], mem, state))
+        ok = ok and d["ready"]
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="edgeapp", description="EdgeBoard HTTP model-inference service")
+    p.add_argument("--version", action="version", version="edgeapp " + __version__)
+    p.add_argument("--model-dir", help="built model bundles (default: $EDGEAPP_MODEL_DIR or %s)" % DEFAULT_MODEL_DIR)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("models", help="list the installed models")
+    pi = sub.add_parser("infer", help="run one model on one image; prints the API's JSON")
+    pi.add_argument("--mid", type=int, required=True, help="model id (see `models`)")
+    pi.add_argument("image", help="JPEG, PNG, BMP or WebP file")
+    pi.add_argument("--show", metavar="OUT.jpg", help="also write the rendered result image")
+    sub.add_parser("selfcheck", help="load and warm every model, check the runtime, report memory")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck}
+    if args.command not in handlers:
+        p.print_help()
+        return 2
+    try:
+        return handlers[args.command](args)
+    except Exception as e:
+        from edgeapp.bundle import BundleError
+        if isinstance(e, BundleError):
+            print("edgeapp: %s" % e, file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,123 @@
+"""Models by id, run against an Accelerator: image in, EdgeBoard result list out.
+
+Used by the CLI and the HTTP layer alike, so both return exactly the same JSON.
+"""
+import base64
+import collections
+import threading
+import time
+
+from edgeapp import models, render
+from edgeapp.errors import UnknownModel
+
+
+class Engine:
+    def __init__(self, bundles, accel):
+        self.bundles = bundles
+        self.accel = accel
+        self.models = {}
+        self.failed = {}
+        self._stats_lock = threading.Lock()
+        self._stats = {mid: _Stats() for mid in bundles}
+        status = accel.model_status()
+        for mid, b in sorted(bundles.items()):
+            try:
+                m = models.build(b, bundles)
+            except Exception as e:
+                self.failed[mid] = "bundle error: %s" % e
+                continue
+            needs = m.needs() if hasattr(m, "needs") else [mid]
+            down = [n for n in needs if not status.get(n, {}).get("ready")]
+            if down:
+                self.failed[mid] = "needs model(s) %s, not ready: %s" % (
+                    ", ".join(map(str, down)),
+                    "; ".join(str(status.get(n, {}).get("reason")) for n in down))
+                continue
+            self.models[mid] = m
+
+    def model(self, mid):
+        m = self.models.get(mid)
+        if m is None:
+            if mid in self.failed:
+                raise UnknownModel("model %d (%s) is not available: %s" % (mid, self.bundles[mid].name, self.failed[mid]))
+            raise UnknownModel("no model with id %s; installed: %s (see GET /api/models)"
+                               % (mid, ", ".join(str(i) for i in sorted(self.bundles)) or "none"))
+        return m
+
+    def infer(self, mid, image, show=False, deadline=None):
+        """The envelope's data for one model: {"result": [...]} plus "image" (base64 JPEG) if show.
+
+        deadline (time.monotonic()): accelerator work not started by then is dropped (Timeout).
+        Raises EdgeError subclasses only for what the client should hear about.
+        """
+        model = self.model(mid)
+        accel = self.accel if deadline is None else _WithDeadline(self.accel, deadline)
+        t0 = time.monotonic()
+        ok = False
+        try:
+            results = model.infer(image, accel)
+            ok = True
+        finally:
+            self._record(mid, time.monotonic() - t0, ok)
+        data = {"result": results}
+        if show:
+            data["image"] = base64.b64encode(render.to_jpeg(render.draw(image, results))).decode("ascii")
+        return data
+
+    def _record(self, mid, seconds, ok):
+        with self._stats_lock:
+            st = self._stats.get(mid)
+            if st is not None:
+                st.add(seconds, ok)
+
+    def stats(self):
+        """Per model: requests, errors and latency percentiles (ms) over the recent requests."""
+        with self._stats_lock:
+            return {mid: st.summary() for mid, st in self._stats.items()}
+
+    def describe(self):
+        status = self.accel.model_status()
+        out = []
+        for mid, b in sorted(self.bundles.items()):
+            d = b.describe()
+            d["ready"] = mid in self.models
+            d["reason"] = self.failed.get(mid)
+            d["memory_mb"] = status.get(mid, {}).get("memory_mb")
+            out.append(d)
+        return out
+
+
+class _WithDeadline:
+    """The accelerator as one request sees it: every run carries the request's deadline."""
+
+    def __init__(self, accel, deadline):
+        self._accel = accel
+        self._deadline = deadline
+
+    def run(self, mid, inputs):
+        return self._accel.run(mid, inputs, deadline=self._deadline)
+
+
+class _Stats:
+    WINDOW = 512  # recent latencies kept per model: bounded memory
+
+    def __init__(self):
+        self.requests = 0
+        self.errors = 0
+        self.latencies = collections.deque(maxlen=self.WINDOW)
+
+    def add(self, seconds, ok):
+        self.requests += 1
+        if ok:
+            self.latencies.append(seconds * 1000.0)
+        else:
+            self.errors += 1
+
+    def summary(self):
+        lat = sorted(self.latencies)
+
+        def pct(p):
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
+
+        return {"requests": self.requests, "errors": self.errors,
+                "latency_ms": {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99)}}

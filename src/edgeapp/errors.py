@@ -1,0 +1,66 @@
+"""The one error table of edgeapp: every failure a client can cause or see.
+
+Each error carries its envelope code, its HTTP status and a message a person can act on.
+The README's error table is written from this module; keep them in agreement.
+"""
+
+
+class EdgeError(Exception):
+    code = 1000
+    status = 500
+
+    def __init__(self, msg):
+        super().__init__(msg)
+        self.msg = msg
+
+
+class BadRequest(EdgeError):
+    """A parameter, the JSON body or the base64 text is malformed."""
+    code = 1001
+    status = 400
+
+
+class BadImage(EdgeError):
+    """The bytes are not an image OpenCV can decode."""
+    code = 1002
+    status = 400
+
+
+class UnknownModel(EdgeError):
+    """No model has that id, or it failed to load."""
+    code = 1003
+    status = 404
+
+
+class TooLarge(EdgeError):
+    """The body or the image's pixel count is over the configured limit."""
+    code = 1004
+    status = 413
+
+
+class Busy(EdgeError):
+    """The accelerator queue is full (or the worker is restarting); retry_after is in seconds."""
+    code = 1005
+    status = 503
+
+    def __init__(self, msg, retry_after=1):
+        super().__init__(msg)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Timeout(EdgeError):
+    """The inference did not finish within the request timeout, or its deadline passed."""
+    code = 1006
+    status = 504
+
+
+class AcceleratorFailed(EdgeError):
+    """The accelerator worker died or refused the job."""
+    code = 1007
+    status = 503
+
+
+class Internal(EdgeError):
+    """Anything unexpected; details go to the log, never to the client."""
+    code = 1099
+    status = 500

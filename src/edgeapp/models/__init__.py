@@ -1,0 +1,17 @@
+"""Model types: one module each, pre-processing + post-processing around Accelerator.run().
+
+Adding a model of a known type is adding a bundle folder; adding a type is adding a module here.
+"""
+from edgeapp.models import classify, ctc_rec, db_det, ocr
+
+TYPES = {
+    "classify": classify.Classifier,
+    "ctc_rec": ctc_rec.Recognizer,
+    "db_det": db_det.TextDetector,
+    "ocr": ocr.OcrPipeline,
+}
+
+
+def build(bundle, bundles):
+    """The model object for a bundle; bundles lets a pipeline use other bundles' models."""
+    return TYPES[bundle.type](bundle, bundles)

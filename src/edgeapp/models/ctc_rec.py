@@ -1,0 +1,50 @@
+"""CTC text recognition (PP-OCR rec): a text-line image → its text and a confidence."""
+import numpy as np
+
+from edgeapp import preprocess
+from edgeapp.results import result
+
+
+class Recognizer:
+    def __init__(self, bundle, bundles=None):
+        self.bundle = bundle
+        pre, post = bundle.pre, bundle.post
+        self.mean = pre.get("mean", [0.5, 0.5, 0.5])
+        self.std = pre.get("std", [0.5, 0.5, 0.5])
+        self.order = pre.get("channel_order", "BGR")
+        self.chars = load_charset(bundle.file(post["character_dict"]), post.get("use_space_char", True))
+
+    def preprocess(self, image):
+        # One fixed tensor shape: the line is scaled to the height, padded on the right, and
+        # squeezed only if it is wider than the tensor (reads well up to about twice as wide).
+        h, w = self.bundle.max_hw
+        img = preprocess.text_line(image, h, w)
+        return preprocess.to_tensor(img, self.mean, self.std, (h, w), self.order)
+
+    def postprocess(self, probs):
+        """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""
+        best = probs.argmax(axis=1)
+        conf = probs.max(axis=1)
+        keep = best != 0
+        keep[1:] &= best[1:] != best[:-1]
+        idx = best[keep]
+        text = "".join(self.chars[i] if i < len(self.chars) else "" for i in idx)
+        score = float(conf[keep].mean()) if keep.any() else 0.0
+        return text, score
+
+    def recognize(self, image, accel):
+        return self.postprocess(accel.run(self.bundle.id, [self.preprocess(image)])[0][0])
+
+    def infer(self, image, accel):
+        text, score = self.recognize(image, accel)
+        h, w = image.shape[:2]
+        return [result(text, 0, score, 0.0, 0.0, w, h)] if text else []
+
+
+def load_charset(path, use_space_char=True):
+    """PaddleOCR dictionary: index 0 is the CTC blank, then one character per line, then a space."""
+    with open(path, encoding="utf-8") as f:
+        chars = [line.rstrip("\r\n") for line in f]
+    if use_space_char:
+        chars.append(" ")
+    return ["<blank>"] + chars

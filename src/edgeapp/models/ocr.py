@@ -1,0 +1,70 @@
+"""The OCR pipeline (mid 3): DB detection → text direction → CTC recognition.
+
+Each stage is another model type; this module only crops the detected regions and chains them.
+The detector and the direction classifier are the bundles named in PostProcess (ids 1 and 2).
+"""
+import cv2
+import numpy as np
+
+from edgeapp.models.classify import Classifier
+from edgeapp.models.ctc_rec import Recognizer
+from edgeapp.models.db_det import TextDetector
+from edgeapp.results import box_result
+
+
+class OcrPipeline:
+    def __init__(self, bundle, bundles):
+        self.bundle = bundle
+        post = bundle.post
+        self.detector = TextDetector(_needed(bundles, post.get("detector"), "detector", bundle))
+        direction = post.get("direction")
+        self.direction = Classifier(_needed(bundles, direction, "direction", bundle)) if direction else None
+        self.direction_thresh = float(post.get("direction_thresh", 0.9))
+        self.drop_score = float(post.get("drop_score", 0.5))
+        self.recognizer = Recognizer(bundle)
+
+    def needs(self):
+        """Ids of the bundles whose predictors this pipeline runs."""
+        ids = [self.detector.bundle.id, self.bundle.id]
+        if self.direction:
+            ids.append(self.direction.bundle.id)
+        return ids
+
+    def infer(self, image, accel):
+        out = []
+        for pts, _ in self.detector.detect(image, accel):
+            crop = crop_region(image, pts)
+            angle = "0"
+            if self.direction is not None:
+                _, label, score = self.direction.classify(crop, accel)
+                if label == "180" and score >= self.direction_thresh:
+                    crop = cv2.rotate(crop, cv2.ROTATE_180)
+                    angle = "180"
+            text, score = self.recognizer.recognize(crop, accel)
+            if not text.strip() or score < self.drop_score:
+                continue
+            points = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
+            out.append(box_result(text, 0, score, pts, {"points": points, "direction": angle}))
+        return out
+
+
+def crop_region(image, pts):
+    """Perspective-crop a 4-point region (tl, tr, br, bl) to an upright rectangle."""
+    pts = np.asarray(pts, dtype=np.float32)
+    w = int(round(max(np.linalg.norm(pts[0] - pts[1]), np.linalg.norm(pts[2] - pts[3]))))
+    h = int(round(max(np.linalg.norm(pts[0] - pts[3]), np.linalg.norm(pts[1] - pts[2]))))
+    w, h = max(w, 1), max(h, 1)
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(pts, dst)
+    crop = cv2.warpPerspective(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
+    if h >= 1.5 * w:  # a vertical line: read it turned on its side, as PaddleOCR does
+        crop = np.rot90(crop)
+    return np.ascontiguousarray(crop)
+
+
+def _needed(bundles, mid, role, owner):
+    try:
+        return bundles[int(mid)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("bundle %d (%s) names %s model %r, which is not installed"
+                         % (owner.id, owner.name, role, mid))

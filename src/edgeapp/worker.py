@@ -1,0 +1,395 @@
+"""The accelerator worker: ONE process that owns every Paddle Lite predictor.
+
+    HTTP process (WorkerAccelerator)                        worker (python -m edgeapp.worker)
+    request thread: tensor -> free slot (shared memory) --job-->  loop: slot -> predictor -> slot
+                    waits, with a timeout          <--done--
+    reader thread:  replies; worker death -> errors for in-flight jobs, then a restart
+
+Why a process: predictor.run() holds the GIL for the whole inference, and a native crash or hang
+must not take the HTTP server with it (DESIGN.md). Slots are preallocated in one memfd: their
+count is the queue bound, so a full queue is an immediate Busy, never an unbounded wait.
+"""
+import argparse
+import logging
+import math
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
+
+import numpy as np
+
+from edgeapp.accelerator import Accelerator, check_shape
+from edgeapp.errors import AcceleratorFailed, Busy, Internal, Timeout, UnknownModel
+
+log = logging.getLogger("edgeapp.worker")
+
+HEADER = 64          # per slot: byte 0 is the "cancelled" flag the worker checks before running
+PAGE = 4096
+
+
+class WorkerFailed(Exception):
+    """The worker could not start (e.g. the runtime self-check refused)."""
+
+
+class Layout:
+    """Where a slot's header, inputs and outputs sit in the shared buffer."""
+
+    def __init__(self, slots, in_bytes, out_bytes):
+        self.slots = slots
+        self.in_bytes = in_bytes
+        self.out_bytes = out_bytes
+        self.slot_size = _round_up(HEADER + in_bytes + out_bytes, PAGE)
+        self.total = self.slot_size * slots
+
+    def header(self, slot):
+        return slot * self.slot_size
+
+    def inputs(self, slot):
+        return slot * self.slot_size + HEADER
+
+    def outputs(self, slot):
+        return slot * self.slot_size + HEADER + self.in_bytes
+
+    def args(self):
+        return (self.slots, self.in_bytes, self.out_bytes)
+
+
+def write_arrays(buf, offset, limit, arrays):
+    """Copy float32 arrays one after another into buf; returns their shapes."""
+    shapes, pos = [], offset
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float32)
+        if pos + a.nbytes > offset + limit:
+            raise ValueError("%d bytes of tensors do not fit a %d-byte slot" % (pos - offset + a.nbytes, limit))
+        np.ndarray(a.shape, np.float32, buffer=buf, offset=pos)[...] = a
+        shapes.append(tuple(a.shape))
+        pos += a.nbytes
+    return shapes
+
+
+def read_arrays(buf, offset, shapes, copy):
+    out, pos = [], offset
+    for shape in shapes:
+        a = np.ndarray(shape, np.float32, buffer=buf, offset=pos)
+        out.append(a.copy() if copy else a)
+        pos += a.nbytes
+    return out
+
+
+class _Job:
+    __slots__ = ("id", "slot", "mid", "done", "finished", "abandoned", "error", "shapes")
+
+    def __init__(self, job_id, slot, mid):
+        self.id = job_id
+        self.slot = slot
+        self.mid = mid
+        self.done = threading.Event()
+        self.finished = False
+        self.abandoned = False
+        self.error = None
+        self.shapes = None
+
+
+class WorkerAccelerator(Accelerator):
+    """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
+
+    def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None):
+        self._bundles = bundles
+        self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
+        self._threads = threads
+        self._job_timeout = float(job_timeout)
+        self._start_timeout = float(start_timeout)
+        self._in_bytes = max([4 * int(np.prod(b.input_shape)) for b in bundles.values()] or [4])
+        self._nslots = int(slots)
+        self._layout = None
+        self._mem = None
+        self._memfd = None
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._free = list(range(self._nslots))
+        self._jobs = {}
+        self._next_id = 0
+        self._proc = None
+        self._conn = None
+        self._state = "stopped"
+        self._stopping = threading.Event()
+        self._restarts = 0
+        self._deaths = []            # monotonic times of recent deaths, for the back-off
+        self._last_death = None
+        self._status = {}
+        self._service_ms = None      # moving average of the worker's time per job
+        self._reader = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self):
+        self._state = "starting"
+        self._spawn()
+        self._reader = threading.Thread(target=self._read_loop, name="accelerator-reader", daemon=True)
+        self._reader.start()
+
+    def stop(self):
+        self._stopping.set()
+        self._state = "stopped"
+        conn, proc = self._conn, self._proc
+        if conn is not None:
+            try:
+                with self._send_lock:
+                    conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        if proc is not None:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if conn is not None:
+            conn.close()
+        self._fail_all("the server is shutting down")
+
+    @property
+    def pid(self):
+        return self._proc.pid if self._proc is not None and self._state != "stopped" else None
+
+    def _spawn(self):
+        """Start a worker and wait until it has loaded and warmed every model."""
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "edgeapp.worker", "--fd", str(child_sock.fileno()),
+               "--parent", str(os.getpid()), "--model-dir", self._model_dir]
+        if self._threads:
+            cmd += ["--threads", str(self._threads)]
+        proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        child_sock.close()
+        conn = Connection(parent_sock.detach())
+        try:
+            if not conn.poll(self._start_timeout):
+                raise WorkerFailed("the accelerator worker did not become ready within %.0f s" % self._start_timeout)
+            msg = conn.recv()
+            if msg[0] == "fatal":
+                raise WorkerFailed(msg[1])
+            _, pid, status, out_bytes = msg
+            if self._layout is None:
+                self._layout = Layout(self._nslots, self._in_bytes, max(out_bytes, 4))
+                self._memfd = os.memfd_create("edgeapp-slots")
+                os.ftruncate(self._memfd, self._layout.total)
+                self._mem = mmap.mmap(self._memfd, self._layout.total)
+            elif out_bytes > self._layout.out_bytes:
+                raise WorkerFailed("model outputs grew to %d bytes, slots hold %d" % (out_bytes, self._layout.out_bytes))
+            conn.send(("attach",) + self._layout.args())
+            send_handle(conn, self._memfd, pid)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            conn.close()
+            raise
+        self._proc, self._conn, self._status = proc, conn, status
+        self._state = "ready"
+        log.info("accelerator worker %d ready: %d slots of %.1f MB", pid, self._nslots,
+                 self._layout.slot_size / 1048576.0)
+
+    # -- the request side -------------------------------------------------------------------
+    def run(self, mid, inputs, deadline=None):
+        if self._state != "ready":
+            raise Busy("the accelerator is %s; retry in a few seconds" % self._state, retry_after=5)
+        st = self._status.get(mid)
+        if not st or not st.get("ready"):
+            raise UnknownModel("model %d is not loaded on the accelerator" % mid)
+        check_shape(self._bundles[mid], inputs[0].shape)
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise Timeout("the request's deadline passed before model %d was queued" % mid)
+        with self._lock:
+            if not self._free:
+                raise Busy("the accelerator queue is full (%d jobs); retry later" % self._nslots,
+                           retry_after=self._retry_after())
+            slot = self._free.pop()
+            self._next_id += 1
+            job = _Job(self._next_id, slot, mid)
+            self._jobs[job.id] = job
+        lay, mem = self._layout, self._mem
+        try:
+            mem[lay.header(slot)] = 0
+            shapes = write_arrays(mem, lay.inputs(slot), lay.in_bytes, inputs)
+            with self._send_lock:
+                self._conn.send(("job", job.id, slot, mid, shapes, deadline))
+        except (OSError, ValueError) as e:
+            self._finish(job, AcceleratorFailed("could not hand the job to the accelerator: %s" % e))
+            raise job.error
+        wait = self._job_timeout if deadline is None else min(self._job_timeout, deadline - now)
+        if not job.done.wait(max(0.0, wait)):
+            with self._lock:
+                if not job.finished:
+                    # The worker skips it if it has not started; the slot comes back with its reply.
+                    job.abandoned = True
+                    mem[lay.header(slot)] = 1
+            if job.abandoned:
+                raise Timeout("model %d did not answer within %.1f s" % (mid, wait))
+        if job.error is not None:
+            raise job.error
+        outs = read_arrays(mem, lay.outputs(slot), job.shapes, copy=True)
+        with self._lock:
+            self._free.append(slot)
+        return outs
+
+    def _retry_after(self):
+        busy = self._nslots - len(self._free)
+        per_job = (self._service_ms or 1000.0) / 1000.0
+        return max(1, int(math.ceil(busy * per_job)))
+
+    def _finish(self, job, error=None, shapes=None):
+        """Record a job's outcome. Slots of failed or abandoned jobs are freed here; the
+        requester frees the slot of a successful job after copying its outputs."""
+        with self._lock:
+            if job.finished:
+                return
+            job.finished = True
+            job.error, job.shapes = error, shapes
+            self._jobs.pop(job.id, None)
+            if error is not None or job.abandoned:
+                self._free.append(job.slot)
+        job.done.set()
+
+    def _fail_all(self, why):
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            self._finish(job, AcceleratorFailed(why))
+
+    # -- the reader thread ------------------------------------------------------------------
+    def _read_loop(self):
+        while not self._stopping.is_set():
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                if self._stopping.is_set():
+                    return
+                self._on_death()
+                continue
+            kind, job_id = msg[0], msg[1]
+            job = self._jobs.get(job_id)
+            if job is None:
+                continue
+            if kind == "done":
+                _, _, shapes, ms = msg
+                self._service_ms = ms if self._service_ms is None else 0.8 * self._service_ms + 0.2 * ms
+                self._finish(job, shapes=shapes)
+            elif kind == "skipped":
+                self._finish(job, Timeout("the request's deadline passed before the accelerator reached it"))
+            else:
+                self._finish(job, Internal("inference failed on model %d: %s" % (job.mid, msg[2])))
+
+    def _on_death(self):
+        code = self._proc.wait()
+        self._state = "restarting"
+        self._restarts += 1
+        log.error("accelerator worker %d died (exit code %s); restarting", self._proc.pid, code)
+        self._fail_all("the accelerator worker died (exit code %s) during this request; "
+                       "it is being restarted, retry in a few seconds" % code)
+        self._conn.close()
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            self._deaths = [t for t in self._deaths if now - t < 60.0] + [now]
+            delay = min(30.0, 0.5 * 2 ** (len(self._deaths) - 1)) if len(self._deaths) > 1 else 0.0
+            if self._stopping.wait(delay):
+                return
+            try:
+                self._spawn()
+                return
+            except Exception as e:
+                log.error("accelerator worker failed to start: %s", e)
+
+    # -- reporting --------------------------------------------------------------------------
+    def model_status(self):
+        return dict(self._status)
+
+    def status(self):
+        with self._lock:
+            in_flight = self._nslots - len(self._free)
+        return {
+            "state": self._state,
+            "worker_pid": self.pid,
+            "restarts": self._restarts,
+            "queue_depth": in_flight,
+            "queue_capacity": self._nslots,
+            "service_ms": round(self._service_ms, 1) if self._service_ms is not None else None,
+        }
+
+
+def _round_up(n, k):
+    return (n + k - 1) // k * k
+
+
+# -- the worker process ----------------------------------------------------------------------
+def _die_with_parent(parent_pid):
+    """Linux: the kernel kills us when the server process dies, so no worker is ever orphaned."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def worker_main(argv=None):
+    p = argparse.ArgumentParser(prog="edgeapp.worker")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--parent", type=int, required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    _die_with_parent(args.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
+    conn = Connection(args.fd)
+
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+
+    try:
+        bundles = load_bundles(args.model_dir)
+        accel = LocalAccelerator(bundles, threads=args.threads)
+    except Exception as e:  # the runtime self-check, or unreadable bundles
+        conn.send(("fatal", str(e)))
+        return 3
+    conn.send(("ready", os.getpid(), accel.model_status(), max(accel.output_bytes.values() or [4])))
+    msg = conn.recv()
+    layout = Layout(*msg[1:])
+    fd = recv_handle(conn)
+    mem = mmap.mmap(fd, layout.total)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return 0
+        if msg[0] == "stop":
+            return 0
+        _, job_id, slot, mid, shapes, deadline = msg
+        if mem[layout.header(slot)] or (deadline is not None and time.monotonic() > deadline):
+            conn.send(("skipped", job_id))
+            continue
+        t0 = time.monotonic()
+        try:
+            outs = accel.run(mid, read_arrays(mem, layout.inputs(slot), shapes, copy=False))
+            out_shapes = write_arrays(mem, layout.outputs(slot), layout.out_bytes, outs)
+        except Exception as e:
+            log.exception("job on model %d failed", mid)
+            conn.send(("error", job_id, str(e)))
+            continue
+        conn.send(("done", job_id, out_shapes, (time.monotonic() - t0) * 1000.0))
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

