@@ -1,0 +1,99 @@
+"""pytest-benchmark: the hot functions around the accelerator (no timed asserts here).
+
+`make bench` runs these with timing; `make test` runs each once as a plain test.
+"""
+import base64
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeapp import images, render
+from edgeapp.accelerator import LocalAccelerator
+from edgeapp.bundle import load_bundles
+from edgeapp.engine import Engine
+from edgeapp.models.ocr import crop_region
+from edgeapp.results import dumps, success
+from textimages import encode, page, text_line
+
+MODEL_DIR = os.environ.get("EDGEAPP_MODEL_DIR", os.path.join("build", "models", "x86"))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    bundles = load_bundles(MODEL_DIR)
+    return Engine(bundles, LocalAccelerator(bundles))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A 1280x960 page with text, like a phone photo of a document."""
+    img, _ = page([("HELLO WORLD", (80, 200)), ("EdgeBoard 2026", (80, 500)), ("Invoice 12345", (80, 800))],
+                  size=(960, 1280), scale=2.5, thickness=5)
+    return img
+
+
+@pytest.fixture(scope="module")
+def det_outputs(engine, photo):
+    det = engine.models[1]
+    tensor, box = det.preprocess(photo)
+    return engine.accel.run(1, [tensor])[0][0, 0], box
+
+
+def test_bench_base64_decode(benchmark, photo):
+    text = base64.b64encode(encode(photo, ".jpg")).decode()
+    benchmark(base64.b64decode, text)
+
+
+def test_bench_image_decode_jpeg(benchmark, photo):
+    data = encode(photo, ".jpg")
+    assert benchmark(images.decode, data, 40 * 10 ** 6).shape == photo.shape
+
+
+def test_bench_det_preprocess(benchmark, engine, photo):
+    tensor, _ = benchmark(engine.models[1].preprocess, photo)
+    assert list(tensor.shape) == engine.bundles[1].input_shape
+
+
+def test_bench_det_postprocess(benchmark, engine, photo, det_outputs):
+    prob, box = det_outputs
+    boxes = benchmark(engine.models[1].postprocess, prob, box, photo.shape)
+    assert len(boxes) == 3
+
+
+def test_bench_cls_preprocess(benchmark, engine):
+    line = text_line("HELLO WORLD")
+    assert list(benchmark(engine.models[2].preprocess, line).shape) == engine.bundles[2].input_shape
+
+
+def test_bench_cls_postprocess(benchmark, engine):
+    assert benchmark(engine.models[2].postprocess, np.array([[0.1, 0.9]], np.float32))[1] == "180"
+
+
+def test_bench_rec_preprocess(benchmark, engine):
+    rec = engine.models[3].recognizer
+    assert list(benchmark(rec.preprocess, text_line("EdgeBoard 2026")).shape) == engine.bundles[3].input_shape
+
+
+def test_bench_rec_postprocess(benchmark, engine):
+    rec = engine.models[3].recognizer
+    probs = engine.accel.run(3, [rec.preprocess(text_line("EdgeBoard 2026"))])[0][0]
+    assert benchmark(rec.postprocess, probs)[0] == "EdgeBoard 2026"
+
+
+def test_bench_ocr_crop(benchmark, engine, photo, det_outputs):
+    prob, box = det_outputs
+    pts = engine.models[1].postprocess(prob, box, photo.shape)[0][0]
+    assert benchmark(crop_region, photo, pts).shape[0] > 10
+
+
+def test_bench_render_and_jpeg(benchmark, engine, photo):
+    results = engine.infer(1, photo)["result"]
+    jpeg = benchmark(lambda: render.to_jpeg(render.draw(photo, results)))
+    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1).shape == photo.shape
+
+
+def test_bench_response_json(benchmark, engine, photo):
+    data = engine.infer(3, photo)
+    assert benchmark(dumps, success(data)).startswith('{"code":0')
