@@ -12,9 +12,9 @@ from edgeapp.accelerator import LocalAccelerator
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.errors import UnknownModel
+from support import MODEL_DIR, child_env
 from textimages import iou, loc_box, page, text_line
 
-MODEL_DIR = os.environ.get("EDGEAPP_MODEL_DIR", os.path.join("build", "models", "x86"))
 
 LINES = [("HELLO WORLD", (60, 120)), ("EdgeBoard 2026", (60, 300))]
 
@@ -126,8 +126,7 @@ def test_unknown_model_is_refused(engine):
 
 
 def _cli(*args):
-    env = dict(os.environ, EDGEAPP_MODEL_DIR=MODEL_DIR)
-    return subprocess.run([sys.executable, "-m", "edgeapp"] + list(args), env=env,
+    return subprocess.run([sys.executable, "-m", "edgeapp"] + list(args), env=child_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
 
 

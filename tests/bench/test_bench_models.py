@@ -15,9 +15,9 @@ from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.models.ocr import crop_region
 from edgeapp.results import dumps, success
+from support import MODEL_DIR
 from textimages import encode, page, text_line
 
-MODEL_DIR = os.environ.get("EDGEAPP_MODEL_DIR", os.path.join("build", "models", "x86"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,151 @@
+"""The accelerator worker process: real Paddle Lite behind shared-memory slots."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgeapp.bundle import load_bundles
+from edgeapp.engine import Engine
+from edgeapp.errors import AcceleratorFailed, Busy, Timeout
+from edgeapp.worker import WorkerAccelerator
+from support import MODEL_DIR, child_env
+from textimages import page, text_line
+
+
+
+@pytest.fixture(scope="module")
+def bundles():
+    return load_bundles(MODEL_DIR)
+
+
+@pytest.fixture(scope="module")
+def worker(bundles):
+    acc = WorkerAccelerator(bundles, slots=2, job_timeout=20.0)
+    acc.start()
+    yield acc
+    acc.stop()
+
+
+def _wait_ready(acc, seconds=30):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and acc.status()["state"] != "ready":
+        time.sleep(0.05)
+    return acc.status()["state"] == "ready"
+
+
+def test_worker_serves_all_models_like_in_process(worker, bundles):
+    engine = Engine(bundles, worker)
+    img, _ = page([("HELLO WORLD", (60, 120))])
+    assert [r["label"] for r in engine.infer(3, img)["result"]] == ["HELLO WORLD"]
+    assert engine.infer(2, text_line("EdgeBoard"))["result"][0]["label"] == "0"
+    st = worker.status()
+    assert st["state"] == "ready" and st["queue_capacity"] == 2 and st["queue_depth"] == 0
+    assert st["worker_pid"] != os.getpid()
+    assert all(worker.model_status()[m]["ready"] for m in (1, 2, 3))
+
+
+def test_full_queue_is_an_immediate_busy_not_a_wait(worker, bundles):
+    engine = Engine(bundles, worker)
+    img, _ = page([("HELLO", (60, 120))])
+    outcomes, lock = [], threading.Lock()
+
+    def call():
+        t0 = time.monotonic()
+        try:
+            engine.infer(1, img)
+            r = "ok"
+        except Busy as e:
+            assert e.retry_after >= 1 and e.status == 503
+            r = "busy"
+        with lock:
+            outcomes.append((r, time.monotonic() - t0))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 6                       # nothing lost, nothing hung
+    assert {r for r, _ in outcomes} == {"ok", "busy"}
+    assert sum(r == "ok" for r, _ in outcomes) >= 2
+    assert max(s for r, s in outcomes if r == "busy") < 0.5   # refused at once
+    assert worker.status()["queue_depth"] == 0      # every slot came back
+
+
+def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
+    engine = Engine(bundles, worker)
+    img, _ = page([("HELLO", (60, 120))])
+    with pytest.raises(Timeout) as e:
+        engine.infer(1, img, deadline=time.monotonic() - 1)
+    assert e.value.status == 504
+    # A deadline that passes while queued behind a slow job: dropped, slot returned.
+    blocker = threading.Thread(target=lambda: engine.infer(1, img))
+    blocker.start()
+    time.sleep(0.05)
+    with pytest.raises(Timeout):
+        engine.infer(1, img, deadline=time.monotonic() + 0.1)
+    blocker.join(30)
+    assert _wait_ready(worker)
+    time.sleep(0.2)
+    assert worker.status()["queue_depth"] == 0
+
+
+def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
+    engine = Engine(bundles, worker)
+    img, _ = page([("HELLO", (60, 120))])
+    pid = worker.status()["worker_pid"]
+    restarts = worker.status()["restarts"]
+    threading.Timer(0.2, os.kill, (pid, signal.SIGKILL)).start()
+    t0 = time.monotonic()
+    with pytest.raises(AcceleratorFailed) as e:
+        engine.infer(1, img)
+    assert time.monotonic() - t0 < 1.5            # answered promptly, not at the timeout
+    assert "died" in e.value.msg
+    assert _wait_ready(worker, 30)
+    st = worker.status()
+    assert st["restarts"] == restarts + 1 and st["worker_pid"] != pid
+    assert engine.infer(2, text_line("HELLO"))["result"][0]["label"] == "0"
+
+
+def test_worker_dies_with_its_parent(tmp_path):
+    # A parent that starts a worker and is then killed -9: the worker must not outlive it.
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        from edgeapp.bundle import load_bundles
+        from edgeapp.worker import WorkerAccelerator
+        b = load_bundles(sys.argv[1])
+        b = {2: b[2]}                      # the small model: fast start
+        acc = WorkerAccelerator(b, slots=1)
+        acc.start()
+        print(acc.status()["worker_pid"], flush=True)
+        time.sleep(60)
+    """))
+    p = subprocess.Popen([sys.executable, str(script), MODEL_DIR], stdout=subprocess.PIPE, env=child_env())
+    worker_pid = int(p.stdout.readline())
+    assert os.path.exists("/proc/%d" % worker_pid)
+    p.kill()
+    p.wait()
+    end = time.monotonic() + 5
+    while time.monotonic() < end and _alive(worker_pid):
+        time.sleep(0.05)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_wrong_tensor_shape_never_reaches_paddle_lite(worker):
+    with pytest.raises(ValueError):
+        worker.run(1, [np.zeros((1, 3, 320, 320), np.float32)])
