@@ -1,4 +1,4 @@
-"""Command line: `python -m edgeapp models | infer | selfcheck`."""
+"""Command line: `python -m edgeapp models | infer | selfcheck | serve`."""
 import argparse
 import logging
 import os
@@ -75,6 +75,21 @@ def cmd_selfcheck(args):
     return 0 if ok else 1
 
 
+def cmd_serve(args):
+    """Serve the HTTP API until SIGTERM or Ctrl-C."""
+    from edgeapp import config, server
+
+    try:
+        settings = config.load(args.config, flags={"host": args.host, "port": args.port,
+                                                   "model_dir": args.model_dir})
+    except config.ConfigError as e:
+        print("edgeapp: %s" % e, file=sys.stderr)
+        return 2
+    # The service always logs its start-up and ready lines; -v adds one line per request.
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    return server.serve(settings)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="edgeapp", description="EdgeBoard HTTP model-inference service")
     p.add_argument("--version", action="version", version="edgeapp " + __version__)
@@ -87,10 +102,14 @@ def main(argv=None):
     pi.add_argument("image", help="JPEG, PNG, BMP or WebP file")
     pi.add_argument("--show", metavar="OUT.jpg", help="also write the rendered result image")
     sub.add_parser("selfcheck", help="load and warm every model, check the runtime, report memory")
+    ps = sub.add_parser("serve", help="serve the HTTP API (settings: defaults < config file < EDGEAPP_* < flags)")
+    ps.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    ps.add_argument("--port", help="TCP port (default 9876)")
+    ps.add_argument("--config", metavar="FILE", help="KEY=value settings file (default: $EDGEAPP_CONFIG, if set)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck}
+    handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck, "serve": cmd_serve}
     if args.command not in handlers:
         p.print_help()
         return 2

@@ -60,6 +60,30 @@ class AcceleratorFailed(EdgeError):
     status = 503
 
 
+class Unauthorized(EdgeError):
+    """An access token is configured and the request did not carry it."""
+    code = 1008
+    status = 401
+
+
+class NotFound(EdgeError):
+    """No endpoint at that path."""
+    code = 1009
+    status = 404
+
+
+class MethodNotAllowed(EdgeError):
+    """The endpoint exists but not for that HTTP method."""
+    code = 1010
+    status = 405
+
+
+class NotReady(EdgeError):
+    """The service is starting (models loading and warming up) or no model is ready."""
+    code = 1011
+    status = 503
+
+
 class Internal(EdgeError):
     """Anything unexpected; details go to the log, never to the client."""
     code = 1099

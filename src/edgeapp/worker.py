@@ -27,6 +27,7 @@ import numpy as np
 
 from edgeapp.accelerator import Accelerator, check_shape
 from edgeapp.errors import AcceleratorFailed, Busy, Internal, Timeout, UnknownModel
+from edgeapp.memory import tame_malloc
 
 log = logging.getLogger("edgeapp.worker")
 
@@ -100,8 +101,11 @@ class _Job:
 class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
-    def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None):
+    def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
+                 excluded=None):
+        """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget)."""
         self._bundles = bundles
+        self._excluded = dict(excluded or {})
         self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
         self._threads = threads
         self._job_timeout = float(job_timeout)
@@ -155,6 +159,11 @@ class WorkerAccelerator(Accelerator):
         self._fail_all("the server is shutting down")
 
     @property
+    def shared_bytes(self):
+        """Size of the preallocated slots (all of them): a term of the memory formula."""
+        return self._layout.total if self._layout is not None else 0
+
+    @property
     def pid(self):
         return self._proc.pid if self._proc is not None and self._state != "stopped" else None
 
@@ -168,6 +177,8 @@ class WorkerAccelerator(Accelerator):
                "--parent", str(os.getpid()), "--model-dir", self._model_dir]
         if self._threads:
             cmd += ["--threads", str(self._threads)]
+        if self._excluded:
+            cmd += ["--skip", ",".join(str(m) for m in sorted(self._excluded))]
         proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL)
         child_sock.close()
         conn = Connection(parent_sock.detach())
@@ -202,7 +213,7 @@ class WorkerAccelerator(Accelerator):
         if self._state != "ready":
             raise Busy("the accelerator is %s; retry in a few seconds" % self._state, retry_after=5)
         st = self._status.get(mid)
-        if not st or not st.get("ready"):
+        if not st or not st.get("ready") or mid in self._excluded:
             raise UnknownModel("model %d is not loaded on the accelerator" % mid)
         check_shape(self._bundles[mid], inputs[0].shape)
         now = time.monotonic()
@@ -310,7 +321,10 @@ class WorkerAccelerator(Accelerator):
 
     # -- reporting --------------------------------------------------------------------------
     def model_status(self):
-        return dict(self._status)
+        st = dict(self._status)
+        for mid, why in self._excluded.items():
+            st[mid] = {"ready": False, "reason": why, "memory_mb": None, "warmup_ms": None}
+        return st
 
     def status(self):
         with self._lock:
@@ -348,8 +362,10 @@ def worker_main(argv=None):
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--threads", type=int)
+    p.add_argument("--skip", default="", help="comma-separated model ids not to load")
     args = p.parse_args(argv)
     _die_with_parent(args.parent)
+    tame_malloc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
@@ -359,7 +375,8 @@ def worker_main(argv=None):
     from edgeapp.bundle import load_bundles
 
     try:
-        bundles = load_bundles(args.model_dir)
+        skip = {int(x) for x in args.skip.split(",") if x}
+        bundles = {mid: b for mid, b in load_bundles(args.model_dir).items() if mid not in skip}
         accel = LocalAccelerator(bundles, threads=args.threads)
     except Exception as e:  # the runtime self-check, or unreadable bundles
         conn.send(("fatal", str(e)))

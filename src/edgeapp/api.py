@@ -1,0 +1,461 @@
+"""The HTTP API: the EdgeBoard document's three inference endpoints plus models, health and status.
+
+Routes parse and check the request (body size, parameters, image header), hand the decoded image to
+the Engine and answer with the EdgeBoard envelope (edgeapp.results). Every response, errors
+included, is JSON with a Content-Length. This module never imports Paddle Lite: inference goes
+through the Engine's accelerator, which may live in another process.
+"""
+import base64
+import binascii
+import functools
+import hmac
+import io
+import json
+import logging
+import math
+import re
+import threading
+import time
+from urllib.parse import parse_qsl
+
+import bottle
+from bottle import request, response
+
+from edgeapp import __version__, budget, images
+from edgeapp.errors import (BadRequest, EdgeError, Internal, MethodNotAllowed, NotFound, NotReady,
+                            TooLarge, Unauthorized)
+from edgeapp.results import dumps, failure, success
+
+log = logging.getLogger("edgeapp.api")
+
+JSON_TYPE = "application/json; charset=utf-8"
+DEADLINE_HEADER = "X-Edgeapp-Deadline-Ms"
+TOKEN_HEADER = "X-Edgeapp-Token"
+ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/binary?mid=N, "
+             "POST /api/model/service/multipart, GET /api/models, GET /api/health, GET /api/status")
+_READ_CHUNK = 64 * 1024
+_DATA_URL = re.compile(r"^\s*data:[^,]{0,200},")
+
+
+class _App(bottle.Bottle):
+    """Bottle with the JSON envelope instead of its HTML error pages (404, 405, 413, 500, ...)."""
+
+    def default_error_handler(self, res):
+        status = res.status_code
+        where = "%s %s" % (request.method, request.path)
+        if status == 404:
+            err = NotFound("no endpoint %s; the endpoints are: %s" % (where, ENDPOINTS))
+        elif status == 405:
+            err = MethodNotAllowed("%s: method not allowed here; use %s"
+                                   % (where, res.headers.get("Allow", "another method")))
+        elif status == 413:
+            err = TooLarge("the request body is too large")
+        elif status == 400:
+            err = BadRequest("bad request: %s" % res.body)
+        elif status >= 500:
+            err = Internal("internal error; the details are in the server log")
+        else:
+            err = EdgeError("%s: %s" % (res.status_line, res.body))
+        return _error_body(err)
+
+
+def _error_body(err):
+    """The failure envelope for err, with its status and headers set on the response."""
+    response.status = err.status
+    response.content_type = JSON_TYPE
+    retry = getattr(err, "retry_after", None)
+    if retry is not None:
+        response.set_header("Retry-After", str(max(1, int(math.ceil(retry)))))
+    if isinstance(err, Unauthorized):
+        response.set_header("WWW-Authenticate", 'Bearer realm="edgeapp"')
+    return dumps(failure(err.code, err.msg)).encode("utf-8")
+
+
+def starting_app(environ, start_response):
+    """What every request gets while the models load and warm up (before make_app's app is ready)."""
+    err = NotReady("starting: the models are loading and warming up; retry in a few seconds")
+    body = dumps(failure(err.code, err.msg)).encode("utf-8")
+    start_response("503 Service Unavailable", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))),
+                                               ("Retry-After", "2")])
+    return [body]
+
+
+def make_app(engine, accel, settings):
+    """The Bottle app serving engine's models; accel is only asked for its status figures."""
+    # Bodies up to our own limit stay in memory: bottle would spool anything over MEMFILE_MAX
+    # (100 KB by default) to a temporary file while parsing a multipart form.
+    bottle.BaseRequest.MEMFILE_MAX = settings.max_body_bytes
+    app = _App()
+    started = time.time()
+    in_flight = _Counter()
+
+    @app.hook("before_request")
+    def forgive_slashes():
+        # Clients that join URL parts carelessly send `/api//model/...` or a trailing slash.
+        # (A leading `//` never gets here: cheroot refuses it as an absolute URI.)
+        path = request.environ["PATH_INFO"]
+        if "//" in path or (path.endswith("/") and path != "/"):
+            request.environ["PATH_INFO"] = re.sub("/+", "/", path).rstrip("/") or "/"
+
+    def endpoint(open_access=False, inference=False):
+        """Wraps a route: limits and token first, then the envelope around its data or its error."""
+
+        def wrap(fn):
+            @functools.wraps(fn)
+            def handler(**url_args):
+                t0 = time.monotonic()
+                if inference:
+                    in_flight.add(1)
+                try:
+                    if request.method == "POST":
+                        _check_length(settings.max_body_bytes)
+                    if settings.token and not open_access:
+                        _check_token(settings.token)
+                    body = dumps(success(fn(**url_args))).encode("utf-8")
+                    response.content_type = JSON_TYPE
+                    log.debug("%s %s -> 200 (%.0f ms)", request.method, request.path, _ms(t0))
+                    return body
+                except EdgeError as e:
+                    log.info("%s %s -> %d code %d: %s (%.0f ms)",
+                             request.method, request.path, e.status, e.code, e.msg, _ms(t0))
+                    return _error_body(e)
+                except bottle.HTTPResponse:
+                    raise  # bottle's own errors: default_error_handler turns them into JSON
+                except Exception:
+                    log.exception("%s %s failed", request.method, request.path)
+                    return _error_body(Internal("internal error; the details are in the server log"))
+                finally:
+                    if inference:
+                        in_flight.add(-1)
+
+            return handler
+
+        return wrap
+
+    def deadline(query):
+        """The request's time.monotonic() deadline: the client's, capped by request_timeout."""
+        now = time.monotonic()
+        raw = request.get_header(DEADLINE_HEADER) or _first(query, "deadline_ms")
+        if raw is None or not raw.strip():
+            return now + settings.request_timeout
+        try:
+            ms = float(raw)
+        except ValueError:
+            ms = float("nan")
+        if not (0 < ms < float("inf")):
+            raise BadRequest("%s / deadline_ms must be a positive number of milliseconds, got %r"
+                             % (DEADLINE_HEADER, _short(raw)))
+        return now + min(ms / 1000.0, settings.request_timeout)
+
+    def decode(data):
+        return images.decode(data, settings.max_pixels)
+
+    @app.post("/api/model/service/base64")
+    @app.post("/api/model/service/base64/mid=<path_mid>")
+    @endpoint(inference=True)
+    def service_base64(path_mid=None):
+        query = _query(path_mid)
+        until = deadline(query)
+        body = _read_body(settings.max_body_bytes)
+        mid = _mid(_first(query, "mid"))
+        engine.model(mid)  # an unknown id is refused before any decoding
+        doc = _json_object(body)
+        del body
+        show = _truthy(doc["show"]) if "show" in doc else _truthy(_first(query, "show"))
+        image = decode(_base64_image(doc.get("image")))
+        return engine.infer(mid, image, show, deadline=until)
+
+    @app.post("/api/model/service/binary")
+    @app.post("/api/model/service/binary/mid=<path_mid>")
+    @endpoint(inference=True)
+    def service_binary(path_mid=None):
+        query = _query(path_mid)
+        until = deadline(query)
+        body = _read_body(settings.max_body_bytes)
+        fields = {}
+        if request.content_type.startswith("multipart/"):
+            # The document calls this upload "a form" while showing a raw body: take both.
+            fields, files = _form(body)
+            body = _pick_file(files)
+        mid = _mid(_first(query, "mid") or _first(fields, "mid"))
+        engine.model(mid)
+        show = _truthy(_first(query, "show") or _first(fields, "show"))
+        return engine.infer(mid, decode(body), show, deadline=until)
+
+    @app.post("/api/model/service/multipart")
+    @endpoint(inference=True)
+    def service_multipart():
+        query = _query()
+        until = deadline(query)
+        body = _read_body(settings.max_body_bytes)
+        if not request.content_type.startswith("multipart/"):
+            raise BadRequest("send multipart/form-data with the image in a 'file' part and the model ids in "
+                             "'mids' (e.g. mids=[1,2]); got Content-Type %r" % _short(request.content_type))
+        fields, files = _form(body)
+        del body
+        mids = _mids(fields.get("mids") or query.get("mids") or fields.get("mid") or query.get("mid") or [])
+        if not mids:
+            raise BadRequest("the form has no 'mids' field: list the model ids, e.g. mids=[1,2] (GET /api/models)")
+        if len(mids) > settings.max_mids:
+            raise BadRequest("%d model ids in one request; the limit is %d (EDGEAPP_MAX_MIDS)"
+                             % (len(mids), settings.max_mids))
+        for mid in mids:
+            engine.model(mid)  # one unknown id refuses the whole request, naming it
+        show = _truthy(_first(query, "show") or _first(fields, "show"))
+        image = decode(_pick_file(files))  # decoded once, run by every model
+        done = {}
+        out = []
+        for mid in mids:
+            if mid not in done:
+                done[mid] = engine.infer(mid, image, show, deadline=until)
+            entry = {"model_id": mid}
+            entry.update(done[mid])
+            out.append(entry)
+        return out
+
+    @app.get("/api/models")
+    @endpoint()
+    def models():
+        return engine.describe()
+
+    @app.get("/api/health")
+    @endpoint(open_access=True)
+    def health():
+        # State only: no accelerator round trip, so this answers while inference is saturated.
+        state = _accel_status(accel)["state"]
+        if state != "ready":
+            raise _not_ready("not ready: the accelerator is %s" % state)
+        if not engine.models:
+            raise _not_ready("not ready: no model is ready (%s)" % "; ".join(
+                "%d: %s" % (mid, why) for mid, why in sorted(engine.failed.items())) or "none installed")
+        return {"ready": True, "state": state, "version": __version__,
+                "uptime_s": round(time.time() - started, 1),
+                "models_ready": sorted(engine.models), "models_failed": sorted(engine.failed)}
+
+    @app.get("/api/status")
+    @endpoint()
+    def status():
+        data = {"version": __version__, "uptime_s": round(time.time() - started, 1)}
+        data.update(_accel_status(accel))
+        data["requests_in_flight"] = in_flight.value
+        data["memory"] = budget.measure(accel, settings)  # the README's formula, live
+        stats = engine.stats()
+        data["models"] = []
+        for mid in sorted(engine.bundles):
+            entry = {"id": mid, "name": engine.bundles[mid].name, "ready": mid in engine.models}
+            entry.update(stats.get(mid, {}))  # requests, errors, latency_ms {p50, p95, p99}
+            data["models"].append(entry)
+        return data
+
+    return app
+
+
+class _Counter:
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, n):
+        with self._lock:
+            self.value += n
+
+
+def _ms(t0):
+    return (time.monotonic() - t0) * 1000.0
+
+
+def _short(text, n=60):
+    text = str(text)
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _not_ready(msg, retry_after=2):
+    err = NotReady(msg)
+    err.retry_after = retry_after
+    return err
+
+
+def _accel_status(accel):
+    """accel.status() with every key /api/status documents (an in-process accelerator has no queue)."""
+    st = {"state": "ready", "worker_pid": None, "restarts": 0, "queue_depth": 0, "queue_capacity": None}
+    st.update(accel.status() or {})
+    return st
+
+
+# ---- request parsing -------------------------------------------------------------------------
+
+def _query(path_mid=None):
+    """{name: [values]} of the query string (plus the path form's `mid=N`).
+
+    The document writes `?mid=n?show=0`: a second `?` is read as `&`.
+    """
+    qs = request.environ.get("QUERY_STRING", "")
+    if path_mid is not None:
+        qs = "mid=" + path_mid + "&" + qs
+    out = {}
+    for key, value in parse_qsl(qs.replace("?", "&"), keep_blank_values=True):
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _first(params, name):
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _check_length(limit):
+    """Refuse a body whose declared length is over the limit, before reading any of it."""
+    raw = request.environ.get("CONTENT_LENGTH") or ""
+    if raw.strip():
+        try:
+            n = int(raw)
+        except ValueError:
+            raise BadRequest("Content-Length %r is not a number" % _short(raw))
+        if n > limit:
+            raise TooLarge("the body is %d bytes; the limit is %d bytes (EDGEAPP_MAX_BODY_BYTES)" % (n, limit))
+
+
+def _read_body(limit):
+    """The whole request body as bytes, never more than limit (also for chunked uploads)."""
+    env = request.environ
+    stream = env.get("wsgi.input")
+    raw = (env.get("CONTENT_LENGTH") or "").strip()
+    if stream is None:
+        return b""
+    if raw:
+        want = int(raw)  # _check_length has vetted it
+        parts, got = [], 0
+        while got < want:
+            part = stream.read(min(_READ_CHUNK, want - got))
+            if not part:
+                raise BadRequest("the body ended after %d of its %d bytes" % (got, want))
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+    if env.get("wsgi.input_terminated") or "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower():
+        parts, got = [], 0
+        while True:
+            part = stream.read(_READ_CHUNK)
+            if not part:
+                return b"".join(parts)
+            got += len(part)
+            if got > limit:
+                raise TooLarge("the body is over the limit of %d bytes (EDGEAPP_MAX_BODY_BYTES)" % limit)
+            parts.append(part)
+    return b""  # neither a length nor chunked: HTTP says there is no body
+
+
+def _json_object(body):
+    if not body.strip():
+        raise BadRequest('the body is empty; send JSON: {"image": "<base64>", "show": false}')
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest('the body is not valid JSON (%s); send {"image": "<base64>", "show": false}' % e)
+    if not isinstance(doc, dict):
+        raise BadRequest('the JSON body must be an object: {"image": "<base64>", "show": false}')
+    return doc
+
+
+def _base64_image(text):
+    """Image bytes from base64 text, with or without a data: URL prefix, whitespace and padding."""
+    if text is None:
+        raise BadRequest('the JSON has no "image" field; send {"image": "<base64 of the image file>"}')
+    if not isinstance(text, str):
+        raise BadRequest('"image" must be a base64 string, not %s' % type(text).__name__)
+    text = _DATA_URL.sub("", text, count=1)
+    text = "".join(text.split())  # line breaks from `base64` tools and mail-style wrapping
+    if "-" in text or "_" in text:  # the URL-safe alphabet
+        text = text.replace("-", "+").replace("_", "/")
+    text = text.rstrip("=")
+    if not text:
+        raise BadRequest('"image" is empty')
+    if len(text) % 4 == 1:
+        raise BadRequest('"image" is not valid base64 (its length does not fit)')
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BadRequest('"image" is not valid base64: %s' % e)
+
+
+def _form(body):
+    """({name: [text values]}, {name: bytes}) of a form body, parsed by bottle from memory."""
+    env = request.environ
+    env["wsgi.input"] = io.BytesIO(body)
+    env["CONTENT_LENGTH"] = str(len(body))
+    env.pop("HTTP_TRANSFER_ENCODING", None)  # the body is already de-chunked
+    try:
+        post = request.POST
+    except bottle.HTTPError as e:
+        raise BadRequest("the form could not be parsed: %s" % e.body)
+    except UnicodeDecodeError:
+        raise BadRequest("a form field is not text: send the image as a file part "
+                         "(with a filename), e.g. curl -F file=@image.jpg")
+    request.body.close()  # bottle's copy of the body: the parts are all we need now
+    fields, files = {}, {}
+    for name, item in post.allitems():
+        if isinstance(item, bottle.FileUpload):
+            item.file.seek(0)
+            files.setdefault(name, item.file.read())
+            item.file.close()
+        else:
+            fields.setdefault(name, []).append(item)
+    return fields, files
+
+
+def _pick_file(files):
+    """The image part: `file` as documented, else `image`, else the only file in the form."""
+    for name in ("file", "image"):
+        if name in files:
+            return files[name]
+    if len(files) == 1:
+        return list(files.values())[0]
+    raise BadRequest("the form has no file part named 'file'%s; send the image as file=<image>"
+                     % (" (it has: %s)" % ", ".join(sorted(files)) if files else ""))
+
+
+def _mid(text):
+    if text is None or not str(text).strip():
+        raise BadRequest("no model id: add ?mid=N to the URL (GET /api/models lists the ids)")
+    s = str(text).strip().strip("'\"")
+    if not re.match(r"^[+-]?[0-9]{1,9}$", s):
+        raise BadRequest("mid must be a model id (a whole number, see GET /api/models), got %r" % _short(text))
+    return int(s)
+
+
+def _mids(values):
+    """Model ids from the mids fields: "[0,1]", "0,1", "0 1" or one field per id."""
+    out = []
+    for value in values:
+        s = value.strip()
+        if s.startswith("[") and s.endswith("]"):
+            s = s[1:-1]
+        for token in re.split(r"[\s,;]+", s):
+            if token:
+                try:
+                    out.append(_mid(token))
+                except BadRequest:
+                    raise BadRequest("mids must list model ids, e.g. [1,2] or 1,2; %r is not one" % _short(token))
+    return out
+
+
+def _truthy(value):
+    """`show`: true, 1, "true" or "1" turn the image on; the document says any other value means false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value == 1
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true")
+    return False
+
+
+def _check_token(token):
+    auth = request.get_header("Authorization") or ""
+    given = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    given = given or request.get_header(TOKEN_HEADER) or _first(_query(), "token")
+    if not given:
+        raise Unauthorized("this board needs an access token: send 'Authorization: Bearer <token>' "
+                           "(or the header %s, or ?token=<token>)" % TOKEN_HEADER)
+    if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+        raise Unauthorized("the access token is wrong")

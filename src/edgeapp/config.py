@@ -1,0 +1,198 @@
+"""Service settings: defaults < config file < EDGEAPP_* environment < command-line flags.
+
+The config file is /etc/default style: KEY=value lines, `#` comments, optional quotes, keys
+named like the environment variables (EDGEAPP_PORT=9876; the EDGEAPP_ prefix may be left out).
+The same file can therefore serve as a systemd EnvironmentFile.
+A bad value is refused with a message that names the key and where the value came from.
+"""
+import os
+import re
+
+PREFIX = "EDGEAPP_"
+CONFIG_ENV = "EDGEAPP_CONFIG"  # path of the config file when --config is not given
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _integer(text, low=None, high=None):
+    text = text.strip()
+    if not re.match(r"^[+-]?[0-9][0-9_]*$", text):
+        raise ValueError("not a whole number")
+    n = int(text)
+    _check_range(n, low, high)
+    return n
+
+
+def _number(text, low=None, high=None):
+    try:
+        x = float(text.strip())
+    except ValueError:
+        raise ValueError("not a number")
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    _check_range(x, low, high)
+    return x
+
+
+def _check_range(x, low, high):
+    if low is not None and x < low:
+        raise ValueError("must be at least %s" % low)
+    if high is not None and x > high:
+        raise ValueError("must be at most %s" % high)
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def _bytes(text, low=None, high=None):
+    """A byte count: 20971520, 20M, 20MB or 20MiB (K, M, G are powers of 1024)."""
+    m = re.match(r"^\s*([0-9][0-9_]*)\s*([kKmMgG]?)(i?[bB])?\s*$", text)
+    if not m:
+        raise ValueError("not a byte count (examples: 20971520, 512K, 20M)")
+    n = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    _check_range(n, low, high)
+    return n
+
+
+def _choice(*allowed):
+    def parse(text):
+        t = text.strip().lower()
+        if t not in allowed:
+            raise ValueError("must be one of: %s" % ", ".join(allowed))
+        return t
+    return parse
+
+
+def _text(text):
+    return text.strip()
+
+
+# name: (parser, default, what it is). The environment variable is EDGEAPP_<NAME>.
+FIELDS = {
+    "host": (_text, "0.0.0.0", "address to listen on"),
+    "port": (lambda s: _integer(s, 0, 65535), 9876, "TCP port (the EdgeBoard document uses 9876)"),
+    "threads": (lambda s: _integer(s, 1, 256), 8, "HTTP worker threads (cheroot pool)"),
+    "queue_depth": (lambda s: _integer(s, 1, 256), 4, "inference jobs in flight at most; more get 503"),
+    "request_timeout": (lambda s: _number(s, 0.1, 3600), 30.0, "seconds a request may wait for inference"),
+    "max_body_bytes": (lambda s: _bytes(s, 1024, 1024 ** 3), 20 * 1024 ** 2, "largest request body, bytes"),
+    "max_pixels": (lambda s: _integer(s, 1), 40 * 1000 * 1000, "largest image, width x height"),
+    "max_mids": (lambda s: _integer(s, 1, 64), 8, "model ids per multipart request at most"),
+    "model_dir": (_text, os.path.join("build", "models", "x86"), "folder of the built model bundles"),
+    "token": (_text, None, "access token; if set, every endpoint but /api/health needs it"),
+    "memory_budget_mb": (lambda s: _integer(s, 0), 0, "memory for all edgeapp processes, MB (0: no check)"),
+    "memory_policy": (_choice("refuse", "drop"), "refuse",
+                      "over the budget: refuse to start, or drop the models that do not fit"),
+}
+
+
+class Settings:
+    """Plain attributes (settings.port, ...) plus .sources: where each value came from."""
+
+    def __init__(self):
+        self.sources = {}
+        for name, (_, default, _) in FIELDS.items():
+            setattr(self, name, default)
+            self.sources[name] = "default"
+
+    def set(self, name, raw, source, label):
+        """Parse raw (a string) for setting name; label is how the user wrote the key."""
+        parse = FIELDS[name][0]
+        try:
+            value = parse(raw)
+        except ValueError as e:
+            raise ConfigError("%s=%r %s: %s" % (label, raw, source, e))
+        setattr(self, name, value)
+        self.sources[name] = source
+
+    def describe(self):
+        """One line for the log; the token is never shown."""
+        parts = []
+        for name in FIELDS:
+            value = getattr(self, name)
+            if name == "token":
+                value = "set" if value else "none"
+            parts.append("%s=%s" % (name, value))
+        return " ".join(parts)
+
+
+def env_name(name):
+    return PREFIX + name.upper()
+
+
+def _key_to_name(key):
+    k = key.strip().upper()
+    if k.startswith(PREFIX):
+        k = k[len(PREFIX):]
+    name = k.lower()
+    return name if name in FIELDS else None
+
+
+def read_config_file(path):
+    """[(name, raw value, key as written, line number)] from a KEY=value file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError("config file %s: cannot read it: %s" % (path, e.strerror or e))
+    except UnicodeDecodeError:
+        raise ConfigError("config file %s: not UTF-8 text" % path)
+    out = []
+    for n, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("export "):  # shell-sourced /etc/default files often say `export KEY=value`
+            s = s[len("export "):].lstrip()
+        if "=" not in s:
+            raise ConfigError("config file %s line %d: expected KEY=value, got %r" % (path, n, line))
+        key, value = s.split("=", 1)
+        key = key.strip()
+        name = _key_to_name(key)
+        if name is None:
+            raise ConfigError("config file %s line %d: unknown setting %r; known: %s"
+                              % (path, n, key, ", ".join(env_name(k) for k in FIELDS)))
+        out.append((name, _unquote(value, path, n), key, n))
+    return out
+
+
+def _unquote(value, path, n):
+    v = value.strip()
+    if v[:1] in ("'", '"'):
+        q = v[0]
+        end = v.find(q, 1)
+        if end < 0:
+            raise ConfigError("config file %s line %d: unterminated %s quote" % (path, n, q))
+        rest = v[end + 1:].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError("config file %s line %d: unexpected text after the quoted value: %r" % (path, n, rest))
+        return v[1:end]
+    # Shell rule: an unquoted value ends at whitespace followed by `#` (a trailing comment).
+    m = re.search(r"\s#", v)
+    return v[:m.start()].rstrip() if m else v
+
+
+def load(config_file=None, environ=None, flags=None):
+    """Settings from every source. flags: {name: raw string or None (not given)} from the command line.
+
+    config_file defaults to $EDGEAPP_CONFIG; no file is read when neither is set.
+    """
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = config_file or environ.get(CONFIG_ENV) or None
+    # An empty value means "not set here" in every source (`EDGEAPP_PORT= make run` is harmless).
+    if path:
+        for name, raw, key, n in read_config_file(path):
+            if raw.strip():
+                settings.set(name, raw, "in %s line %d" % (path, n), key)
+    for name in FIELDS:
+        var = env_name(name)
+        if environ.get(var, "").strip():
+            settings.set(name, environ[var], "from the environment", var)
+    for name, raw in (flags or {}).items():
+        if name not in FIELDS:
+            raise ConfigError("unknown setting %r" % name)
+        if raw is not None and str(raw).strip():
+            settings.set(name, str(raw), "on the command line", "--" + name.replace("_", "-"))
+    return settings

@@ -1,0 +1,595 @@
+"""The HTTP API over real HTTP on 127.0.0.1, with the real Paddle Lite models.
+
+Model 2 (text direction, ~10 ms) carries most parser and leniency tests; model 1 (text detection,
+~0.5-1 s) and model 3 (the OCR pipeline, slow) are used sparingly.
+"""
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import time
+import zlib
+from wsgiref.util import setup_testing_defaults
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+FAST = 2  # text direction: the model for parser tests
+
+
+# ---- the EdgeBoard document's three sample clients, verbatim apart from the URL and model id -----
+# (The document uses mid 10; the image path stays "image_file/face.jpeg", made in a temp dir.)
+
+def post_image_base64(url):
+    headers = {
+        'Content-Type':'application/json'
+    }
+    image_file = "image_file/face.jpeg"
+    with open(image_file, "rb") as f:
+        image_data = f.read()
+    image_base64 = str(base64.b64encode(image_data), encoding = 'utf-8')
+    #print(image_base64)
+    data = {
+        "image":image_base64,
+        "show":False
+    }
+    data_json = json.dumps(data)
+    response = requests.post(url, data = data_json, headers = headers)
+    result_json = response.json()
+    print(json.dumps(result_json, ensure_ascii=False, indent=4))
+
+
+def post_image_binary(url):
+    image_file = "image_file/face.jpeg"
+    with open(image_file, "rb") as f:
+        image_data = f.read()
+    image_len = len(image_data)
+    #print(image_len)
+    headers = {
+        'Content-Type':'image/jpg',
+        'Content-Length':image_len
+    }
+    request_body = image_data
+    response = requests.post(url, request_body, headers)
+    result_json = response.json()
+    print(json.dumps(result_json, ensure_ascii=False, indent=4))
+
+
+def post_image_multipart(url):
+    image_file = "image_file/face.jpeg"
+
+    files = {'file':open(image_file, 'rb')}
+    data = {
+        "mids":"[2]"  # the document's "[10]": no model 10 here
+    }
+    response = requests.post(url, files = files, data = data)
+    result_json = response.json()
+    print(json.dumps(result_json, ensure_ascii=False, indent=4))
+
+
+@pytest.fixture
+def in_sample_dir(tmp_path, monkeypatch, text_jpeg):
+    """A working directory holding the samples' image_file/face.jpeg (our drawn page)."""
+    (tmp_path / "image_file").mkdir()
+    (tmp_path / "image_file" / "face.jpeg").write_bytes(text_jpeg)
+    monkeypatch.chdir(tmp_path)
+
+
+def printed_json(capsys):
+    return json.loads(capsys.readouterr().out)
+
+
+def test_document_sample_base64(url, in_sample_dir, capsys):
+    post_image_base64(url + "/api/model/service/base64?mid=%d" % FAST)
+    out = printed_json(capsys)
+    assert out["code"] == 0 and out["msg"] == "success"
+    assert [r["label"] for r in out["data"]["result"]] in (["0"], ["180"])
+    assert "image" not in out["data"]
+
+
+def test_document_sample_binary_sends_no_content_type(url, in_sample_dir, capsys):
+    # The sample passes its headers positionally: they land in requests' `json` parameter.
+    post_image_binary(url + "/api/model/service/binary?mid=1&show=0")
+    out = printed_json(capsys)
+    assert out["code"] == 0, out
+    boxes = out["data"]["result"]
+    assert len(boxes) >= 1 and all(r["label"] == "text" for r in boxes)
+    assert "image" not in out["data"]
+
+
+def test_document_sample_multipart(url, in_sample_dir, capsys):
+    post_image_multipart(url + "/api/model/service/multipart?show=0")
+    out = printed_json(capsys)
+    assert out["code"] == 0, out
+    assert [d["model_id"] for d in out["data"]] == [FAST]
+    assert set(out["data"][0]) == {"model_id", "result"}
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+def encode(img, ext=".jpg"):
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+def b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def png_header(width, height):
+    """A tiny PNG whose header declares width x height (a decompression bomb's front page)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + b"\0" * 64)
+
+
+def ok(resp):
+    assert_json_response(resp)
+    body = resp.json()
+    assert resp.status_code == 200 and body["code"] == 0 and body["msg"] == "success", body
+    return body["data"]
+
+
+def error(resp, status, code):
+    """An error: the given status, JSON envelope with that non-zero code, data null, a message."""
+    assert_json_response(resp)
+    body = resp.json()
+    assert (resp.status_code, body["code"]) == (status, code), body
+    assert body["data"] is None and body["msg"]
+    return body["msg"]
+
+
+def assert_json_response(resp):
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert int(resp.headers["Content-Length"]) == len(resp.content)
+    assert "chunked" not in resp.headers.get("Transfer-Encoding", "")
+
+
+def base64_post(url, doc, query="?mid=%d" % FAST, **kw):
+    return requests.post(url + "/api/model/service/base64" + query, data=json.dumps(doc),
+                         headers={"Content-Type": "application/json"}, timeout=60, **kw)
+
+
+def binary_post(url, data, query="?mid=%d" % FAST, headers=None):
+    return requests.post(url + "/api/model/service/binary" + query, data=data, headers=headers or {}, timeout=60)
+
+
+def multipart_post(url, jpeg, mids, query="", files=None):
+    files = files if files is not None else {"file": ("page.jpg", jpeg, "image/jpeg")}
+    return requests.post(url + "/api/model/service/multipart" + query, files=files,
+                         data={"mids": mids} if mids is not None else {}, timeout=60)
+
+
+def is_direction_result(data):
+    return [r["label"] for r in data["result"]] in (["0"], ["180"])
+
+
+# ---- results --------------------------------------------------------------------------------
+
+def test_show_returns_the_rendered_image_at_the_original_size(url, text_image, text_jpeg):
+    data = ok(binary_post(url, text_jpeg, "?mid=1&show=1"))
+    rendered = cv2.imdecode(np.frombuffer(base64.b64decode(data["image"]), np.uint8), cv2.IMREAD_COLOR)
+    assert rendered is not None and rendered.shape == text_image.shape
+    assert base64.b64decode(data["image"])[:2] == b"\xff\xd8"  # JPEG
+    h, w = text_image.shape[:2]
+    for r in data["result"]:  # boxes in original-image pixels
+        loc = r["location"]
+        assert set(r) == {"extended", "index", "label", "location", "score"}
+        assert all(isinstance(loc[k], float) for k in ("height", "left", "top", "width"))
+        assert 0 <= loc["left"] < w and 0 <= loc["top"] < h and loc["left"] + loc["width"] <= w + 1
+
+
+def test_ocr_pipeline_reads_the_page(url, text_jpeg):
+    data = ok(base64_post(url, {"image": b64(text_jpeg)}, "?mid=3"))
+    assert [r["label"].replace(" ", "") for r in data["result"]] == ["HELLO123"]
+    loc = data["result"][0]["location"]
+    assert 20 < loc["left"] < 80 and 100 < loc["top"] < 180  # drawn at (40, 180), font height ~45 px
+
+
+def test_multipart_runs_every_mid_in_order(url, text_jpeg):
+    data = ok(multipart_post(url, text_jpeg, "[2,1]", "?show=1"))
+    assert [d["model_id"] for d in data] == [2, 1]
+    assert is_direction_result(data[0]) and all(r["label"] == "text" for r in data[1]["result"])
+    assert all(set(d) == {"model_id", "result", "image"} for d in data)
+
+
+# ---- leniencies -----------------------------------------------------------------------------
+
+def test_base64_path_form(url, text_jpeg):
+    assert is_direction_result(ok(base64_post(url, {"image": b64(text_jpeg)}, "/mid=%d" % FAST)))
+
+
+def test_binary_path_form(url, text_jpeg):
+    assert is_direction_result(ok(binary_post(url, text_jpeg, "/mid=%d?show=1" % FAST)))
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("?mid=2?show=1", True),   # the document's typo: a second `?` instead of `&`
+    ("?mid=2?show=0", False),
+    ("?mid=2&show=1", True),
+    ("?mid=2&show=true", True),
+    ("?mid=2&show=TRUE", True),
+    ("?mid=2&show=0", False),
+    ("?mid=2&show=false", False),
+    ("?mid=2&show=yes", False),  # the document: any other value means false
+    ("?mid=2&show=", False),
+    ("?mid=2", False),
+])
+def test_binary_show_values(url, text_jpeg, query, shown):
+    data = ok(binary_post(url, text_jpeg, query))
+    assert ("image" in data) is shown
+
+
+@pytest.mark.parametrize("show, shown", [
+    (True, True), (False, False), (1, True), (0, False), ("true", True), ("1", True),
+    ("false", False), ("on", False), (None, False), ([1], False),
+])
+def test_base64_show_values(url, text_jpeg, show, shown):
+    data = ok(base64_post(url, {"image": b64(text_jpeg), "show": show}))
+    assert ("image" in data) is shown
+
+
+def test_base64_show_may_come_in_the_query(url, text_jpeg):
+    assert "image" in ok(base64_post(url, {"image": b64(text_jpeg)}, "?mid=2&show=1"))
+
+
+@pytest.mark.parametrize("form", ["plain", "data-url", "data-url-jpg", "newlines", "spaces", "no-padding",
+                                  "url-safe"])
+def test_base64_forms(url, form):
+    for width in range(80, 90):  # a size whose base64 text ends in padding
+        data = encode(np.full((60, width, 3), 200, np.uint8), ".png")
+        if len(data) % 3:
+            break
+    text = b64(data)
+    assert text.endswith("=")
+    text = {
+        "plain": text,
+        "data-url": "data:image/png;base64," + text,
+        "data-url-jpg": "data:image/jpg;base64," + text,
+        "newlines": base64.encodebytes(data).decode("ascii"),
+        "spaces": " ".join(text[i:i + 10] for i in range(0, len(text), 10)),
+        "no-padding": text.rstrip("="),
+        "url-safe": base64.urlsafe_b64encode(data).decode("ascii"),
+    }[form]
+    assert is_direction_result(ok(base64_post(url, {"image": text})))
+
+
+def test_base64_json_without_content_type(url, text_jpeg):
+    resp = requests.post(url + "/api/model/service/base64?mid=2", data=json.dumps({"image": b64(text_jpeg)}),
+                         headers={"Content-Type": "text/plain"})
+    assert is_direction_result(ok(resp))
+
+
+@pytest.mark.parametrize("content_type", [None, "image/jpeg", "image/jpg", "application/octet-stream",
+                                          "application/x-www-form-urlencoded", "text/plain"])
+def test_binary_any_content_type(url, text_jpeg, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert is_direction_result(ok(binary_post(url, text_jpeg, headers=headers)))
+
+
+def test_binary_accepts_a_multipart_file_part(url, text_jpeg):
+    resp = requests.post(url + "/api/model/service/binary?mid=2&show=1",
+                         files={"file": ("page.jpg", text_jpeg, "image/jpeg")})
+    data = ok(resp)
+    assert is_direction_result(data) and "image" in data
+
+
+def test_binary_chunked_upload(url, text_jpeg):
+    def chunks():
+        yield text_jpeg[:1000]
+        yield text_jpeg[1000:]
+
+    assert is_direction_result(ok(binary_post(url, chunks())))
+
+
+@pytest.mark.parametrize("mids, expected", [
+    ("[2]", [2]),
+    ("2", [2]),
+    ("[ 2 , 2 ]", [2, 2]),
+    ("2,2", [2, 2]),
+    (["2", "2"], [2, 2]),  # repeated fields
+    (["[2]", "2"], [2, 2]),
+])
+def test_multipart_mids_forms(url, text_jpeg, mids, expected):
+    data = ok(multipart_post(url, text_jpeg, mids))
+    assert [d["model_id"] for d in data] == expected
+    assert all(is_direction_result(d) and "image" not in d for d in data)
+
+
+def test_multipart_show_query_typo_and_values(url, text_jpeg):
+    assert all("image" in d for d in ok(multipart_post(url, text_jpeg, "[2]", "?show=1")))
+    assert all("image" not in d for d in ok(multipart_post(url, text_jpeg, "[2]", "?show=abc")))
+
+
+def test_sloppy_slashes(url, text_jpeg):
+    # (A leading `//` cannot be forgiven: cheroot reads `//api/...` as an absolute URI and says 400.)
+    resp = requests.post(url + "/api//model/service/binary/?mid=2", data=text_jpeg)
+    assert is_direction_result(ok(resp))
+    assert ok(requests.get(url + "/api/health/"))["ready"] is True
+
+
+# ---- errors: 400 ------------------------------------------------------------------------------
+
+def test_bad_json(url):
+    resp = requests.post(url + "/api/model/service/base64?mid=2", data="{not json",
+                         headers={"Content-Type": "application/json"})
+    assert "JSON" in error(resp, 400, 1001)
+
+
+@pytest.mark.parametrize("doc", [[1, 2], {"show": True}, {"image": 42}, {"image": ""}])
+def test_bad_json_documents(url, doc):
+    error(base64_post(url, doc), 400, 1001)
+
+
+@pytest.mark.parametrize("text", ["!!!!not base64!!!!", "abcde", "data:image/png;base64,@@@"])
+def test_bad_base64(url, text):
+    assert "base64" in error(base64_post(url, {"image": text}), 400, 1001)
+
+
+def test_base64_of_something_not_an_image(url):
+    error(base64_post(url, {"image": b64(b"hello, this is plain text and not a picture")}), 400, 1002)
+
+
+@pytest.mark.parametrize("body", [b"", b"GIF89a" + b"\0" * 100, os.urandom(2000)])
+def test_binary_not_an_image(url, body):
+    error(binary_post(url, body), 400, 1002)
+
+
+def test_truncated_jpeg(url, text_jpeg):
+    error(binary_post(url, text_jpeg[:600]), 400, 1002)
+
+
+@pytest.mark.parametrize("query", ["", "?mid=", "?mid=abc", "?mid=1.5", "?show=1"])
+def test_bad_or_missing_mid(url, text_jpeg, query):
+    assert "mid" in error(binary_post(url, text_jpeg, query), 400, 1001)
+
+
+def test_bad_mid_in_path_form(url, text_jpeg):
+    error(base64_post(url, {"image": b64(text_jpeg)}, "/mid=two"), 400, 1001)
+
+
+@pytest.mark.parametrize("mids", ["[a]", "[2,x]", "", None])
+def test_bad_or_missing_mids(url, text_jpeg, mids):
+    assert "mids" in error(multipart_post(url, text_jpeg, mids), 400, 1001)
+
+
+def test_too_many_mids(url, text_jpeg):
+    assert "limit is 8" in error(multipart_post(url, text_jpeg, json.dumps([2] * 9)), 400, 1001)
+
+
+def test_multipart_without_a_file(url):
+    resp = requests.post(url + "/api/model/service/multipart", files={"mids": (None, "[2]")})
+    assert "'file'" in error(resp, 400, 1001)
+
+
+def test_multipart_that_is_not_multipart(url, text_jpeg):
+    resp = requests.post(url + "/api/model/service/multipart?mids=2", data=text_jpeg)
+    assert "multipart" in error(resp, 400, 1001)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_bad_deadline(url, text_jpeg, value):
+    resp = binary_post(url, text_jpeg, headers={"X-Edgeapp-Deadline-Ms": value})
+    assert "Deadline" in error(resp, 400, 1001)
+
+
+# ---- errors: 404, 405 -------------------------------------------------------------------------
+
+def test_unknown_model_on_each_endpoint(url, text_jpeg):
+    assert "99" in error(base64_post(url, {"image": b64(text_jpeg)}, "?mid=99"), 404, 1003)
+    assert "99" in error(binary_post(url, text_jpeg, "?mid=99"), 404, 1003)
+    msg = error(multipart_post(url, text_jpeg, "[2,99]"), 404, 1003)
+    assert "99" in msg and "1, 2, 3" in msg
+
+
+def test_unknown_path(url):
+    assert "/api/nope" in error(requests.get(url + "/api/nope"), 404, 1009)
+    error(requests.post(url + "/api/model/service/png?mid=2", data=b"x"), 404, 1009)
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/model/service/base64?mid=2"), ("GET", "/api/model/service/binary"),
+    ("PUT", "/api/model/service/multipart"), ("POST", "/api/health"), ("DELETE", "/api/models"),
+])
+def test_wrong_method(url, method, path):
+    resp = requests.request(method, url + path, data=b"")
+    error(resp, 405, 1010)
+    assert resp.headers["Allow"]
+
+
+# ---- errors: 413, 504 -------------------------------------------------------------------------
+
+def test_body_too_large_is_refused_before_reading(url):
+    limit = 20 * 1024 * 1024
+    resp = binary_post(url, b"\0" * (limit + 1))
+    assert "limit is %d bytes" % limit in error(resp, 413, 1004)
+
+
+def test_chunked_body_too_large(url):
+    def chunks():
+        for _ in range(21):
+            yield b"\0" * (1024 * 1024)
+
+    error(binary_post(url, chunks()), 413, 1004)
+
+
+def test_too_many_pixels_is_refused_from_the_header(url):
+    bomb = png_header(50000, 50000)
+    assert len(bomb) < 200
+    assert "2500000000 pixels" in error(binary_post(url, bomb), 413, 1004)
+    error(base64_post(url, {"image": b64(bomb)}), 413, 1004)
+
+
+def test_deadline_passed_before_the_accelerator(url, text_jpeg):
+    resp = binary_post(url, text_jpeg, headers={"X-Edgeapp-Deadline-Ms": "0.001"})
+    error(resp, 504, 1006)
+    error(binary_post(url, text_jpeg, "?mid=2&deadline_ms=0.001"), 504, 1006)
+    ok(binary_post(url, text_jpeg, headers={"X-Edgeapp-Deadline-Ms": "20000"}))
+
+
+# ---- models, health, status -------------------------------------------------------------------
+
+def test_models(url):
+    models = ok(requests.get(url + "/api/models"))
+    assert [(m["id"], m["name"], m["type"]) for m in models] == [
+        (1, "ppocr-det", "db_det"), (2, "text-direction", "classify"), (3, "ppocr", "ocr")]
+    for m in models:
+        assert m["ready"] is True and m["reason"] is None
+        assert len(m["input_shape"]) == 4 and isinstance(m["labels"], list)
+        assert m["memory_mb"] is not None and m["memory_mb"] >= 0
+    assert models[1]["labels"] == ["0", "180"]
+
+
+def test_health_is_ready_and_fast(url):
+    requests.get(url + "/api/health")  # a connection warmed up
+    t0 = time.monotonic()
+    resp = requests.get(url + "/api/health")
+    elapsed = time.monotonic() - t0
+    data = ok(resp)
+    assert data["ready"] is True and data["state"] == "ready"
+    assert data["models_ready"] == [1, 2, 3] and data["models_failed"] == []
+    assert elapsed < 0.2
+
+
+def test_status_counts_requests(url, text_jpeg):
+    before = {m["id"]: m for m in ok(requests.get(url + "/api/status"))["models"]}
+    ok(binary_post(url, text_jpeg))
+    status = ok(requests.get(url + "/api/status"))
+    for key in ("version", "uptime_s", "state", "worker_pid", "restarts", "queue_depth", "queue_capacity",
+                "requests_in_flight", "models"):
+        assert key in status
+    models = {m["id"]: m for m in status["models"]}
+    assert sorted(models) == [1, 2, 3]
+    assert models[2]["requests"] == before[2]["requests"] + 1
+    assert set(models[2]["latency_ms"]) == {"p50", "p95", "p99"} and models[2]["latency_ms"]["p50"] > 0
+
+
+# ---- settings that need their own server: token, small limits -----------------------------------
+
+@pytest.fixture(scope="module")
+def small_server(start_server, fast_model_dir):
+    """Only the fast model, an access token and small limits."""
+    return start_server(model_dir=fast_model_dir, token="s3cret", max_body_bytes="64K", max_pixels=10000,
+                        max_mids=2)
+
+
+def test_token_required(small_server, text_jpeg):
+    u = small_server.url
+    resp = binary_post(u, text_jpeg)
+    assert "token" in error(resp, 401, 1008)
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    error(binary_post(u, text_jpeg, headers={"Authorization": "Bearer wrong"}), 401, 1008)
+    error(requests.get(u + "/api/models"), 401, 1008)
+    error(requests.get(u + "/api/status"), 401, 1008)
+    assert ok(requests.get(u + "/api/health"))["ready"] is True  # health stays open
+
+
+@pytest.mark.parametrize("how", ["bearer", "header", "query"])
+def test_token_accepted(small_server, how):
+    img = encode(np.full((60, 90, 3), 128, np.uint8))
+    headers = {"bearer": {"Authorization": "Bearer s3cret"}, "header": {"X-Edgeapp-Token": "s3cret"},
+               "query": {}}[how]
+    query = "?mid=2&token=s3cret" if how == "query" else "?mid=2"
+    assert is_direction_result(ok(binary_post(small_server.url, img, query, headers=headers)))
+
+
+def test_configured_limits(small_server):
+    auth = {"Authorization": "Bearer s3cret"}
+    u = small_server.url
+    big = os.urandom(65 * 1024)
+    assert "65536" in error(binary_post(u, big, headers=auth), 413, 1004)
+    assert "10000" in error(binary_post(u, encode(np.zeros((101, 100, 3), np.uint8)), headers=auth), 413, 1004)
+    small = encode(np.zeros((100, 100, 3), np.uint8))
+    resp = requests.post(u + "/api/model/service/multipart", headers=auth,
+                         files={"file": ("a.jpg", small)}, data={"mids": "[2,2,2]"})
+    assert "limit is 2" in error(resp, 400, 1001)
+    assert "no model with id 1" in error(binary_post(u, small, "?mid=1", headers=auth), 404, 1003)
+
+
+# ---- the server process -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(start_server, fast_model_dir, sig):
+    s = start_server(model_dir=fast_model_dir)
+    assert s.stop(sig) == 0
+    log = s.log()
+    assert "ready in" in log and "models ready: 2 text-direction" in log
+    assert "%s received" % sig.name in log and "stopped" in log and "Traceback" not in log
+
+
+def test_port_in_use_fails_with_a_message(run_python, fast_model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        res = run_python("-m", "edgeapp", "serve", "--host", "127.0.0.1", "--port", str(port),
+                         model_dir=fast_model_dir)
+    assert res.returncode == 1 and "cannot listen on 127.0.0.1 port %d" % port in res.stderr
+
+
+def test_the_api_never_imports_paddle_lite(run_python):
+    code = ("import sys, edgeapp.api, edgeapp.server; "
+            "bad = [m for m in sys.modules if m.startswith('paddlelite') or m == 'edgeapp.lite']; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = run_python("-c", code)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+# ---- in-process: what a real server cannot be made to do on purpose ----------------------------
+
+class _Settings:
+    max_body_bytes = 1024 * 1024
+    max_pixels = 10 ** 6
+    max_mids = 8
+    request_timeout = 5.0
+    token = None
+
+
+class _BrokenEngine:
+    bundles, models, failed = {}, {}, {}
+
+    def model(self, mid):
+        return object()
+
+    def infer(self, mid, image, show=False, deadline=None):
+        raise RuntimeError("secret internal detail")
+
+
+class _Accel:
+    def status(self):
+        return {}
+
+
+def call_wsgi(app, method, path, body=b"", query=""):
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    setup_testing_defaults(environ)
+    status = []
+    out = b"".join(app(environ, lambda s, headers, exc=None: status.append((s, dict(headers)))))
+    return status[0][0], status[0][1], json.loads(out.decode("utf-8"))
+
+
+def test_unexpected_exception_is_a_generic_500(caplog):
+    from edgeapp.api import make_app
+
+    app = make_app(_BrokenEngine(), _Accel(), _Settings())
+    img = encode(np.zeros((20, 20, 3), np.uint8), ".png")
+    status, headers, body = call_wsgi(app, "POST", "/api/model/service/binary", img, "mid=1")
+    assert status.startswith("500") and headers["Content-Type"] == "application/json; charset=utf-8"
+    assert body["code"] == 1099 and body["data"] is None and "secret" not in body["msg"]
+    assert "secret internal detail" in caplog.text and "Traceback" in caplog.text
+
+
+def test_starting_app_says_not_ready():
+    from edgeapp.api import starting_app
+
+    status, headers, body = call_wsgi(starting_app, "GET", "/api/health")
+    assert status.startswith("503") and headers["Retry-After"] == "2"
+    assert body["code"] == 1011 and body["data"] is None and "starting" in body["msg"]

@@ -1,0 +1,202 @@
+"""The whole service under stress: a full queue, a saturated accelerator, a killed worker, and memory
+that stays where warm-up put it (real server on 127.0.0.1, real Paddle Lite)."""
+import os
+import signal
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from textimages import encode, page
+
+BUSY, ACCEL_FAILED = 1005, 1007
+
+
+def _children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(x) for x in f.read().split()]
+
+
+def _rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def _edgeapp_rss_mb(server):
+    """RSS of every edgeapp process: the server and its accelerator worker."""
+    pid = server.proc.pid
+    return _rss_mb(pid) + sum(_rss_mb(c) for c in _children(pid))
+
+
+def _status(url):
+    return requests.get(url + "/api/status", timeout=5).json()["data"]
+
+
+def _wait_health(url, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if requests.get(url + "/api/health", timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def photo_jpeg():
+    img, _ = page([("HELLO WORLD", (60, 120)), ("EdgeBoard", (60, 300))])
+    return encode(img, ".jpg")
+
+
+def _post_binary(url, mid, body, timeout=60):
+    return requests.post("%s/api/model/service/binary?mid=%d" % (url, mid), data=body, timeout=timeout)
+
+
+def test_beyond_the_queue_bound_some_503_none_lost(start_server, photo_jpeg):
+    server = start_server(queue_depth=1, threads=8)
+    results, lock = [], threading.Lock()
+
+    def call():
+        t0 = time.monotonic()
+        try:
+            r = _post_binary(server.url, 1, photo_jpeg)
+            out = (r.status_code, r.json()["code"], r.headers.get("Retry-After"), time.monotonic() - t0)
+        except requests.RequestException as e:  # a hang or a reset: must not happen
+            out = ("error", str(e), None, time.monotonic() - t0)
+        with lock:
+            results.append(out)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert len(results) == 8
+    assert {r[0] for r in results} <= {200, 503}, results
+    ok = [r for r in results if r[0] == 200]
+    busy = [r for r in results if r[0] == 503]
+    assert ok and busy, results
+    for status, code, retry_after, seconds in busy:
+        assert code == BUSY and int(retry_after) >= 1
+    assert _status(server.url)["queue_depth"] == 0
+
+
+def test_health_answers_while_the_accelerator_is_saturated(start_server, photo_jpeg):
+    server = start_server(queue_depth=4, threads=8)
+    stop = threading.Event()
+
+    def load():
+        end = time.monotonic() + 30  # bounded in time as well as by the stop flag
+        while not stop.is_set() and time.monotonic() < end:
+            _post_binary(server.url, 3, photo_jpeg)
+
+    loaders = [threading.Thread(target=load) for _ in range(4)]
+    for t in loaders:
+        t.start()
+    time.sleep(1.0)
+    latencies = []
+    try:
+        for _ in range(20):
+            t0 = time.monotonic()
+            r = requests.get(server.url + "/api/health", timeout=5)
+            latencies.append(time.monotonic() - t0)
+            assert r.status_code == 200
+            time.sleep(0.05)
+        saturated = _status(server.url)["queue_depth"]
+    finally:
+        stop.set()
+        for t in loaders:
+            t.join(60)
+    assert saturated >= 1  # the accelerator really was busy meanwhile
+    # One OCR request keeps the accelerator busy for over a second; health never waits for it.
+    assert max(latencies) < 1.0, latencies
+
+
+def test_killed_worker_answers_in_flight_then_serves_again(start_server, photo_jpeg):
+    server = start_server()
+    before = _status(server.url)
+    pid = before["worker_pid"]
+    assert pid in _children(server.proc.pid)
+    threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+    t0 = time.monotonic()
+    r = _post_binary(server.url, 3, photo_jpeg)
+    answered = time.monotonic() - t0
+    assert r.status_code == 503 and r.json()["code"] == ACCEL_FAILED and r.json()["data"] is None
+    assert "died" in r.json()["msg"]
+    assert answered < 1.5
+    assert _wait_health(server.url, 15)
+    after = _status(server.url)
+    assert after["restarts"] == before["restarts"] + 1 and after["worker_pid"] != pid
+    r = _post_binary(server.url, 3, photo_jpeg)
+    assert r.status_code == 200 and [x["label"] for x in r.json()["data"]["result"]] == ["HELLO WORLD", "EdgeBoard"]
+    assert server.stop() == 0
+    assert not os.path.exists("/proc/%d" % after["worker_pid"]) or _zombie(after["worker_pid"])
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_models_report_the_memory_they_pinned(server):
+    models = requests.get(server.url + "/api/models", timeout=5).json()["data"]
+    for m in models:
+        assert m["ready"] and m["memory_mb"] is not None, m
+    mem = _status(server.url)["memory"]
+    assert mem["total_mb"] == pytest.approx(mem["http_mb"] + mem["worker_mb"] + mem["slots_mb"] + mem["bodies_mb"], abs=0.5)
+    assert mem["worker_mb"] > sum(m["memory_mb"] for m in models)
+
+
+def test_huge_images_do_not_grow_memory(start_server):
+    # 4000x3000 photos on every model: the tensors are letterboxed into the bundles' fixed shapes,
+    # so the memory reached at warm-up is all the accelerator ever takes.
+    server = start_server()
+    img, _ = page([("HELLO WORLD", (200, 600)), ("EdgeBoard 2026", (200, 1800))],
+                  size=(3000, 4000), scale=8.0, thickness=16)
+    big = encode(img, ".jpg")
+    small, _ = page([("HELLO", (60, 120))])
+    # One small request first, so one-time costs (first decode, first slot use) are in the baseline.
+    r = requests.post(server.url + "/api/model/service/multipart", files={"file": ("s.jpg", encode(small, ".jpg"))},
+                      data={"mids": "[1,2,3]"}, timeout=60)
+    assert r.status_code == 200
+    warmed = _edgeapp_rss_mb(server)
+    for _ in range(20):
+        r = requests.post(server.url + "/api/model/service/multipart", files={"file": ("big.jpg", big)},
+                          data={"mids": "[1,2,3]"}, timeout=120)
+        assert r.status_code == 200
+        assert [len(d["result"]) for d in r.json()["data"]] == [2, 1, 2]
+    after = _edgeapp_rss_mb(server)
+    assert after <= warmed * 1.05, (warmed, after)
+
+
+def test_budget_below_need_refuses_to_start(start_server):
+    server = start_server(ready=False, memory_budget_mb=300)
+    assert server.proc.wait(120) == 1
+    log = server.log()
+    assert "memory budget exceeded" in log and "the budget is 300 MB" in log
+    assert "1 ppocr-det" in log and "EDGEAPP_MEMORY_BUDGET_MB" in log
+
+
+def test_budget_drop_policy_starts_without_what_does_not_fit(start_server, server):
+    # A budget that fits everything but the detector (the largest, and first in id order).
+    mem = _status(server.url)["memory"]
+    det = [m for m in requests.get(server.url + "/api/models", timeout=5).json()["data"] if m["id"] == 1][0]
+    budget = int(mem["total_mb"] - det["memory_mb"] + 20)
+    s = start_server(memory_budget_mb=budget, memory_policy="drop")
+    models = {m["id"]: m for m in requests.get(s.url + "/api/models", timeout=5).json()["data"]}
+    assert not models[1]["ready"] and "memory budget" in models[1]["reason"]
+    assert models[2]["ready"]
+    assert not models[3]["ready"]  # the OCR pipeline needs the detector
+    r = _post_binary(s.url, 1, encode(page([("HI", (20, 60))])[0]))
+    assert r.status_code == 404 and "memory budget" in r.json()["msg"]
