@@ -43,7 +43,8 @@ help:
 	@echo "  models      build the model bundles into $(MODEL_DIR)"
 	@echo "  test        setup, check-py38, then run pytest over tests/"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
-	@echo "  run         setup, then start the server: python -m edgeapp serve \$$(ARGS)"
+	@echo "  run         setup, then serve on 0.0.0.0:9876 (python -m edgeapp serve \$$(ARGS)),"
+	@echo "              memory budget from the board profile (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
 	@echo "  clean       remove build/ (models, wheel cache), $(VENV) and $(VENV38)"
 	@echo "Variables:"
@@ -112,7 +113,7 @@ $(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt
 	@touch $@
 
 run: setup
-	$(VPY) -m edgeapp serve $(ARGS)
+	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} $(VPY) -m edgeapp serve $(ARGS)
 
 bench: setup
 	$(VPY) -m pytest tests/bench --benchmark-only $(PYTEST_ARGS)
