@@ -9,15 +9,15 @@ import json
 import os
 import signal
 import socket
-import struct
 import time
-import zlib
 from wsgiref.util import setup_testing_defaults
 
 import cv2
 import numpy as np
 import pytest
 import requests
+
+import textimages
 
 FAST = 2  # text direction: the model for parser tests
 
@@ -113,21 +113,11 @@ def test_document_sample_multipart(url, in_sample_dir, capsys):
 # ---- helpers --------------------------------------------------------------------------------
 
 def encode(img, ext=".jpg"):
-    ok, buf = cv2.imencode(ext, img)
-    assert ok
-    return buf.tobytes()
+    return textimages.encode(img, ext)
 
 
 def b64(data):
     return base64.b64encode(data).decode("ascii")
-
-
-def png_header(width, height):
-    """A tiny PNG whose header declares width x height (a decompression bomb's front page)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + b"\0" * 64)
 
 
 def ok(resp):
@@ -421,7 +411,7 @@ def test_chunked_body_too_large(url):
 
 
 def test_too_many_pixels_is_refused_from_the_header(url):
-    bomb = png_header(50000, 50000)
+    bomb = textimages.png_header(50000, 50000)
     assert len(bomb) < 200
     assert "2500000000 pixels" in error(binary_post(url, bomb), 413, 1004)
     error(base64_post(url, {"image": b64(bomb)}), 413, 1004)

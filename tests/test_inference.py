@@ -1,6 +1,5 @@
 """Real inference through Paddle Lite (in-process) on images the tests draw themselves."""
 import json
-import os
 import subprocess
 import sys
 
@@ -8,11 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeapp.accelerator import LocalAccelerator
-from edgeapp.bundle import load_bundles
-from edgeapp.engine import Engine
 from edgeapp.errors import UnknownModel
-from support import MODEL_DIR, child_env
+from support import server_env
 from textimages import iou, loc_box, page, text_line
 
 
@@ -20,9 +16,8 @@ LINES = [("HELLO WORLD", (60, 120)), ("EdgeBoard 2026", (60, 300))]
 
 
 @pytest.fixture(scope="module")
-def engine():
-    bundles = load_bundles(MODEL_DIR)
-    return Engine(bundles, LocalAccelerator(bundles))
+def engine(local_engine):
+    return local_engine
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +121,7 @@ def test_unknown_model_is_refused(engine):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgeapp"] + list(args), env=child_env(),
+    return subprocess.run([sys.executable, "-m", "edgeapp"] + list(args), env=server_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
 
 

@@ -5,8 +5,6 @@ import signal
 import threading
 import time
 
-import cv2
-import numpy as np
 import pytest
 import requests
 

@@ -14,7 +14,7 @@ from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.errors import AcceleratorFailed, Busy, Timeout
 from edgeapp.worker import WorkerAccelerator
-from support import MODEL_DIR, child_env
+from support import MODEL_DIR, server_env
 from textimages import page, text_line
 
 
@@ -127,7 +127,7 @@ def test_worker_dies_with_its_parent(tmp_path):
         print(acc.status()["worker_pid"], flush=True)
         time.sleep(60)
     """))
-    p = subprocess.Popen([sys.executable, str(script), MODEL_DIR], stdout=subprocess.PIPE, env=child_env())
+    p = subprocess.Popen([sys.executable, str(script), MODEL_DIR], stdout=subprocess.PIPE, env=server_env())
     worker_pid = int(p.stdout.readline())
     assert os.path.exists("/proc/%d" % worker_pid)
     p.kill()

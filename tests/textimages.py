@@ -1,4 +1,7 @@
 """Test images made by the tests themselves: text rendered with OpenCV at known places."""
+import struct
+import zlib
+
 import cv2
 import numpy as np
 
@@ -51,3 +54,11 @@ def encode(image, ext=".png"):
     ok, buf = cv2.imencode(ext, image)
     assert ok
     return buf.tobytes()
+
+
+def png_header(width, height):
+    """A tiny PNG whose header declares width x height: a decompression bomb's front page."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + b"\0" * 64)

@@ -3,27 +3,21 @@
 `make bench` runs these with timing; `make test` runs each once as a plain test.
 """
 import base64
-import os
 
 import cv2
 import numpy as np
 import pytest
 
 from edgeapp import images, render
-from edgeapp.accelerator import LocalAccelerator
-from edgeapp.bundle import load_bundles
-from edgeapp.engine import Engine
 from edgeapp.models.ocr import crop_region
 from edgeapp.results import dumps, success
-from support import MODEL_DIR
 from textimages import encode, page, text_line
 
 
 
 @pytest.fixture(scope="module")
-def engine():
-    bundles = load_bundles(MODEL_DIR)
-    return Engine(bundles, LocalAccelerator(bundles))
+def engine(local_engine):
+    return local_engine
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ class Classifier:
         self.bundle = bundle
         pre = bundle.pre
         self.resize = pre.get("resize", "stretch")
-        self.mean = pre.get("mean", [0.5, 0.5, 0.5])
-        self.std = pre.get("std", [0.5, 0.5, 0.5])
-        self.order = pre.get("channel_order", "BGR")
+        self.normalize = preprocess.Normalize(pre)
         self.labels = bundle.labels
 
     def preprocess(self, image):
@@ -27,7 +25,7 @@ class Classifier:
             img = preprocess.letterbox(image, h, w)[0]
         else:
             img = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        return preprocess.to_tensor(img, self.mean, self.std, (h, w), self.order)
+        return self.normalize.tensor(img, (h, w))
 
     def postprocess(self, scores):
         """Returns (index, label, score) of the top class."""

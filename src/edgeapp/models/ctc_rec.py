@@ -1,5 +1,4 @@
 """CTC text recognition (PP-OCR rec): a text-line image → its text and a confidence."""
-import numpy as np
 
 from edgeapp import preprocess
 from edgeapp.results import result
@@ -9,9 +8,7 @@ class Recognizer:
     def __init__(self, bundle, bundles=None):
         self.bundle = bundle
         pre, post = bundle.pre, bundle.post
-        self.mean = pre.get("mean", [0.5, 0.5, 0.5])
-        self.std = pre.get("std", [0.5, 0.5, 0.5])
-        self.order = pre.get("channel_order", "BGR")
+        self.normalize = preprocess.Normalize(pre)
         self.chars = load_charset(bundle.file(post["character_dict"]), post.get("use_space_char", True))
 
     def preprocess(self, image):
@@ -19,7 +16,7 @@ class Recognizer:
         # squeezed only if it is wider than the tensor (reads well up to about twice as wide).
         h, w = self.bundle.max_hw
         img = preprocess.text_line(image, h, w)
-        return preprocess.to_tensor(img, self.mean, self.std, (h, w), self.order)
+        return self.normalize.tensor(img, (h, w))
 
     def postprocess(self, probs):
         """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""

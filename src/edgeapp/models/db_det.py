@@ -10,9 +10,7 @@ class TextDetector:
     def __init__(self, bundle, bundles=None):
         self.bundle = bundle
         pre, post = bundle.pre, bundle.post
-        self.mean = pre.get("mean", [0.485, 0.456, 0.406])
-        self.std = pre.get("std", [0.229, 0.224, 0.225])
-        self.order = pre.get("channel_order", "BGR")
+        self.normalize = preprocess.Normalize(pre, preprocess.IMAGENET_MEAN, preprocess.IMAGENET_STD)
         self.thresh = float(post.get("thresh", 0.3))
         self.box_thresh = float(post.get("box_thresh", 0.6))
         self.unclip_ratio = float(post.get("unclip_ratio", 1.5))
@@ -24,7 +22,7 @@ class TextDetector:
     def preprocess(self, image):
         h, w = self.bundle.max_hw
         resized, box = preprocess.letterbox(image, h, w)
-        return preprocess.to_tensor(resized, self.mean, self.std, (h, w), self.order), box
+        return self.normalize.tensor(resized, (h, w)), box
 
     def postprocess(self, prob, box, image_shape):
         """prob: HxW map of the canvas. Returns a list of (4x2 float points, score), original pixels."""
