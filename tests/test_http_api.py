@@ -548,7 +548,7 @@ class _BrokenEngine:
     def model(self, mid):
         return object()
 
-    def infer(self, mid, image, show=False, deadline=None):
+    def infer(self, mid, image, show=False, deadline=None, timing=None):
         raise RuntimeError("secret internal detail")
 
 

@@ -198,3 +198,24 @@ def test_budget_drop_policy_starts_without_what_does_not_fit(start_server, serve
     assert not models[3]["ready"]  # the OCR pipeline needs the detector
     r = _post_binary(s.url, 1, encode(page([("HI", (20, 60))])[0]))
     assert r.status_code == 404 and "memory budget" in r.json()["msg"]
+
+
+def test_server_timing_splits_every_inference_response(server, photo_jpeg):
+    r = _post_binary(server.url, 1, photo_jpeg)
+    assert r.status_code == 200
+    parts = dict(p.strip().split(";dur=") for p in r.headers["Server-Timing"].split(","))
+    assert list(parts) == ["queue", "decode", "preprocess", "inference", "postprocess", "total"]
+    ms = {k: float(v) for k, v in parts.items()}
+    assert all(v >= 0 for v in ms.values())
+    assert ms["inference"] > 0 and ms["total"] >= ms["inference"]
+    r = requests.post(server.url + "/api/model/service/binary?mid=99", data=photo_jpeg, timeout=10)
+    assert r.status_code == 404 and "total;dur=" in r.headers["Server-Timing"]
+
+
+def test_status_reports_accelerator_time_and_input_shape(server, photo_jpeg):
+    assert _post_binary(server.url, 2, photo_jpeg).status_code == 200
+    models = {m["id"]: m for m in _status(server.url)["models"]}
+    assert models[2]["input_shape"] == [1, 3, 48, 192]
+    assert models[2]["accelerator_ms"]["mean"] > 0 and models[2]["accelerator_ms"]["p50"] > 0
+    for m in models.values():
+        assert set(m["accelerator_ms"]) == {"mean", "p50"} and len(m["input_shape"]) == 4

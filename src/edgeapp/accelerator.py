@@ -4,6 +4,7 @@ Model types (edgeapp.models.*) only ever call Accelerator.run(); whether the pre
 process (LocalAccelerator: CLI, tests, and the body of the worker process) or behind a queue in
 another process is invisible to them.
 """
+import collections
 import logging
 import threading
 import time
@@ -17,10 +18,15 @@ log = logging.getLogger("edgeapp.accelerator")
 
 
 class Accelerator:
-    def run(self, mid, inputs, deadline=None):
+    def __init__(self):
+        self._runs = {}  # mid -> RunStats
+        self._runs_lock = threading.Lock()
+
+    def run(self, mid, inputs, deadline=None, timing=None):
         """inputs: list of float32 NCHW arrays. Returns the model's outputs as a list of arrays.
 
         deadline: a time.monotonic() value; work still waiting then is dropped (raises Timeout).
+        timing: a dict to which "queue" and "inference" milliseconds of this call are added.
         """
         raise NotImplementedError
 
@@ -31,6 +37,40 @@ class Accelerator:
     def model_status(self):
         """{mid: {"ready": bool, "reason": str|None, "memory_mb": float|None, "warmup_ms": float|None}}"""
         raise NotImplementedError
+
+    def model_timing(self):
+        """{mid: {"accelerator_ms": {"mean", "p50"}, "input_shape": [...]}} over recent runs."""
+        with self._runs_lock:
+            return {mid: r.summary() for mid, r in self._runs.items()}
+
+    def _record_run(self, mid, ms, shape, timing, waited_ms):
+        with self._runs_lock:
+            runs = self._runs.get(mid)
+            if runs is None:
+                runs = self._runs[mid] = RunStats()
+            runs.add(ms, shape)
+        if timing is not None:
+            timing["queue"] = timing.get("queue", 0.0) + waited_ms
+            timing["inference"] = timing.get("inference", 0.0) + ms
+
+
+class RunStats:
+    """The accelerator's own time per run of one model (recent runs: bounded) and its last shape."""
+    WINDOW = 512
+
+    def __init__(self):
+        self.ms = collections.deque(maxlen=self.WINDOW)
+        self.shape = None
+
+    def add(self, ms, shape):
+        self.ms.append(ms)
+        self.shape = [int(x) for x in shape]
+
+    def summary(self):
+        ms = sorted(self.ms)
+        return {"accelerator_ms": {"mean": round(sum(ms) / len(ms), 3) if ms else None,
+                                   "p50": round(ms[len(ms) // 2], 3) if ms else None},
+                "input_shape": self.shape}
 
 
 class LocalAccelerator(Accelerator):
@@ -44,6 +84,7 @@ class LocalAccelerator(Accelerator):
     def __init__(self, bundles, threads=None, warm=True):
         from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
 
+        super().__init__()
         lite.check_numpy()
         self._bundles = bundles
         self._predictors = {}
@@ -85,15 +126,24 @@ class LocalAccelerator(Accelerator):
             log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
                      mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
 
-    def run(self, mid, inputs, deadline=None):
+    def run(self, mid, inputs, deadline=None, timing=None):
         p = self._predictors.get(mid)
         if p is None:
             raise UnknownModel("model %d is not loaded" % mid)
         check_shape(self._bundles[mid], inputs[0].shape)
+        t0 = time.monotonic()
         with self._lock:
+            waited = (time.monotonic() - t0) * 1000.0
             if deadline is not None and time.monotonic() > deadline:
                 raise Timeout("the request's deadline passed before model %d ran" % mid)
-            return p.run(inputs)
+            outs = p.run(inputs)
+            ms = p.last_run_ms
+        self._record_run(mid, ms, inputs[0].shape, timing, waited)
+        return outs
+
+    def last_run_ms(self, mid):
+        """The last run's time of one model (the worker process reports it with each result)."""
+        return self._predictors[mid].last_run_ms
 
     def model_status(self):
         return dict(self._status)

@@ -106,6 +106,7 @@ def make_app(engine, accel, settings):
                 t0 = time.monotonic()
                 if inference:
                     in_flight.add(1)
+                    request.environ["edgeapp.timing"] = {}
                 try:
                     if request.method == "POST":
                         _check_length(settings.max_body_bytes)
@@ -127,6 +128,7 @@ def make_app(engine, accel, settings):
                 finally:
                     if inference:
                         in_flight.add(-1)
+                        response.set_header("Server-Timing", _server_timing(request.environ["edgeapp.timing"], t0))
 
             return handler
 
@@ -148,7 +150,11 @@ def make_app(engine, accel, settings):
         return now + min(ms / 1000.0, settings.request_timeout)
 
     def decode(data):
-        return images.decode(data, settings.max_pixels)
+        t0 = time.monotonic()
+        try:
+            return images.decode(data, settings.max_pixels)
+        finally:
+            _timing()["decode"] = _ms(t0)
 
     @app.post("/api/model/service/base64")
     @app.post("/api/model/service/base64/mid=<path_mid>")
@@ -163,7 +169,7 @@ def make_app(engine, accel, settings):
         del body
         show = _truthy(doc["show"]) if "show" in doc else _truthy(_first(query, "show"))
         image = decode(_base64_image(doc.get("image")))
-        return engine.infer(mid, image, show, deadline=until)
+        return engine.infer(mid, image, show, deadline=until, timing=_timing())
 
     @app.post("/api/model/service/binary")
     @app.post("/api/model/service/binary/mid=<path_mid>")
@@ -180,7 +186,7 @@ def make_app(engine, accel, settings):
         mid = _mid(_first(query, "mid") or _first(fields, "mid"))
         engine.model(mid)
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        return engine.infer(mid, decode(body), show, deadline=until)
+        return engine.infer(mid, decode(body), show, deadline=until, timing=_timing())
 
     @app.post("/api/model/service/multipart")
     @endpoint(inference=True)
@@ -207,7 +213,7 @@ def make_app(engine, accel, settings):
         out = []
         for mid in mids:
             if mid not in done:
-                done[mid] = engine.infer(mid, image, show, deadline=until)
+                done[mid] = engine.infer(mid, image, show, deadline=until, timing=_timing())
             entry = {"model_id": mid}
             entry.update(done[mid])
             out.append(entry)
@@ -240,10 +246,14 @@ def make_app(engine, accel, settings):
         data["requests_in_flight"] = in_flight.value
         data["memory"] = budget.measure(accel, settings)  # the README's formula, live
         stats = engine.stats()
+        runs = accel.model_timing()
         data["models"] = []
         for mid in sorted(engine.bundles):
             entry = {"id": mid, "name": engine.bundles[mid].name, "ready": mid in engine.models}
             entry.update(stats.get(mid, {}))  # requests, errors, latency_ms {p50, p95, p99}
+            run = runs.get(mid, {})
+            entry["accelerator_ms"] = run.get("accelerator_ms", {"mean": None, "p50": None})
+            entry["input_shape"] = run.get("input_shape") or engine.bundles[mid].input_shape
             data["models"].append(entry)
         return data
 
@@ -258,6 +268,21 @@ class _Counter:
     def add(self, n):
         with self._lock:
             self.value += n
+
+
+# Server-Timing: where a request's time went. "queue" is the wait for the accelerator (slot
+# hand-over included); "inference" is the accelerator's own time; the rest is this process.
+_TIMING_ORDER = ("queue", "decode", "preprocess", "inference", "postprocess", "render")
+
+
+def _timing():
+    return request.environ.setdefault("edgeapp.timing", {})
+
+
+def _server_timing(timing, t0):
+    parts = ["%s;dur=%.2f" % (name, timing[name]) for name in _TIMING_ORDER if name in timing]
+    parts.append("total;dur=%.2f" % _ms(t0))
+    return ", ".join(parts)
 
 
 def _ms(t0):

@@ -44,24 +44,30 @@ class Engine:
                                % (mid, ", ".join(str(i) for i in sorted(self.bundles)) or "none"))
         return m
 
-    def infer(self, mid, image, show=False, deadline=None):
+    def infer(self, mid, image, show=False, deadline=None, timing=None):
         """The envelope's data for one model: {"result": [...]} plus "image" (base64 JPEG) if show.
 
         deadline (time.monotonic()): accelerator work not started by then is dropped (Timeout).
+        timing: a dict to which this call adds milliseconds: queue, inference, preprocess,
+        postprocess and render (for the Server-Timing header).
         Raises EdgeError subclasses only for what the client should hear about.
         """
         model = self.model(mid)
-        accel = self.accel if deadline is None else _WithDeadline(self.accel, deadline)
+        timing = {} if timing is None else timing
+        accel = _RequestAccel(self.accel, deadline, timing)
         t0 = time.monotonic()
         ok = False
         try:
             results = model.infer(image, accel)
             ok = True
         finally:
+            accel.done()
             self._record(mid, time.monotonic() - t0, ok)
         data = {"result": results}
         if show:
+            t1 = time.monotonic()
             data["image"] = base64.b64encode(render.to_jpeg(render.draw(image, results))).decode("ascii")
+            _add(timing, "render", t1)
         return data
 
     def _record(self, mid, seconds, ok):
@@ -87,15 +93,29 @@ class Engine:
         return out
 
 
-class _WithDeadline:
-    """The accelerator as one request sees it: every run carries the request's deadline."""
+class _RequestAccel:
+    """The accelerator as one request sees it: every run carries the request's deadline, and the
+    time around the runs is booked as preprocess (before each run) or postprocess (after the last)."""
 
-    def __init__(self, accel, deadline):
+    def __init__(self, accel, deadline, timing):
         self._accel = accel
         self._deadline = deadline
+        self._timing = timing
+        self._mark = time.monotonic()
 
     def run(self, mid, inputs):
-        return self._accel.run(mid, inputs, deadline=self._deadline)
+        _add(self._timing, "preprocess", self._mark)
+        try:
+            return self._accel.run(mid, inputs, deadline=self._deadline, timing=self._timing)
+        finally:
+            self._mark = time.monotonic()
+
+    def done(self):
+        _add(self._timing, "postprocess", self._mark)
+
+
+def _add(timing, name, since):
+    timing[name] = timing.get(name, 0.0) + (time.monotonic() - since) * 1000.0
 
 
 class _Stats:

@@ -3,6 +3,8 @@
 Paddle Lite's predictor.run() holds the GIL for the whole inference, so the HTTP process must
 never import this module (DESIGN.md, "Architecture").
 """
+import time
+
 import numpy as np
 from paddlelite.lite import MobileConfig, create_paddle_predictor
 
@@ -44,6 +46,7 @@ class Predictor:
         if power_mode is not None and hasattr(config, "set_power_mode"):
             config.set_power_mode(power_mode)
         self.model_path = model_path
+        self.last_run_ms = 0.0
         self._p = create_paddle_predictor(config)
         self.input_names = list(self._p.get_input_names())
         self.output_names = list(self._p.get_output_names())
@@ -52,10 +55,13 @@ class Predictor:
         """inputs: list of float32 NCHW arrays, one per model input. Returns the outputs as arrays."""
         if len(inputs) != len(self.input_names):
             raise ValueError("model takes %d inputs, got %d" % (len(self.input_names), len(inputs)))
+        t0 = time.monotonic()
         for i, a in enumerate(inputs):
             self._p.get_input(i).from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         self._p.run()
-        return [self._p.get_output(i).numpy() for i in range(len(self.output_names))]
+        outs = [self._p.get_output(i).numpy() for i in range(len(self.output_names))]
+        self.last_run_ms = (time.monotonic() - t0) * 1000.0  # tensors in, run, tensors out
+        return outs
 
     def selfcheck(self, shape):
         """Write a known tensor, read it back: refuses to serve if the runtime drops input data."""

@@ -85,7 +85,7 @@ def read_arrays(buf, offset, shapes, copy):
 
 
 class _Job:
-    __slots__ = ("id", "slot", "mid", "done", "finished", "abandoned", "error", "shapes")
+    __slots__ = ("id", "slot", "mid", "done", "finished", "abandoned", "error", "shapes", "run_ms")
 
     def __init__(self, job_id, slot, mid):
         self.id = job_id
@@ -96,6 +96,7 @@ class _Job:
         self.abandoned = False
         self.error = None
         self.shapes = None
+        self.run_ms = 0.0
 
 
 class WorkerAccelerator(Accelerator):
@@ -104,6 +105,7 @@ class WorkerAccelerator(Accelerator):
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
                  excluded=None):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget)."""
+        super().__init__()
         self._bundles = bundles
         self._excluded = dict(excluded or {})
         self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
@@ -209,7 +211,7 @@ class WorkerAccelerator(Accelerator):
                  self._layout.slot_size / 1048576.0)
 
     # -- the request side -------------------------------------------------------------------
-    def run(self, mid, inputs, deadline=None):
+    def run(self, mid, inputs, deadline=None, timing=None):
         if self._state != "ready":
             raise Busy("the accelerator is %s; retry in a few seconds" % self._state, retry_after=5)
         st = self._status.get(mid)
@@ -250,6 +252,9 @@ class WorkerAccelerator(Accelerator):
         outs = read_arrays(mem, lay.outputs(slot), job.shapes, copy=True)
         with self._lock:
             self._free.append(slot)
+        # Everything but the worker's own run time is waiting: queue, hand-over, copies.
+        wall = (time.monotonic() - now) * 1000.0
+        self._record_run(mid, job.run_ms, inputs[0].shape, timing, max(0.0, wall - job.run_ms))
         return outs
 
     def _retry_after(self):
@@ -257,14 +262,14 @@ class WorkerAccelerator(Accelerator):
         per_job = (self._service_ms or 1000.0) / 1000.0
         return max(1, int(math.ceil(busy * per_job)))
 
-    def _finish(self, job, error=None, shapes=None):
+    def _finish(self, job, error=None, shapes=None, run_ms=0.0):
         """Record a job's outcome. Slots of failed or abandoned jobs are freed here; the
         requester frees the slot of a successful job after copying its outputs."""
         with self._lock:
             if job.finished:
                 return
             job.finished = True
-            job.error, job.shapes = error, shapes
+            job.error, job.shapes, job.run_ms = error, shapes, run_ms
             self._jobs.pop(job.id, None)
             if error is not None or job.abandoned:
                 self._free.append(job.slot)
@@ -293,7 +298,7 @@ class WorkerAccelerator(Accelerator):
             if kind == "done":
                 _, _, shapes, ms = msg
                 self._service_ms = ms if self._service_ms is None else 0.8 * self._service_ms + 0.2 * ms
-                self._finish(job, shapes=shapes)
+                self._finish(job, shapes=shapes, run_ms=ms)
             elif kind == "skipped":
                 self._finish(job, Timeout("the request's deadline passed before the accelerator reached it"))
             else:
@@ -397,7 +402,6 @@ def worker_main(argv=None):
         if mem[layout.header(slot)] or (deadline is not None and time.monotonic() > deadline):
             conn.send(("skipped", job_id))
             continue
-        t0 = time.monotonic()
         try:
             outs = accel.run(mid, read_arrays(mem, layout.inputs(slot), shapes, copy=False))
             out_shapes = write_arrays(mem, layout.outputs(slot), layout.out_bytes, outs)
@@ -405,7 +409,7 @@ def worker_main(argv=None):
             log.exception("job on model %d failed", mid)
             conn.send(("error", job_id, str(e)))
             continue
-        conn.send(("done", job_id, out_shapes, (time.monotonic() - t0) * 1000.0))
+        conn.send(("done", job_id, out_shapes, accel.last_run_ms(mid)))
 
 
 if __name__ == "__main__":
