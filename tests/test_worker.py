@@ -149,3 +149,60 @@ def _alive(pid):
 def test_wrong_tensor_shape_never_reaches_paddle_lite(worker):
     with pytest.raises(ValueError):
         worker.run(1, [np.zeros((1, 3, 320, 320), np.float32)])
+
+
+@pytest.fixture()
+def odd_models(tmp_path):
+    """text-direction (fine), plus one bundle with a corrupt model file and one with none."""
+    import json
+    import shutil
+    src = os.path.join(MODEL_DIR, "text-direction")
+    for name, mid, model in (("text-direction", 2, None), ("broken", 7, b"\x00garbage" * 100), ("missing", 8, "")):
+        dst = tmp_path / name
+        shutil.copytree(src, str(dst))
+        spec = json.loads((dst / "bundle.json").read_text())
+        spec.update(id=mid, name=name)
+        (dst / "bundle.json").write_text(json.dumps(spec))
+        if model is not None:
+            (dst / "model.nb").unlink()
+            if model:
+                (dst / "model.nb").write_bytes(model)
+    return str(tmp_path)
+
+
+def test_a_corrupt_or_missing_model_fails_alone(odd_models):
+    # Paddle Lite aborts the process on a corrupt .nb: the worker is restarted without that model.
+    bundles = load_bundles(odd_models)
+    acc = WorkerAccelerator(bundles, slots=1)
+    acc.start()
+    try:
+        st = acc.model_status()
+        assert st[2]["ready"]
+        assert not st[7]["ready"] and "crashed Paddle Lite" in st[7]["reason"]
+        assert not st[8]["ready"] and "missing" in st[8]["reason"]
+        engine = Engine(bundles, acc)
+        assert sorted(engine.models) == [2] and sorted(engine.failed) == [7, 8]
+        assert engine.infer(2, text_line("HELLO"))["result"][0]["label"] == "0"
+    finally:
+        acc.stop()
+
+
+def test_watchdog_kills_a_hung_worker(bundles):
+    only_fast = {2: bundles[2]}
+    acc = WorkerAccelerator(only_fast, slots=2, job_timeout=20.0, hang_timeout=1.0)
+    acc.start()
+    try:
+        engine = Engine(only_fast, acc)
+        pid = acc.status()["worker_pid"]
+        os.kill(pid, signal.SIGSTOP)  # a hang: alive, answering nothing
+        t0 = time.monotonic()
+        with pytest.raises(AcceleratorFailed):
+            engine.infer(2, text_line("HELLO"))
+        assert time.monotonic() - t0 < 5.0
+        assert _wait_ready(acc, 30)
+        st = acc.status()
+        assert st["watchdog_kills"] == 1 and st["restarts"] == 1 and st["worker_pid"] != pid
+        assert st["last_exit_code"] == -signal.SIGKILL and st["deaths_last_minute"] == 1
+        assert engine.infer(2, text_line("HELLO"))["result"][0]["label"] == "0"
+    finally:
+        acc.stop()

@@ -6,6 +6,7 @@ another process is invisible to them.
 """
 import collections
 import logging
+import os
 import threading
 import time
 
@@ -81,7 +82,9 @@ class LocalAccelerator(Accelerator):
     reaches (and measures) all the memory the model will ever take before anything is served.
     """
 
-    def __init__(self, bundles, threads=None, warm=True):
+    def __init__(self, bundles, threads=None, warm=True, on_load=None):
+        """on_load(mid) is called before each model is loaded: Paddle Lite aborts the whole process
+        on a corrupt model file, so the worker tells its parent which model it is about to load."""
         from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
 
         super().__init__()
@@ -94,7 +97,15 @@ class LocalAccelerator(Accelerator):
         for mid in sorted(bundles):
             b = bundles[mid]
             if not b.model_path:
+                self._fail(mid, "its bundle.json names no model file (\"model\")")
                 continue
+            if not os.path.isfile(b.model_path) or os.path.getsize(b.model_path) == 0:
+                # Checked here: Paddle Lite aborts the process on a missing file.
+                self._fail(mid, "model file %s is missing or empty (rebuild the bundles: make models)"
+                           % b.model_path)
+                continue
+            if on_load is not None:
+                on_load(mid)
             before = rss_bytes()
             t0 = time.monotonic()
             try:
@@ -102,10 +113,8 @@ class LocalAccelerator(Accelerator):
                 p.selfcheck(b.input_shape)
             except lite.RuntimeCheckFailed:
                 raise
-            except Exception as e:  # a corrupt or missing model file fails that model only
-                log.error("model %d (%s) failed to load: %s", mid, b.name, e)
-                self._status[mid] = {"ready": False, "reason": "load failed: %s" % e,
-                                     "memory_mb": None, "warmup_ms": None}
+            except Exception as e:  # what Paddle Lite reports as an exception fails that model only
+                self._fail(mid, "load failed: %s" % e)
                 continue
             if warm:
                 try:
@@ -114,8 +123,7 @@ class LocalAccelerator(Accelerator):
                         outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
                     self.output_bytes[mid] = sum(int(o.nbytes) for o in outs)
                 except Exception as e:
-                    self._status[mid] = {"ready": False, "reason": "warm-up run failed: %s" % e,
-                                         "memory_mb": None, "warmup_ms": None}
+                    self._fail(mid, "warm-up run failed: %s" % e)
                     continue
             self._predictors[mid] = p
             self._status[mid] = {
@@ -125,6 +133,10 @@ class LocalAccelerator(Accelerator):
             }
             log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
                      mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
+
+    def _fail(self, mid, reason):
+        log.error("model %d (%s): %s", mid, self._bundles[mid].name, reason)
+        self._status[mid] = {"ready": False, "reason": reason, "memory_mb": None, "warmup_ms": None}
 
     def run(self, mid, inputs, deadline=None, timing=None):
         p = self._predictors.get(mid)

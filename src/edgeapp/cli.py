@@ -16,13 +16,21 @@ def _model_dir(args):
     return args.model_dir or os.environ.get("EDGEAPP_MODEL_DIR") or DEFAULT_MODEL_DIR
 
 
-def _engine(args, warm=True):
+def _engine_for(args, mid):
+    """An in-process engine that loads only what model `mid` runs (a corrupt file of another
+    model must not matter: Paddle Lite aborts the process on one)."""
+    from edgeapp import models
     from edgeapp.accelerator import LocalAccelerator
     from edgeapp.bundle import load_bundles
     from edgeapp.engine import Engine
 
     bundles = load_bundles(_model_dir(args))
-    return Engine(bundles, LocalAccelerator(bundles, warm=warm))
+    needs = []
+    if mid in bundles:
+        m = models.build(bundles[mid], bundles)
+        needs = m.needs() if hasattr(m, "needs") else [mid]
+    accel = LocalAccelerator({n: bundles[n] for n in needs if n in bundles}, warm=False)
+    return Engine(bundles, accel)
 
 
 def cmd_models(args):
@@ -46,7 +54,7 @@ def cmd_infer(args):
         with open(args.image, "rb") as f:
             data = f.read()
         image = images.decode(data, int(os.environ.get("EDGEAPP_MAX_PIXELS", DEFAULT_MAX_PIXELS)))
-        engine = _engine(args, warm=False)
+        engine = _engine_for(args, args.mid)
         out = engine.infer(args.mid, image)
     except EdgeError as e:
         print(dumps(failure(e.code, e.msg)))
@@ -62,16 +70,28 @@ def cmd_infer(args):
 
 
 def cmd_selfcheck(args):
-    """Load every model, check the runtime, warm up at the maximum shape, report."""
-    engine = _engine(args)
-    ok = True
-    status = engine.accel.model_status()
-    for d in engine.describe():
-        s = status.get(d["id"], {})
-        state = "ready" if d["ready"] else "FAILED: %s" % d["reason"]
-        mem = "%s MB" % s["memory_mb"] if s.get("memory_mb") is not None else "-"
-        print("model %-3d %-16s %-8s %s" % (d["id"], d["name"], mem, state))
-        ok = ok and d["ready"]
+    """Load every model in a worker process, check the runtime, warm up at the input shape, report.
+
+    In a worker, as the service does it: a model file that crashes Paddle Lite is reported, not fatal."""
+    from edgeapp.bundle import load_bundles
+    from edgeapp.engine import Engine
+    from edgeapp.worker import WorkerAccelerator
+
+    bundles = load_bundles(_model_dir(args))
+    accel = WorkerAccelerator(bundles, slots=1)
+    accel.start()
+    try:
+        engine = Engine(bundles, accel)
+        ok = True
+        status = accel.model_status()
+        for d in engine.describe():
+            s = status.get(d["id"], {})
+            state = "ready" if d["ready"] else "FAILED: %s" % d["reason"]
+            mem = "%s MB" % s["memory_mb"] if s.get("memory_mb") is not None else "-"
+            print("model %-3d %-16s %-8s %s" % (d["id"], d["name"], mem, state))
+            ok = ok and d["ready"]
+    finally:
+        accel.stop()
     return 0 if ok else 1
 
 

@@ -29,9 +29,10 @@ class Engine:
             needs = m.needs() if hasattr(m, "needs") else [mid]
             down = [n for n in needs if not status.get(n, {}).get("ready")]
             if down:
-                self.failed[mid] = "needs model(s) %s, not ready: %s" % (
-                    ", ".join(map(str, down)),
-                    "; ".join(str(status.get(n, {}).get("reason")) for n in down))
+                reasons = [(n, status.get(n, {}).get("reason") or "not loaded") for n in down]
+                self.failed[mid] = "; ".join(
+                    why if n == mid else "needs model %d (%s), which is not ready: %s" % (n, bundles[n].name, why)
+                    for n, why in reasons)
                 continue
             self.models[mid] = m
 

@@ -39,6 +39,14 @@ class WorkerFailed(Exception):
     """The worker could not start (e.g. the runtime self-check refused)."""
 
 
+class ModelCrashed(Exception):
+    """The worker died while loading one model: Paddle Lite aborts on a corrupt .nb file."""
+
+    def __init__(self, mid, code):
+        super().__init__("model %d crashed the worker (exit code %s)" % (mid, code))
+        self.mid, self.code = mid, code
+
+
 class Layout:
     """Where a slot's header, inputs and outputs sit in the shared buffer."""
 
@@ -103,14 +111,20 @@ class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
-                 excluded=None):
-        """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget)."""
+                 excluded=None, hang_timeout=None):
+        """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
+        hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
+        the worker (default: job_timeout)."""
         super().__init__()
         self._bundles = bundles
         self._excluded = dict(excluded or {})
         self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
         self._threads = threads
         self._job_timeout = float(job_timeout)
+        self._hang_timeout = float(hang_timeout or job_timeout)
+        self._last_progress = time.monotonic()  # last reply, or when the queue stopped being empty
+        self._watchdog_kills = 0
+        self._last_exit = None
         self._start_timeout = float(start_timeout)
         self._in_bytes = max([4 * int(np.prod(b.input_shape)) for b in bundles.values()] or [4])
         self._nslots = int(slots)
@@ -136,9 +150,10 @@ class WorkerAccelerator(Accelerator):
     # -- lifecycle --------------------------------------------------------------------------
     def start(self):
         self._state = "starting"
-        self._spawn()
+        self._start_worker()
         self._reader = threading.Thread(target=self._read_loop, name="accelerator-reader", daemon=True)
         self._reader.start()
+        threading.Thread(target=self._watchdog, name="accelerator-watchdog", daemon=True).start()
 
     def stop(self):
         self._stopping.set()
@@ -185,9 +200,22 @@ class WorkerAccelerator(Accelerator):
         child_sock.close()
         conn = Connection(parent_sock.detach())
         try:
-            if not conn.poll(self._start_timeout):
-                raise WorkerFailed("the accelerator worker did not become ready within %.0f s" % self._start_timeout)
-            msg = conn.recv()
+            end = time.monotonic() + self._start_timeout
+            loading = None
+            while True:
+                if not conn.poll(max(0.0, end - time.monotonic())):
+                    raise WorkerFailed("the accelerator worker did not become ready within %.0f s"
+                                       % self._start_timeout)
+                try:
+                    msg = conn.recv()
+                except EOFError:
+                    code = proc.wait()
+                    if loading is not None:
+                        raise ModelCrashed(loading, code)
+                    raise WorkerFailed("the accelerator worker exited (code %s) before it was ready" % code)
+                if msg[0] != "loading":
+                    break
+                loading = msg[1]
             if msg[0] == "fatal":
                 raise WorkerFailed(msg[1])
             _, pid, status, out_bytes = msg
@@ -210,6 +238,17 @@ class WorkerAccelerator(Accelerator):
         log.info("accelerator worker %d ready: %d slots of %.1f MB", pid, self._nslots,
                  self._layout.slot_size / 1048576.0)
 
+    def _start_worker(self):
+        """_spawn(), leaving out every model whose file makes Paddle Lite abort the worker."""
+        while True:
+            try:
+                return self._spawn()
+            except ModelCrashed as e:
+                why = ("loading its model file crashed Paddle Lite (worker exit code %s): the file is "
+                       "corrupt or was built for another target or version; rebuild it (make models)" % e.code)
+                log.error("model %d: %s. Starting without it.", e.mid, why)
+                self._excluded[e.mid] = why
+
     # -- the request side -------------------------------------------------------------------
     def run(self, mid, inputs, deadline=None, timing=None):
         if self._state != "ready":
@@ -226,6 +265,8 @@ class WorkerAccelerator(Accelerator):
                 raise Busy("the accelerator queue is full (%d jobs); retry later" % self._nslots,
                            retry_after=self._retry_after())
             slot = self._free.pop()
+            if not self._jobs:
+                self._last_progress = time.monotonic()  # the watchdog's clock starts with the first job
             self._next_id += 1
             job = _Job(self._next_id, slot, mid)
             self._jobs[job.id] = job
@@ -270,6 +311,7 @@ class WorkerAccelerator(Accelerator):
                 return
             job.finished = True
             job.error, job.shapes, job.run_ms = error, shapes, run_ms
+            self._last_progress = time.monotonic()
             self._jobs.pop(job.id, None)
             if error is not None or job.abandoned:
                 self._free.append(job.slot)
@@ -304,8 +346,22 @@ class WorkerAccelerator(Accelerator):
             else:
                 self._finish(job, Internal("inference failed on model %d: %s" % (job.mid, msg[2])))
 
+    def _watchdog(self):
+        """Kill a worker that holds jobs and answers nothing (hung in native code, or stopped)."""
+        while not self._stopping.wait(0.25):
+            with self._lock:
+                stuck = bool(self._jobs) and time.monotonic() - self._last_progress > self._hang_timeout
+                if stuck:
+                    self._last_progress = time.monotonic()  # one kill per hang
+            if stuck and self._state == "ready" and self._proc is not None:
+                log.error("accelerator worker %d answered nothing for %.1f s with jobs in flight: killing it",
+                          self._proc.pid, self._hang_timeout)
+                self._watchdog_kills += 1
+                self._proc.kill()  # the reader thread sees the death and restarts it
+
     def _on_death(self):
         code = self._proc.wait()
+        self._last_exit = code
         self._state = "restarting"
         self._restarts += 1
         log.error("accelerator worker %d died (exit code %s); restarting", self._proc.pid, code)
@@ -319,7 +375,7 @@ class WorkerAccelerator(Accelerator):
             if self._stopping.wait(delay):
                 return
             try:
-                self._spawn()
+                self._start_worker()
                 return
             except Exception as e:
                 log.error("accelerator worker failed to start: %s", e)
@@ -341,6 +397,9 @@ class WorkerAccelerator(Accelerator):
             "queue_depth": in_flight,
             "queue_capacity": self._nslots,
             "service_ms": round(self._service_ms, 1) if self._service_ms is not None else None,
+            "last_exit_code": self._last_exit,
+            "deaths_last_minute": len([t for t in self._deaths if time.monotonic() - t < 60.0]),
+            "watchdog_kills": self._watchdog_kills,
         }
 
 
@@ -382,7 +441,7 @@ def worker_main(argv=None):
     try:
         skip = {int(x) for x in args.skip.split(",") if x}
         bundles = {mid: b for mid, b in load_bundles(args.model_dir).items() if mid not in skip}
-        accel = LocalAccelerator(bundles, threads=args.threads)
+        accel = LocalAccelerator(bundles, threads=args.threads, on_load=lambda mid: conn.send(("loading", mid)))
     except Exception as e:  # the runtime self-check, or unreadable bundles
         conn.send(("fatal", str(e)))
         return 3
