@@ -142,7 +142,6 @@ class WorkerAccelerator(Accelerator):
         self._stopping = threading.Event()
         self._restarts = 0
         self._deaths = []            # monotonic times of recent deaths, for the back-off
-        self._last_death = None
         self._status = {}
         self._service_ms = None      # moving average of the worker's time per job
         self._reader = None
