@@ -206,3 +206,60 @@ def test_watchdog_kills_a_hung_worker(bundles):
         assert engine.infer(2, text_line("HELLO"))["result"][0]["label"] == "0"
     finally:
         acc.stop()
+
+
+def _copy_bundle(src_dir, dst, mid, name, model=None):
+    import json
+    import shutil
+    shutil.copytree(os.path.join(src_dir, "text-direction"), str(dst))
+    spec = json.loads((dst / "bundle.json").read_text())
+    spec.update(id=mid, name=name)
+    (dst / "bundle.json").write_text(json.dumps(spec))
+    if model is not None:
+        (dst / "model.nb").write_bytes(model)
+
+
+def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
+    _copy_bundle(MODEL_DIR, tmp_path / "text-direction", 2, "text-direction")
+    acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=2)
+    acc.start()
+    try:
+        engine = Engine(acc._bundles, acc)
+        line = text_line("HELLO")
+        outcomes, stop = [], threading.Event()
+
+        def keep_busy():  # requests in flight all through the reload
+            end = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < end:
+                try:
+                    outcomes.append(engine.infer(2, line)["result"][0]["label"])
+                except Busy:
+                    outcomes.append("busy")
+                time.sleep(0.005)
+
+        t = threading.Thread(target=keep_busy)
+        t.start()
+        _copy_bundle(MODEL_DIR, tmp_path / "copy", 9, "direction-copy")
+        _copy_bundle(MODEL_DIR, tmp_path / "broken", 7, "broken", model=b"\x00garbage" * 64)
+        pid = acc.status()["worker_pid"]
+        done = acc.reload(load_bundles(str(tmp_path)))
+        stop.set()
+        t.join(30)
+        assert done["added"] == [9] and done["removed"] == [] and list(done["failed"]) == [7]
+        assert "crashed Paddle Lite" in done["failed"][7]
+        assert acc.status()["worker_pid"] == pid and acc.status()["restarts"] == 0  # same worker
+        assert outcomes and set(outcomes) <= {"0", "busy"} and "0" in outcomes
+        engine = Engine(load_bundles(str(tmp_path)), acc)
+        assert engine.infer(9, line)["result"][0]["label"] == "0"
+        assert 7 in engine.failed and "crashed" in engine.failed[7]
+
+        import shutil
+        shutil.rmtree(str(tmp_path / "copy"))
+        done = acc.reload(load_bundles(str(tmp_path)))
+        assert done["removed"] == [9]
+        engine = Engine(load_bundles(str(tmp_path)), acc)
+        with pytest.raises(Exception):
+            engine.infer(9, line)
+        assert engine.infer(2, line)["result"][0]["label"] == "0"
+    finally:
+        acc.stop()

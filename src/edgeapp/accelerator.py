@@ -89,50 +89,66 @@ class LocalAccelerator(Accelerator):
 
         super().__init__()
         lite.check_numpy()
-        self._bundles = bundles
+        self._bundles = dict(bundles)
         self._predictors = {}
         self._status = {}
         self.output_bytes = {}  # mid -> bytes of all outputs at the fixed input shape (after warm-up)
         self._lock = threading.Lock()  # a predictor runs one job at a time
+        self._lite = lite
+        self._threads = threads
+        self._warm = warm
         for mid in sorted(bundles):
-            b = bundles[mid]
-            if not b.model_path:
-                self._fail(mid, "its bundle.json names no model file (\"model\")")
-                continue
-            if not os.path.isfile(b.model_path) or os.path.getsize(b.model_path) == 0:
-                # Checked here: Paddle Lite aborts the process on a missing file.
-                self._fail(mid, "model file %s is missing or empty (rebuild the bundles: make models)"
-                           % b.model_path)
-                continue
-            if on_load is not None:
-                on_load(mid)
-            before = rss_bytes()
-            t0 = time.monotonic()
+            self.load(bundles[mid], on_load)
+
+    def load(self, b, on_load=None):
+        """Load (or replace) one bundle's predictor, check it and warm it up. Failures are recorded
+        in model_status(), never raised, except the runtime self-check (nothing can be served)."""
+        lite, mid = self._lite, b.id
+        with self._lock:
+            self._bundles[mid] = b
+            self._predictors.pop(mid, None)
+        if not b.model_path:
+            return self._fail(mid, "its bundle.json names no model file (\"model\")")
+        if not os.path.isfile(b.model_path) or os.path.getsize(b.model_path) == 0:
+            # Checked here: Paddle Lite aborts the process on a missing file.
+            return self._fail(mid, "model file %s is missing or empty (rebuild the bundles: make models)"
+                              % b.model_path)
+        if on_load is not None:
+            on_load(mid)
+        before = rss_bytes()
+        t0 = time.monotonic()
+        try:
+            p = lite.Predictor(b.model_path, threads=self._threads)
+            p.selfcheck(b.input_shape)
+        except lite.RuntimeCheckFailed:
+            raise
+        except Exception as e:  # what Paddle Lite reports as an exception fails that model only
+            return self._fail(mid, "load failed: %s" % e)
+        if self._warm:
             try:
-                p = lite.Predictor(b.model_path, threads=threads)
-                p.selfcheck(b.input_shape)
-            except lite.RuntimeCheckFailed:
-                raise
-            except Exception as e:  # what Paddle Lite reports as an exception fails that model only
-                self._fail(mid, "load failed: %s" % e)
-                continue
-            if warm:
-                try:
-                    # Twice, with different data: a second run still allocated a little (measured).
-                    for fill in (0.0, 0.5):
-                        outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
-                    self.output_bytes[mid] = sum(int(o.nbytes) for o in outs)
-                except Exception as e:
-                    self._fail(mid, "warm-up run failed: %s" % e)
-                    continue
+                # Twice, with different data: a second run still allocated a little (measured).
+                for fill in (0.0, 0.5):
+                    outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
+                self.output_bytes[mid] = sum(int(o.nbytes) for o in outs)
+            except Exception as e:
+                return self._fail(mid, "warm-up run failed: %s" % e)
+        with self._lock:
             self._predictors[mid] = p
-            self._status[mid] = {
-                "ready": True, "reason": None,
-                "memory_mb": mb(max(0, rss_bytes() - before)),
-                "warmup_ms": round((time.monotonic() - t0) * 1000.0, 1),
-            }
-            log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
-                     mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
+        self._status[mid] = {
+            "ready": True, "reason": None,
+            "memory_mb": mb(max(0, rss_bytes() - before)),
+            "warmup_ms": round((time.monotonic() - t0) * 1000.0, 1),
+        }
+        log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
+                 mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
+
+    def unload(self, mid):
+        """Forget a model. (Paddle Lite may keep some of its memory: the process's high-water mark.)"""
+        with self._lock:
+            self._predictors.pop(mid, None)
+            self._bundles.pop(mid, None)
+        self._status.pop(mid, None)
+        self.output_bytes.pop(mid, None)
 
     def _fail(self, mid, reason):
         log.error("model %d (%s): %s", mid, self._bundles[mid].name, reason)

@@ -10,6 +10,7 @@ must not take the HTTP server with it (DESIGN.md). Slots are preallocated in one
 count is the queue bound, so a full queue is an immediate Busy, never an unbounded wait.
 """
 import argparse
+import json
 import logging
 import math
 import mmap
@@ -145,6 +146,9 @@ class WorkerAccelerator(Accelerator):
         self._status = {}
         self._service_ms = None      # moving average of the worker's time per job
         self._reader = None
+        self._reload_lock = threading.Lock()
+        self._reloaded = None        # (Event, reply) while a reload waits for the worker
+        self._reloading = False
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self):
@@ -186,9 +190,7 @@ class WorkerAccelerator(Accelerator):
     def _spawn(self):
         """Start a worker and wait until it has loaded and warmed every model."""
         parent_sock, child_sock = socket.socketpair()
-        env = dict(os.environ)
-        src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = _child_env()
         cmd = [sys.executable, "-m", "edgeapp.worker", "--fd", str(child_sock.fileno()),
                "--parent", str(os.getpid()), "--model-dir", self._model_dir]
         if self._threads:
@@ -247,6 +249,84 @@ class WorkerAccelerator(Accelerator):
                        "corrupt or was built for another target or version; rebuild it (make models)" % e.code)
                 log.error("model %d: %s. Starting without it.", e.mid, why)
                 self._excluded[e.mid] = why
+
+    # -- reloading models while serving -------------------------------------------------------
+    def reload(self, bundles):
+        """Bring the running worker to `bundles`: load new or changed ones, drop removed ones,
+        between jobs — nothing in flight is restarted or lost. Returns what changed:
+        {"added": [...], "replaced": [...], "removed": [...], "failed": {mid: reason}}.
+
+        Each new or changed model file is first loaded in a short-lived probe process, because
+        Paddle Lite aborts the process that loads a corrupt file. (Peak memory while reloading:
+        the worker plus the largest new model.)
+        """
+        with self._reload_lock:
+            old = self._bundles
+            changed = sorted(mid for mid, b in bundles.items()
+                             if mid not in old or fingerprint(b) != fingerprint(old[mid]))
+            removed = sorted(mid for mid in old if mid not in bundles)
+            failed = {}
+            for mid in changed:
+                why = self._unfit(bundles[mid]) or self._probe(bundles[mid])
+                if why:
+                    failed[mid] = why
+            load = [mid for mid in changed if mid not in failed]
+            reply = self._ask_worker(("reload", load, removed + sorted(failed)))
+            status, out_bytes = reply[2], reply[3]
+            for mid in load:
+                if out_bytes.get(mid, 0) > self._layout.out_bytes:
+                    failed[mid] = ("its outputs (%d bytes) do not fit the shared-memory slots (%d bytes); "
+                                   "restart the service to load it" % (out_bytes[mid], self._layout.out_bytes))
+                    self._ask_worker(("reload", [], [mid]))
+            self._bundles = dict(bundles)
+            for mid in removed:
+                self._excluded.pop(mid, None)
+            for mid in changed:
+                self._excluded.pop(mid, None)
+            self._excluded.update(failed)
+            self._status = {mid: st for mid, st in status.items() if mid not in failed}
+            done = {"added": [m for m in load if m not in old and m not in failed],
+                    "replaced": [m for m in load if m in old and m not in failed],
+                    "removed": removed, "failed": failed}
+            log.info("models reloaded: %s", done)
+            return done
+
+    def _unfit(self, b):
+        need = 4 * int(np.prod(b.input_shape))
+        if need > self._in_bytes:
+            return ("its input tensor (%d bytes) is larger than the shared-memory slots (%d bytes); "
+                    "restart the service to load it" % (need, self._in_bytes))
+        return None
+
+    def _probe(self, b):
+        """Load and warm one bundle in a throwaway process; None if it works, else why not."""
+        cmd = [sys.executable, "-m", "edgeapp.worker", "--probe", "--parent", str(os.getpid()),
+               "--model-dir", os.path.dirname(b.folder), "--only", str(b.id)]
+        try:
+            p = subprocess.run(cmd, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, timeout=self._start_timeout)
+        except subprocess.TimeoutExpired:
+            return "loading it took longer than %.0f s" % self._start_timeout
+        if p.returncode != 0:
+            why = p.stdout.decode("utf-8", "replace").strip()
+            return why or ("loading its model file crashed Paddle Lite (exit code %s): the file is corrupt "
+                           "or was built for another target or version" % p.returncode)
+        return None
+
+    def _ask_worker(self, msg):
+        """Send a control message; wait for the worker's reply (the reader thread hands it over)."""
+        event = threading.Event()
+        self._reloaded = (event, None)
+        self._reloading = True  # a long load is not a hang
+        try:
+            with self._send_lock:
+                self._conn.send(msg)
+            if not event.wait(self._start_timeout):
+                raise WorkerFailed("the worker did not finish reloading within %.0f s" % self._start_timeout)
+            return self._reloaded[1]
+        finally:
+            self._reloading = False
+            self._last_progress = time.monotonic()
 
     # -- the request side -------------------------------------------------------------------
     def run(self, mid, inputs, deadline=None, timing=None):
@@ -333,6 +413,11 @@ class WorkerAccelerator(Accelerator):
                 self._on_death()
                 continue
             kind, job_id = msg[0], msg[1]
+            if kind == "reloaded":
+                event = self._reloaded[0]
+                self._reloaded = (event, msg)
+                event.set()
+                continue
             job = self._jobs.get(job_id)
             if job is None:
                 continue
@@ -349,7 +434,8 @@ class WorkerAccelerator(Accelerator):
         """Kill a worker that holds jobs and answers nothing (hung in native code, or stopped)."""
         while not self._stopping.wait(0.25):
             with self._lock:
-                stuck = bool(self._jobs) and time.monotonic() - self._last_progress > self._hang_timeout
+                stuck = (bool(self._jobs) and not self._reloading
+                         and time.monotonic() - self._last_progress > self._hang_timeout)
                 if stuck:
                     self._last_progress = time.monotonic()  # one kill per hang
             if stuck and self._state == "ready" and self._proc is not None:
@@ -406,6 +492,23 @@ def _round_up(n, k):
     return (n + k - 1) // k * k
 
 
+def fingerprint(b):
+    """What makes a bundle 'changed' for a reload: its bundle.json and its model file."""
+    try:
+        st = os.stat(b.model_path) if b.model_path else None
+    except OSError:
+        st = None
+    return (json.dumps(b.spec, sort_keys=True), b.folder, st and (st.st_size, st.st_mtime_ns))
+
+
+def _child_env():
+    """The environment of a worker or probe process: this package importable, whatever the cwd."""
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 # -- the worker process ----------------------------------------------------------------------
 def _die_with_parent(parent_pid):
     """Linux: the kernel kills us when the server process dies, so no worker is ever orphaned."""
@@ -421,12 +524,17 @@ def _die_with_parent(parent_pid):
 
 def worker_main(argv=None):
     p = argparse.ArgumentParser(prog="edgeapp.worker")
-    p.add_argument("--fd", type=int, required=True)
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--threads", type=int)
     p.add_argument("--skip", default="", help="comma-separated model ids not to load")
+    p.add_argument("--only", default="", help="comma-separated model ids to load (default: all)")
+    p.add_argument("--probe", action="store_true",
+                   help="load and warm the models, print why one failed, exit 0 if all are ready")
+    p.add_argument("--fd", type=int)
     args = p.parse_args(argv)
+    if args.probe:
+        return _probe_main(args)
     _die_with_parent(args.parent)
     tame_malloc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
@@ -438,8 +546,7 @@ def worker_main(argv=None):
     from edgeapp.bundle import load_bundles
 
     try:
-        skip = {int(x) for x in args.skip.split(",") if x}
-        bundles = {mid: b for mid, b in load_bundles(args.model_dir).items() if mid not in skip}
+        bundles = _select(load_bundles(args.model_dir), args)
         accel = LocalAccelerator(bundles, threads=args.threads, on_load=lambda mid: conn.send(("loading", mid)))
     except Exception as e:  # the runtime self-check, or unreadable bundles
         conn.send(("fatal", str(e)))
@@ -456,6 +563,9 @@ def worker_main(argv=None):
             return 0
         if msg[0] == "stop":
             return 0
+        if msg[0] == "reload":
+            _reload(accel, args.model_dir, msg[1], msg[2], conn)
+            continue
         _, job_id, slot, mid, shapes, deadline = msg
         if mem[layout.header(slot)] or (deadline is not None and time.monotonic() > deadline):
             conn.send(("skipped", job_id))
@@ -468,6 +578,40 @@ def worker_main(argv=None):
             conn.send(("error", job_id, str(e)))
             continue
         conn.send(("done", job_id, out_shapes, accel.last_run_ms(mid)))
+
+
+def _select(bundles, args):
+    skip = {int(x) for x in args.skip.split(",") if x}
+    only = {int(x) for x in args.only.split(",") if x}
+    return {mid: b for mid, b in bundles.items() if mid not in skip and (not only or mid in only)}
+
+
+def _reload(accel, model_dir, load, drop, conn):
+    """Between jobs: (re)load some bundles from the model folder and drop others."""
+    from edgeapp.bundle import load_bundles
+
+    for mid in drop:
+        accel.unload(mid)
+    if load:
+        bundles = load_bundles(model_dir)
+        for mid in load:
+            if mid in bundles:
+                accel.load(bundles[mid])
+    conn.send(("reloaded", None, accel.model_status(), dict(accel.output_bytes)))
+
+
+def _probe_main(args):
+    """Load and warm some bundles in this throwaway process: exit 0 if every one is ready."""
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+
+    _die_with_parent(args.parent)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    accel = LocalAccelerator(_select(load_bundles(args.model_dir), args))
+    failed = ["model %d: %s" % (mid, st["reason"]) for mid, st in sorted(accel.model_status().items())
+              if not st["ready"]]
+    print("; ".join(failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
