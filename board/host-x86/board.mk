@@ -1,7 +1,26 @@
-# Board profile: the development host (x86_64). Settings only, no code.
-# Used by the tests and by `make run`.
+# Board profile: the development host (x86_64). Settings only, no code (board/README.md lists them).
+# Used by the tests and by `make run`; `make install BOARD=host-x86` makes a tree that runs here.
 BOARD_DESC        := Development host, x86_64, Paddle Lite from the pip wheel
+ARCH              := x86_64
+# Paddle Lite: what tools/build_models.py converts for, what the runtime drives, where it comes from.
 LITE_TARGET       := x86
+LITE_DEVICE       := none
+LITE_FROM         := pip wheel (requirements.txt, in $(VENV))
+# The "image" is this checkout: its venv has numpy, OpenCV and Paddle Lite.
+IMAGE_PYTHON       = $(CURDIR)/$(VENV)/bin/python
+IMAGE_PYTHON_VERSION := 3.10
+# Paddle Lite threads per model: the x86 wheel has no set_threads (0 = its default).
+LITE_POWER_MODE   := default
+LITE_THREADS      := 0
+HTTP_THREADS      := 8
+QUEUE_DEPTH       := 4
 # Memory for all edgeapp processes (MB): `make run` passes it as EDGEAPP_MEMORY_BUDGET_MB.
 # Measured total on this host with the bundled models: about 1000 MB (README, Memory).
 MEMORY_BUDGET_MB  := 1536
+# Hard ceiling the kernel enforces (systemd MemoryMax=), above the budget the service checks.
+MEMORY_CEILING_MB := 2048
+# Init integrations to install: sysv (/etc/init.d/S95edgeapp + rc links) and/or systemd.
+INIT              := sysv systemd
+# Where the service's output goes: file (RUN_DIR/edgeapp.log, in RAM), syslog or journal.
+LOG               := file
+PREFIX            := /opt/edgeapp

@@ -1,0 +1,23 @@
+# Board profile: EdgeBoard DK-1A, Ubuntu 20.04-based image, systemd, Python 3.8, aarch64,
+# Paddle Lite on the ARM CPU. Its NPU runtime (PPNC) is not Paddle Lite: edgeapp does not use
+# the NPU (README.md beside this file). Settings only.
+BOARD_DESC        := EdgeBoard DK-1A, Ubuntu 20.04-based, systemd, aarch64, Paddle Lite ARM CPU (NPU not used)
+ARCH              := aarch64
+LITE_TARGET       := arm
+LITE_DEVICE       := none
+LITE_FROM         := the board image, or built from Paddle Lite's source (no aarch64 wheels on PyPI)
+IMAGE_PYTHON      := /usr/bin/python3
+IMAGE_PYTHON_VERSION := 3.8
+LITE_POWER_MODE   := high
+LITE_THREADS      := 2
+HTTP_THREADS      := 4
+QUEUE_DEPTH       := 2
+# Not measured on the board yet: check with `edgeapp selfcheck` there and adjust.
+MEMORY_BUDGET_MB  := 1024
+MEMORY_CEILING_MB := 1280
+INIT              := systemd
+# Ubuntu 20.04's systemd (245) runs the hybrid cgroup hierarchy, where MemoryMax= has no effect:
+# the unit also gets the cgroup v1 MemoryLimit=.
+SYSTEMD_CGROUP_V1 := yes
+LOG               := journal
+PREFIX            := /opt/edgeapp
