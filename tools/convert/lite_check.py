@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Run a converted .nb on the reference input and compare with the reference runtime's outputs.
+
+    .venv/bin/python tools/convert/lite_check.py MODEL.nb reference.npz [--runs N]
+
+Runs under the SERVICE venv (it needs paddlelite), in its own process so that the predictor's
+memory is given back when it ends. Prints one JSON line: max_abs_diff, output shapes, ms per run
+(mean of --runs after one warm-up run) and the process's peak RSS in MB.
+"""
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("reference")
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args(argv)
+    from paddlelite.lite import MobileConfig, create_paddle_predictor
+
+    ref = np.load(args.reference)
+    x = ref["input"]
+    want = [ref["output%d" % i] for i in range(len(ref.files) - 1)]
+    config = MobileConfig()
+    config.set_model_from_file(args.model)
+    pred = create_paddle_predictor(config)
+    n_in = len(pred.get_input_names())
+    if n_in != 1:
+        print(json.dumps({"error": "the model has %d inputs; bundles take one" % n_in}))
+        return 1
+
+    def run():
+        pred.get_input(0).from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        pred.run()
+        return [pred.get_output(i).numpy() for i in range(len(pred.get_output_names()))]
+
+    got = run()
+    t0 = time.monotonic()
+    for _ in range(max(1, args.runs)):
+        got = run()
+    ms = (time.monotonic() - t0) * 1000.0 / max(1, args.runs)
+    if len(got) != len(want):
+        print(json.dumps({"error": "Paddle Lite gives %d outputs, the reference %d" % (len(got), len(want))}))
+        return 1
+    diff, scale = 0.0, 0.0
+    for g, w in zip(got, want):
+        g, w = np.asarray(g, np.float32).reshape(-1), np.asarray(w, np.float32).reshape(-1)
+        if g.size != w.size:
+            print(json.dumps({"error": "output sizes differ: Paddle Lite %d, reference %d" % (g.size, w.size)}))
+            return 1
+        if g.size:
+            diff = max(diff, float(np.abs(g - w).max()))
+            scale = max(scale, float(np.abs(w).max()))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"max_abs_diff": diff, "reference_max_abs": scale, "output_shapes": [list(np.shape(g)) for g in got],
+                      "ms_per_run": round(ms, 2), "peak_rss_mb": round(rss, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
