@@ -1,0 +1,72 @@
+"""tools/bench.py in a tiny configuration: the fast model, concurrency 1 and 2, 1 s per case, our
+Python client only (no wrk needed). Checks that the report has every row and that the numbers are
+sane, not that they are fast: this machine is shared and noisy."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+from support import REPO, server_env
+
+BENCH = REPO / "tools" / "bench.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_tool", str(BENCH))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
+    out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")
+    cmd = [sys.executable, str(BENCH), "--model-dir", str(fast_model_dir), "--mid", "2", "--concurrency", "1,2",
+           "--seconds", "1", "--client", "py", "--out", str(out), "--json", str(results)]
+    r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    summary = json.loads(results.read_text())["summary"]
+    raw = summary["raw"]["2"]
+    assert raw["runs"] > 0 and raw["runs_per_s"] > 0 and raw["input_shape"] == [1, 3, 48, 192]
+
+    cases = {(c["server"], c["endpoint"], c["concurrency"]): c for c in summary["cases"]}
+    expected = {("edgeapp", e, c) for e in ("binary", "base64", "multipart") for c in (1, 2)}
+    expected |= {("naive", "binary", 1), ("naive", "binary", 2)}
+    assert set(cases) == expected
+    for key, c in cases.items():
+        assert c["client"] == "py", key
+        assert c["ok"] > 0 and c["rps"] > 0 and c["ratio"] > 0, key
+        assert c["errors"] == 0 and c["busy"] == 0, (key, c)  # 2 clients never fill the 4 slots
+        assert 0 < c["p50_ms"] <= c["p95_ms"] <= c["p99_ms"], (key, c)
+        assert c["peak_mb"] > 0, key
+        if c["concurrency"] == 2:  # the highest concurrency: /api/health was polled meanwhile
+            assert c["health"]["n"] > 0 and c["health"]["failures"] == 0, (key, c["health"])
+        else:
+            assert c["health"] is None
+    for kind in ("edgeapp", "naive"):
+        s = summary["servers"][kind]
+        assert s["startup_s"] > 0 and s["idle_mb"] > 0 and s["peak_mb"] >= s["idle_mb"] * 0.9, (kind, s)
+
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nWritten by hand, must survive.\n")
+    for row in ("| edgeapp | 2 | binary | py | 1 |", "| edgeapp | 2 | base64 | py | 2 |",
+                "| edgeapp | 2 | multipart | py | 1 |", "| naive | 2 | binary | py | 2 |",
+                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | "):
+        assert row in text, row
+    assert "Command: `" in text and "--seconds 1" in text
+    assert "| edgeapp | 2 | multipart | py | 2 |" in r.stdout  # the same report went to stdout
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    bench = load_bench()
+    path = str(tmp_path / "B.md")
+    bench.write_section(path, "service", "Service", "first\n")
+    with open(path, "a") as f:
+        f.write("\n## Notes by hand\n\nkeep me\n")
+    bench.write_section(path, "service", "Service", "second\n")
+    bench.write_section(path, "other", "Other", "third\n")
+    text = open(path).read()
+    assert "first" not in text and text.count("second") == 1 and "keep me" in text and "third" in text
+    assert text.index("second") < text.index("keep me") < text.index("third")
