@@ -84,6 +84,12 @@ class NotReady(EdgeError):
     status = 503
 
 
+class RequestTimeout(EdgeError):
+    """The client sent its request too slowly: headers or body did not arrive in time."""
+    code = 1012
+    status = 408
+
+
 class Internal(EdgeError):
     """Anything unexpected; details go to the log, never to the client."""
     code = 1099

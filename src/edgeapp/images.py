@@ -13,6 +13,10 @@ from edgeapp.errors import BadImage, TooLarge
 
 FORMATS = "JPEG, PNG, BMP, WebP"
 
+# OpenCV logs every undecodable upload as an "[ERROR]" line on stderr. That is the client's error,
+# answered with 400, not the server's: keep only fatal messages (levels: 0 silent, 1 fatal, 2 error).
+cv2.setLogLevel(1)
+
 
 def image_size(data):
     """(format, width, height) from the header; raises BadImage for anything else."""

@@ -1,0 +1,463 @@
+"""The HTTP server: cheroot, made safe to expose to every client on a LAN.
+
+Stock cheroot hands each new connection to a pool thread, which then blocks reading the request.
+A few dozen clients that connect and say nothing, or send their headers a byte at a time, would
+hold every thread and nobody else would be served. So here:
+
+- a connection waits in cheroot's selector, without a thread, until its request head (request
+  line and headers) and the first BODY_PREFETCH bytes of its body have arrived; the selector
+  thread reads what has arrived without blocking. They must arrive within HEADER_TIMEOUT of the
+  request's first byte (408), and the head must fit in MAX_HEADER_BYTES (414 for the request
+  line, 431 for the headers);
+- requests without a body (health, status, models) have their own small pool of threads, so slow
+  uploads can never make /api/health wait;
+- a body must keep up MIN_BODY_RATE on average once BODY_GRACE has passed (408 otherwise), and an
+  answer must be read by the client at that rate too: a slow client holds a thread for a bounded
+  time only;
+- when every thread is busy and the accepted queue is full, the answer is an immediate 503;
+- every answer cheroot gives by itself (malformed request, timeouts, limits, busy) is the JSON
+  envelope with an edgeapp error code, like the application's answers;
+- after an answer sent before the whole request was read (413, 503, 408, ...), the rest of the
+  input is read and dropped for a while (no thread needed) before the connection is closed, so
+  the client gets to read the answer instead of a connection reset.
+
+This leans on cheroot internals (ConnectionManager's selector, the pool's queue); cheroot is
+pinned in requirements.txt and tests/test_load.py and tests/test_hostile.py cover all of it.
+"""
+import _pyio
+import http
+import logging
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+
+from cheroot import errors as cheroot_errors
+from cheroot import makefile
+from cheroot import server as cheroot_server
+from cheroot import wsgi
+
+from edgeapp.api import JSON_TYPE, SECURITY_HEADERS
+from edgeapp.errors import BadRequest, Busy, Internal, MethodNotAllowed, RequestTimeout, TooLarge
+from edgeapp.results import dumps, failure
+
+log = logging.getLogger("edgeapp.http")
+
+MAX_HEADER_BYTES = 8 * 1024  # request line + headers; browsers and curl send well under 2 KB
+HEADER_TIMEOUT = 10.0        # seconds from a request's first byte to its head and body prefix
+BODY_PREFETCH = 64 * 1024    # body bytes gathered before a thread takes the request
+BODY_GRACE = 10.0            # seconds a body (or an answer) may take before MIN_BODY_RATE applies
+MIN_BODY_RATE = 16 * 1024    # bytes per second, on average, after the grace (128 kbit/s)
+LINGER_SECONDS = 10.0        # how long input is read and dropped after an early answer
+LIGHT_THREADS = 2            # threads for requests without a body
+LIGHT_QUEUE = 16             # such requests waiting for one of them (then they try the main pool)
+MAX_PARKED = 256             # connections waiting in the selector; beyond it the longest idle are closed
+KEEP_ALIVE_LIMIT = 128       # idle connections kept open for another request (cheroot's default: 10)
+
+
+class Server(wsgi.Server):
+    """cheroot's WSGI server with the defences above. Arguments as wsgi.Server's, except that the
+    accepted queue never blocks (a full queue is an immediate 503)."""
+
+    max_request_header_size = MAX_HEADER_BYTES
+    keep_alive_conn_limit = KEEP_ALIVE_LIMIT
+
+    def __init__(self, bind_addr, wsgi_app, numthreads=8, server_name=None, request_queue_size=16,
+                 timeout=10, shutdown_timeout=5, accepted_queue_size=32, light_threads=LIGHT_THREADS):
+        super().__init__(bind_addr, wsgi_app, numthreads=numthreads, server_name=server_name,
+                         request_queue_size=request_queue_size, timeout=timeout,
+                         shutdown_timeout=shutdown_timeout, accepted_queue_size=accepted_queue_size,
+                         accepted_queue_timeout=0)  # 0: a full queue raises queue.Full at once
+        self.ConnectionClass = _Connection
+        self._light = queue.Queue(maxsize=LIGHT_QUEUE)
+        self._light_count = light_threads
+        self._stopped = threading.Event()
+
+    def prepare(self):
+        super().prepare()
+        # cheroot's selector thread calls _expire() twice a second to close idle connections
+        # silently; a request that stalls half-way gets its 408 first.
+        expire = self._connections._expire
+
+        def sweep_then_expire(threshold):
+            self._sweep()
+            expire(threshold)
+
+        self._connections._expire = sweep_then_expire
+        for i in range(self._light_count):
+            threading.Thread(target=self._light_loop, name="http-light-%d" % i, daemon=True).start()
+
+    def stop(self):
+        self._stopped.set()
+        super().stop()
+
+    def error_log(self, msg="", level=logging.INFO, traceback=False):
+        # cheroot reports client disconnects and the like at INFO: routine on a LAN, so debug.
+        log.log(level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
+
+    # -- the selector thread: never blocks ---------------------------------------------------
+    def process_conn(self, conn):
+        """A new connection, or one with input: gather its head, then hand it to a thread."""
+        if conn.lingering:
+            return self._drain(conn)
+        if conn.rfile.has_data():  # a pipelined request is already buffered
+            return self._dispatch(conn, body=True)
+        raw = conn.rfile.raw
+        want = _still_wanted(raw.pending)
+        if want:
+            try:
+                # The fd is non-blocking (cheroot gives every connection a timeout), and readable
+                # or new: this read takes what is there and returns.
+                data = os.read(conn.socket.fileno(), min(want, 65536))
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                if not raw.pending:
+                    return conn.close_now()  # closed without a request (or between two)
+                want = 0  # half a request, then the end: a thread says what was missing
+            elif data:
+                if conn.head_started is None:
+                    conn.head_started = time.monotonic()
+                raw.pending += data
+                want = _still_wanted(raw.pending)
+        if want:
+            if conn.head_started is not None and time.monotonic() - conn.head_started > HEADER_TIMEOUT:
+                return self.refuse(conn, _timeout_error())
+            return self._park(conn)
+        # A head (and body prefix), or a head over the limit: a thread answers 414/431 from what is here.
+        end = _head_end(raw.pending)
+        self._dispatch(conn, body=end < 0 or _request_info(bytes(raw.pending[:end]))[0] != 0)
+
+    def _sweep(self):
+        """In the selector thread (the only one that takes connections out of the selector):
+        408 for requests past their deadline; over MAX_PARKED, close the longest idle."""
+        now = time.monotonic()
+        selector = self._connections._selector
+        parked = [(fd, conn) for fd, conn in list(selector.connections) if conn is not self]
+        late = [(fd, conn) for fd, conn in parked if not conn.lingering and conn.head_started is not None
+                and now - conn.head_started > HEADER_TIMEOUT]
+        for fd, conn in late:
+            selector.unregister(fd)
+            self.refuse(conn, _timeout_error())
+        excess = len(parked) - MAX_PARKED
+        if excess > 0:
+            answered = {fd for fd, _ in late}
+            idle = sorted((p for p in parked if p[0] not in answered), key=lambda p: p[1].last_used)
+            for fd, conn in idle[:excess]:
+                selector.unregister(fd)
+                conn.close_now()
+
+    def _dispatch(self, conn, body):
+        if not body:
+            try:
+                return self._light.put_nowait(conn)
+            except queue.Full:
+                pass
+        try:
+            self.requests.put(conn)  # raises queue.Full at once (accepted_queue_timeout=0)
+        except queue.Full:
+            self.refuse(conn, Busy("every HTTP thread is busy; retry in a moment", retry_after=1))
+
+    def refuse(self, conn, err):
+        """Answer err without a thread and close after lingering (the request is never read)."""
+        try:
+            os.write(conn.socket.fileno(), error_response(err))  # small: fits the socket buffer
+        except OSError:
+            return conn.close_now()
+        self.linger(conn)
+
+    def linger(self, conn):
+        """Send FIN, then read and drop input until the client closes (or LINGER_SECONDS)."""
+        if not self.ready:
+            return conn.close_now()
+        try:
+            conn.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            return conn.close_now()
+        conn.lingering = True
+        conn.linger_until = time.monotonic() + LINGER_SECONDS
+        self._park(conn)
+
+    def _drain(self, conn):
+        try:
+            data = os.read(conn.socket.fileno(), 65536)
+        except BlockingIOError:
+            data = None
+        except OSError:
+            data = b""
+        if data == b"" or time.monotonic() > conn.linger_until:
+            return conn.close_now()
+        self._park(conn)
+
+    def _park(self, conn):
+        """Wait in the selector for input, with no thread (cheroot closes it after `timeout` idle)."""
+        if not self.ready:
+            return conn.close_now()
+        conn.last_used = time.time()
+        # Not ConnectionManager.put(): it hands a connection with buffered input straight back to
+        # process_conn, and a lingering connection can have some.
+        self._connections._selector.register(conn.socket.fileno(), selectors.EVENT_READ, data=conn)
+
+    def put_conn(self, conn):
+        """After a kept-alive answer: its next request may already be gathered."""
+        if self.ready and conn.rfile.raw.pending:
+            return self.process_conn(conn)
+        super().put_conn(conn)
+
+    # -- the light pool -----------------------------------------------------------------------
+    def _light_loop(self):
+        while not self._stopped.is_set():
+            try:
+                conn = self._light.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            keep = False
+            try:
+                keep = conn.communicate()
+            except Exception:  # communicate() handles its own errors; this is the last resort
+                log.exception("a request without a body failed")
+            finally:
+                if keep:
+                    self.put_conn(conn)
+                else:
+                    conn.close()
+
+
+class _RawReader(socket.SocketIO):
+    """The connection's reads: the bytes the selector thread gathered, then the socket, within
+    the connection's current deadline."""
+
+    def __init__(self, sock, conn):
+        super().__init__(sock, "rb")
+        self.conn = conn
+        self.pending = bytearray()
+
+    def readinto(self, b):
+        if self.pending:
+            n = min(len(b), len(self.pending))
+            b[:n] = self.pending[:n]
+            del self.pending[:n]
+            return n
+        return self.conn.transfer(super().readinto, b)
+
+
+class _RawWriter(socket.SocketIO):
+    def __init__(self, sock, conn):
+        super().__init__(sock, "wb")
+        self.conn = conn
+
+    def write(self, b):
+        return self.conn.transfer(super().write, b)
+
+
+class _Reader(makefile.StreamReader):
+    def __init__(self, raw, bufsize):
+        _pyio.BufferedReader.__init__(self, raw, bufsize)
+        self.bytes_read = 0
+
+
+class _Writer(makefile.StreamWriter):
+    def __init__(self, raw, bufsize):
+        makefile.BufferedWriter.__init__(self, raw, bufsize)
+        self.bytes_written = 0
+
+
+class _Connection(cheroot_server.HTTPConnection):
+    head_started = None     # time.monotonic() of the current request's first byte
+    lingering = False
+    linger_until = 0.0
+    linger_wanted = False   # close() lingers: an answer went out before the request was read
+    timed_out = False
+
+    def __init__(self, server, sock, makefile=None):
+        self._clock = None  # (start, grace, rate) of the current transfer phase
+        self._moved = 0
+        super().__init__(server, sock, self._files)
+        self.RequestHandlerClass = _Request
+
+    def _files(self, sock, mode, bufsize):
+        if "r" in mode:
+            return _Reader(_RawReader(sock, self), bufsize)
+        return _Writer(_RawWriter(sock, self), bufsize)
+
+    def clock(self, phase):
+        """Start the deadline of a phase: "body" (reading it), "answer" (writing it) or None."""
+        self._clock = None if phase is None else (time.monotonic(), BODY_GRACE, MIN_BODY_RATE)
+        self._moved = 0
+
+    def deadline(self):
+        if self.head_started is not None:
+            return self.head_started + HEADER_TIMEOUT
+        if self._clock is not None:
+            start, grace, rate = self._clock
+            return start + grace + self._moved / float(rate)
+        return None
+
+    def transfer(self, op, b):
+        """op(b) (a socket read or write) with the socket timeout cut to the phase's deadline."""
+        deadline = self.deadline()
+        if deadline is None:
+            n = op(b)
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._too_slow()
+            self.socket.settimeout(min(left, self.server.timeout))
+            try:
+                n = op(b)
+            except socket.timeout:
+                self.timed_out = True  # after a timeout the socket can no longer be read: close it
+                raise
+            finally:
+                self.socket.settimeout(self.server.timeout)
+        if n:
+            self._moved += n
+        return n
+
+    def _too_slow(self):
+        self.timed_out = True
+        return socket.timeout("timed out")  # the text cheroot looks for to answer 408
+
+    def close(self):
+        if self.linger_wanted and not self.lingering:
+            self.linger_wanted = False
+            return self.server.linger(self)
+        self.close_now()
+
+    def close_now(self):
+        self.lingering = False
+        cheroot_server.HTTPConnection.close(self)
+
+
+class _Request(cheroot_server.HTTPRequest):
+    def parse_request(self):
+        conn = self.conn
+        if conn.head_started is None:
+            conn.head_started = time.monotonic()  # a pipelined request: its head is buffered
+        try:
+            super().parse_request()
+        finally:
+            conn.head_started = None
+
+    def respond(self):
+        conn = self.conn
+        has_body = self.chunked_read or _content_length(self.inheaders) > 0
+        if has_body:
+            conn.clock("body")
+        try:
+            super().respond()
+        finally:
+            conn.clock(None)
+            if has_body and self.close_connection:
+                conn.linger_wanted = True
+
+    def send_headers(self):
+        asked_close = any(k.lower() == b"connection" and v.lower() == b"close" for k, v in self.outheaders)
+        if asked_close or self.conn.timed_out:
+            self.close_connection = True  # and cheroot then does not wait for an unread body
+        self.conn.clock("answer")
+        super().send_headers()
+
+    def simple_response(self, status, msg=""):
+        """cheroot's own answers (bad request line, 408, 414, 431, ...): the JSON envelope."""
+        err = _server_error(int(str(status)[:3]), msg)
+        self.close_connection = True
+        self.conn.linger_wanted = True
+        self.conn.clock("answer")
+        try:
+            self.conn.wfile.write(error_response(err))
+        except socket.error as ex:
+            if ex.args[0] not in cheroot_errors.socket_errors_to_ignore:
+                raise
+
+
+def error_response(err):
+    """A whole HTTP/1.1 response (Connection: close) carrying err's envelope."""
+    body = dumps(failure(err.code, err.msg)).encode("utf-8")
+    try:
+        phrase = http.HTTPStatus(err.status).phrase
+    except ValueError:
+        phrase = "Error"
+    headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), ("Connection", "close")]
+    headers += SECURITY_HEADERS
+    if getattr(err, "retry_after", None):
+        headers.append(("Retry-After", str(int(err.retry_after))))
+    head = "HTTP/1.1 %d %s\r\n%s\r\n\r\n" % (err.status, phrase, "\r\n".join("%s: %s" % h for h in headers))
+    return head.encode("latin-1") + body
+
+
+def _timeout_error():
+    return RequestTimeout("the request arrived too slowly: its headers and first %d KB must arrive within %d s, "
+                          "the rest of a body at %d KB/s or faster"
+                          % (BODY_PREFETCH // 1024, HEADER_TIMEOUT, MIN_BODY_RATE // 1024))
+
+
+def _server_error(status, msg):
+    if status == 408:
+        return _timeout_error()
+    if status == 414:
+        err = TooLarge("the request line (URL) is too long: the request line and headers may take "
+                       "%d bytes at most" % MAX_HEADER_BYTES)
+        err.status = 414
+        return err
+    if status == 413:  # cheroot says 413 when the headers are over max_request_header_size
+        err = TooLarge("the request headers are too large: the request line and headers may take "
+                       "%d bytes at most" % MAX_HEADER_BYTES)
+        err.status = 431
+        return err
+    if status == 405:
+        return MethodNotAllowed("method not allowed: %s" % (msg or "use GET or POST"))
+    if status == 503:
+        return Busy("every HTTP thread is busy; retry in a moment", retry_after=1)
+    if status >= 500 and status not in (501, 505):
+        return Internal("internal error; the details are in the server log")
+    # 400 and the protocol refusals (501 unknown Transfer-Encoding, 505 HTTP version): the
+    # client sent something malformed, and the envelope says what.
+    return BadRequest("malformed HTTP request: %s" % (msg or http.HTTPStatus(status).phrase))
+
+
+def _head_end(buf):
+    """Index just past the blank line that ends a request head, or -1."""
+    i = buf.find(b"\r\n\r\n")
+    if i >= 0:
+        return i + 4
+    i = buf.find(b"\n\n")  # not HTTP, but let cheroot say so at once instead of a 408 later
+    return i + 2 if i >= 0 else -1
+
+
+def _request_info(head):
+    """(body, prefetch) of a request head: body is 0 (none), a length, or None (chunked or
+    malformed: a thread sorts it out); prefetch is how many body bytes to gather first."""
+    body, expect = 0, False
+    for line in head.split(b"\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        name, value = name.strip().lower(), value.strip()
+        if name == b"transfer-encoding":
+            body = None
+        elif name == b"content-length" and body is not None:
+            body = int(value) if value.isdigit() else None
+        elif name == b"expect":
+            expect = True  # the client waits for "100 Continue" (a thread sends it) before its body
+    prefetch = 0 if (body is None or expect) else min(body, BODY_PREFETCH)
+    return body, prefetch
+
+
+def _still_wanted(pending):
+    """How many more bytes the selector should gather before a thread takes the request (0: none)."""
+    end = _head_end(pending)
+    if end < 0:
+        return max(0, MAX_HEADER_BYTES + 1 - len(pending))
+    return max(0, end + _request_info(bytes(pending[:end]))[1] - len(pending))
+
+
+def _content_length(headers):
+    try:
+        return int(headers.get(b"Content-Length", 0))
+    except ValueError:
+        return 0
