@@ -88,3 +88,24 @@ def text_image():
 @pytest.fixture(scope="session")
 def text_jpeg(text_image):
     return encode(text_image, ".jpg")
+
+
+# ---- real photos -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory):
+    """astronaut.png and coffee.png out of the sha256-checked scikit-image wheel (downloaded once).
+    skimage/data/astronaut.png: Eileen Collins, NASA, public domain; coffee.png: CC0 (Rachel Michetti)."""
+    import zipfile
+    sys.path.insert(0, str(REPO / "tools"))
+    import build_models
+    sources = build_models.load_sources(REPO / "models")
+    wheel = build_models.fetch_wheel("scikit-image", sources["scikit-image"], REPO / "build" / "cache", print)
+    out = tmp_path_factory.mktemp("photos")
+    images = {}
+    with zipfile.ZipFile(str(wheel)) as zf:
+        for name in ("astronaut", "coffee"):
+            data = zf.read("skimage/data/%s.png" % name)
+            images[name] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            (out / (name + ".png")).write_bytes(data)
+    return images

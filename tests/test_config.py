@@ -124,10 +124,55 @@ def test_describe_never_shows_the_token():
 
 
 def test_every_setting_has_an_environment_variable():
-    assert sorted(config.env_name(n) for n in config.FIELDS) == sorted([
+    # Other settings may join; these must stay (clients' deployments and the image's config use them).
+    assert set(config.env_name(n) for n in config.FIELDS) >= set([
         "EDGEAPP_HOST", "EDGEAPP_PORT", "EDGEAPP_THREADS", "EDGEAPP_QUEUE_DEPTH", "EDGEAPP_REQUEST_TIMEOUT",
         "EDGEAPP_MAX_BODY_BYTES", "EDGEAPP_MAX_PIXELS", "EDGEAPP_MAX_MIDS", "EDGEAPP_MODEL_DIR", "EDGEAPP_TOKEN",
-        "EDGEAPP_MEMORY_BUDGET_MB", "EDGEAPP_MEMORY_POLICY"])
+        "EDGEAPP_MEMORY_BUDGET_MB", "EDGEAPP_MEMORY_POLICY", "EDGEAPP_LITE_THREADS", "EDGEAPP_BOARD",
+        "EDGEAPP_PIDFILE", "EDGEAPP_CONSOLE", "EDGEAPP_LOG", "EDGEAPP_LOG_MAX_BYTES"])
+
+
+# ---- settings of an installed service (board images) --------------------------------------------
+
+def test_staging_root_prefixes_absolute_paths_only(tmp_path):
+    path = write(tmp_path, "EDGEAPP_MODEL_DIR=/opt/edgeapp/models\nEDGEAPP_PIDFILE=/run/edgeapp/edgeapp.pid\n"
+                           "EDGEAPP_LOG=syslog\nEDGEAPP_CONSOLE=/dev/console\n")
+    s = load(path, environ={"EDGEAPP_ROOT": "/stage/"})
+    assert (s.model_dir, s.pidfile, s.log, s.console) == (
+        "/stage/opt/edgeapp/models", "/stage/run/edgeapp/edgeapp.pid", "syslog", "/stage/dev/console")
+    assert load(environ={"EDGEAPP_ROOT": "/stage"}).model_dir == "build/models/x86"  # relative: as it is
+    assert load(path, environ={}).pidfile == "/run/edgeapp/edgeapp.pid"
+
+
+def test_service_files_fall_back_to_the_run_dir():
+    files = config.service_files(load(environ={"EDGEAPP_ROOT": "/stage"}))
+    assert files == {"pidfile": "/stage/run/edgeapp/edgeapp.pid", "supervisor": "/stage/run/edgeapp/supervise.pid",
+                     "log": "/stage/run/edgeapp/edgeapp.log"}
+    files = config.service_files(load(environ={"EDGEAPP_PIDFILE": "/var/run/e/e.pid", "EDGEAPP_LOG": "journal"}))
+    assert files == {"pidfile": "/var/run/e/e.pid", "supervisor": "/var/run/e/supervise.pid", "log": "journal"}
+
+
+@pytest.mark.parametrize("var, value, words", [
+    ("EDGEAPP_PIDFILE", "run/e.pid", "must be an absolute path"),
+    ("EDGEAPP_LOG", "messages", "must be 'syslog', 'journal' or an absolute file path"),
+    ("EDGEAPP_LOG_MAX_BYTES", "1K", "must be at least 4096"),
+    ("EDGEAPP_LITE_THREADS", "-1", "must be at least 0"),
+])
+def test_bad_image_settings(var, value, words):
+    with pytest.raises(ConfigError) as e:
+        load(environ={var: value})
+    assert var in str(e.value) and words in str(e.value)
+
+
+def test_shell_assignments_survive_a_posix_shell(tmp_path):
+    import subprocess
+    odd = "/tmp/it's a \"test\" $HOME `x`"
+    s = load(environ={"EDGEAPP_BOARD": odd, "EDGEAPP_TOKEN": "secret", "EDGEAPP_LOG_MAX_BYTES": "8K"})
+    text = config.shell_assignments(s)
+    assert "secret" not in text  # the init script does not need the token
+    out = subprocess.run(["sh", "-c", text + '\nprintf "%s|%s|%s" "$cfg_board" "$cfg_log_max_bytes" "$cfg_supervisor"'],
+                         stdout=subprocess.PIPE, universal_newlines=True, timeout=10).stdout
+    assert out == "%s|8192|/run/edgeapp/supervise.pid" % odd
 
 
 # ---- the serve command refuses bad settings before loading anything -----------------------------

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from boardimage import ANSI, Image, image_shell, make_install, set_config
+from boardimage import ANSI, Image, image_shell, make_install
 from support import MODEL_DIR
 
 from edgeapp import netinfo, server

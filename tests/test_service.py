@@ -219,3 +219,42 @@ def test_status_reports_accelerator_time_and_input_shape(server, photo_jpeg):
     assert models[2]["accelerator_ms"]["mean"] > 0 and models[2]["accelerator_ms"]["p50"] > 0
     for m in models.values():
         assert set(m["accelerator_ms"]) == {"mean", "p50"} and len(m["input_shape"]) == 4
+
+
+def test_sighup_reloads_the_model_folder_while_serving(start_server, tmp_path):
+    import json
+    import shutil
+    from support import MODEL_DIR
+
+    def add(name, mid):
+        shutil.copytree(os.path.join(MODEL_DIR, "text-direction"), str(tmp_path / name))
+        spec = json.loads((tmp_path / name / "bundle.json").read_text())
+        spec.update(id=mid, name=name)
+        (tmp_path / name / "bundle.json").write_text(json.dumps(spec))
+
+    def models():
+        return {m["id"]: m for m in requests.get(s.url + "/api/models", timeout=5).json()["data"]}
+
+    add("text-direction", 2)
+    s = start_server(model_dir=tmp_path)
+    pid = _status(s.url)["worker_pid"]
+    add("direction-copy", 9)
+    (tmp_path / "not-a-bundle").mkdir()
+    (tmp_path / "not-a-bundle" / "bundle.json").write_text("{broken")
+    os.kill(s.proc.pid, signal.SIGHUP)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and 9 not in models():
+        time.sleep(0.1)
+    assert models()[9]["ready"] and models()[2]["ready"], models()
+    img = encode(page([("HELLO", (20, 60))], size=(100, 300), scale=1.2, thickness=2)[0], ".jpg")
+    r = _post_binary(s.url, 9, img)
+    assert r.status_code == 200 and r.json()["data"]["result"][0]["label"] == "0"
+    assert _status(s.url)["worker_pid"] == pid  # the same worker: nothing in flight was lost
+    assert "not-a-bundle" in s.log() and "reload" in s.log()
+    shutil.rmtree(str(tmp_path / "direction-copy"))
+    os.kill(s.proc.pid, signal.SIGHUP)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and 9 in models():
+        time.sleep(0.1)
+    assert 9 not in models()
+    assert _post_binary(s.url, 9, img).status_code == 404

@@ -9,7 +9,6 @@ Document pages are drawn by docpage() with OpenCV, their regions known.
 import json
 import subprocess
 import sys
-import zipfile
 
 import cv2
 import numpy as np
@@ -25,21 +24,6 @@ import build_models  # noqa: E402
 ZOO_DIR = REPO / "build" / "zoo" / "x86"
 ASTRONAUT_FACE = (180, 82, 274, 176)   # checked by eye; see the module docstring
 FACE_MIDS = (4, 7)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    """astronaut.png and coffee.png out of the sha256-checked scikit-image wheel (downloaded once)."""
-    sources = build_models.load_sources(REPO / "models")
-    wheel = build_models.fetch_wheel("scikit-image", sources["scikit-image"], REPO / "build" / "cache", print)
-    out = tmp_path_factory.mktemp("photos")
-    images = {}
-    with zipfile.ZipFile(str(wheel)) as zf:
-        for name in ("astronaut", "coffee"):
-            data = zf.read("skimage/data/%s.png" % name)
-            images[name] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            (out / (name + ".png")).write_bytes(data)
-    return images
 
 
 @pytest.fixture(scope="module")

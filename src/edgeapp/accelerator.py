@@ -82,7 +82,7 @@ class LocalAccelerator(Accelerator):
     reaches (and measures) all the memory the model will ever take before anything is served.
     """
 
-    def __init__(self, bundles, threads=None, warm=True, on_load=None):
+    def __init__(self, bundles, threads=None, warm=True, on_load=None, power_mode=None):
         """on_load(mid) is called before each model is loaded: Paddle Lite aborts the whole process
         on a corrupt model file, so the worker tells its parent which model it is about to load."""
         from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
@@ -96,6 +96,7 @@ class LocalAccelerator(Accelerator):
         self._lock = threading.Lock()  # a predictor runs one job at a time
         self._lite = lite
         self._threads = threads
+        self._power_mode = power_mode
         self._warm = warm
         for mid in sorted(bundles):
             self.load(bundles[mid], on_load)
@@ -118,7 +119,7 @@ class LocalAccelerator(Accelerator):
         before = rss_bytes()
         t0 = time.monotonic()
         try:
-            p = lite.Predictor(b.model_path, threads=self._threads)
+            p = lite.Predictor(b.model_path, threads=self._threads, power_mode=self._power_mode)
             p.selfcheck(b.input_shape)
         except lite.RuntimeCheckFailed:
             raise

@@ -13,7 +13,9 @@ import io
 import json
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import time
 from urllib.parse import parse_qsl
@@ -21,9 +23,11 @@ from urllib.parse import parse_qsl
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, budget, images
-from edgeapp.errors import (BadRequest, EdgeError, Internal, MethodNotAllowed, NotFound, NotReady,
-                            TooLarge, Unauthorized)
+from edgeapp import __version__, budget, callback, deepstack, images, openapi
+from edgeapp.errors import (BadRequest, Busy, EdgeError, Internal, MethodNotAllowed, NotFound, NotReady,
+                            RequestTimeout, TooLarge, Unauthorized)
+from edgeapp.memory import rss_bytes
+from edgeapp.metrics import Metrics
 from edgeapp.results import dumps, failure, success
 
 log = logging.getLogger("edgeapp.api")
@@ -32,9 +36,17 @@ JSON_TYPE = "application/json; charset=utf-8"
 DEADLINE_HEADER = "X-Edgeapp-Deadline-Ms"
 TOKEN_HEADER = "X-Edgeapp-Token"
 ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/binary?mid=N, "
-             "POST /api/model/service/multipart, GET /api/models, GET /api/health, GET /api/status")
+             "POST /api/model/service/multipart, GET /api/models, POST /api/models/reload, GET /api/health, "
+             "GET /api/status, GET /metrics, GET /ui/")
+UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
+UI_FILES = ("index.html", "app.js", "style.css")
 _READ_CHUNK = 64 * 1024
 _DATA_URL = re.compile(r"^\s*data:[^,]{0,200},")
+_MAX_INT_DIGITS = 30  # JSON integers longer than this are refused: int() is quadratic in the digits
+# On every answer: JSON is never to be sniffed as HTML, and results (maybe behind a token) are
+# not for caches. cheroot's own answers (edgeapp.httpd) carry them too.
+SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, %s, %s" % (TOKEN_HEADER, DEADLINE_HEADER)
 
 
 class _App(bottle.Bottle):
@@ -42,7 +54,7 @@ class _App(bottle.Bottle):
 
     def default_error_handler(self, res):
         status = res.status_code
-        where = "%s %s" % (request.method, request.path)
+        where = "%s %s" % (request.method, _short(request.path, 200))
         if status == 404:
             err = NotFound("no endpoint %s; the endpoints are: %s" % (where, ENDPOINTS))
         elif status == 405:
@@ -76,18 +88,22 @@ def starting_app(environ, start_response):
     err = NotReady("starting: the models are loading and warming up; retry in a few seconds")
     body = dumps(failure(err.code, err.msg)).encode("utf-8")
     start_response("503 Service Unavailable", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))),
-                                               ("Retry-After", "2")])
+                                               ("Retry-After", "2")] + SECURITY_HEADERS)
     return [body]
 
 
-def make_app(engine, accel, settings):
-    """The Bottle app serving engine's models; accel is only asked for its status figures."""
+def make_app(engine, accel, settings, reload=None):
+    """The Bottle app serving engine's models; accel is only asked for its status figures.
+    reload(): re-read the model folder (POST /api/models/reload); None when the server has none."""
     # Bodies up to our own limit stay in memory: bottle would spool anything over MEMFILE_MAX
     # (100 KB by default) to a temporary file while parsing a multipart form.
     bottle.BaseRequest.MEMFILE_MAX = settings.max_body_bytes
     app = _App()
     started = time.time()
     in_flight = _Counter()
+    metrics = Metrics()
+    url = getattr(settings, "callback_url", None)
+    callbacks = callback.Callbacks(url, token=getattr(settings, "callback_token", None)) if url else None
 
     @app.hook("before_request")
     def forgive_slashes():
@@ -104,6 +120,7 @@ def make_app(engine, accel, settings):
             @functools.wraps(fn)
             def handler(**url_args):
                 t0 = time.monotonic()
+                code = 1099
                 if inference:
                     in_flight.add(1)
                     request.environ["edgeapp.timing"] = {}
@@ -113,22 +130,27 @@ def make_app(engine, accel, settings):
                     if settings.token and not open_access:
                         _check_token(settings.token)
                     body = dumps(success(fn(**url_args))).encode("utf-8")
+                    code = 0
                     response.content_type = JSON_TYPE
-                    log.debug("%s %s -> 200 (%.0f ms)", request.method, request.path, _ms(t0))
+                    log.debug("%s %s -> 200 (%.0f ms)", request.method, _log_path(), _ms(t0))
                     return body
                 except EdgeError as e:
+                    code = e.code
                     log.info("%s %s -> %d code %d: %s (%.0f ms)",
-                             request.method, request.path, e.status, e.code, e.msg, _ms(t0))
+                             request.method, _log_path(), e.status, e.code, e.msg, _ms(t0))
                     return _error_body(e)
                 except bottle.HTTPResponse:
                     raise  # bottle's own errors: default_error_handler turns them into JSON
                 except Exception:
-                    log.exception("%s %s failed", request.method, request.path)
+                    log.exception("%s %s failed", request.method, _log_path())
                     return _error_body(Internal("internal error; the details are in the server log"))
                 finally:
+                    timing = request.environ.get("edgeapp.timing") or {}
                     if inference:
                         in_flight.add(-1)
-                        response.set_header("Server-Timing", _server_timing(request.environ["edgeapp.timing"], t0))
+                        response.set_header("Server-Timing", _server_timing(timing, t0))
+                    timing["total"] = _ms(t0)
+                    metrics.observe(fn.__name__, request.environ.get("edgeapp.model", "-"), code, timing)
 
             return handler
 
@@ -138,18 +160,23 @@ def make_app(engine, accel, settings):
         """The request's time.monotonic() deadline: the client's, capped by request_timeout."""
         now = time.monotonic()
         raw = request.get_header(DEADLINE_HEADER) or _first(query, "deadline_ms")
-        if raw is None or not raw.strip():
-            return now + settings.request_timeout
-        try:
-            ms = float(raw)
-        except ValueError:
-            ms = float("nan")
-        if not (0 < ms < float("inf")):
-            raise BadRequest("%s / deadline_ms must be a positive number of milliseconds, got %r"
-                             % (DEADLINE_HEADER, _short(raw)))
-        return now + min(ms / 1000.0, settings.request_timeout)
+        return now + _deadline_seconds(raw, settings.request_timeout)
+
+    def model(mid):
+        """The model for mid (UnknownModel if none); labels the request's metrics with it."""
+        m = engine.model(mid)
+        request.environ.setdefault("edgeapp.model", str(mid))
+        return m
+
+    def infer(mid, image, show, until):
+        data = engine.infer(mid, image, show, deadline=until, timing=_timing())
+        if callbacks is not None:  # never waits: a full callback queue drops (and counts) it
+            h, w = image.shape[:2]
+            callbacks.submit(callback.payload(mid, data["result"], w, h))
+        return data
 
     def decode(data):
+        _shed_if_full(accel)
         t0 = time.monotonic()
         try:
             return images.decode(data, settings.max_pixels)
@@ -163,13 +190,13 @@ def make_app(engine, accel, settings):
         query = _query(path_mid)
         until = deadline(query)
         body = _read_body(settings.max_body_bytes)
-        mid = _mid(_first(query, "mid"))
-        engine.model(mid)  # an unknown id is refused before any decoding
+        mid = _mid(_single(query, "mid"))
+        model(mid)  # an unknown id is refused before any decoding
         doc = _json_object(body)
         del body
         show = _truthy(doc["show"]) if "show" in doc else _truthy(_first(query, "show"))
         image = decode(_base64_image(doc.get("image")))
-        return engine.infer(mid, image, show, deadline=until, timing=_timing())
+        return infer(mid, image, show, until)
 
     @app.post("/api/model/service/binary")
     @app.post("/api/model/service/binary/mid=<path_mid>")
@@ -183,10 +210,10 @@ def make_app(engine, accel, settings):
             # The document calls this upload "a form" while showing a raw body: take both.
             fields, files = _form(body)
             body = _pick_file(files)
-        mid = _mid(_first(query, "mid") or _first(fields, "mid"))
-        engine.model(mid)
+        mid = _mid(_single(query, "mid") or _single(fields, "mid"))
+        model(mid)
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        return engine.infer(mid, decode(body), show, deadline=until, timing=_timing())
+        return infer(mid, decode(body), show, until)
 
     @app.post("/api/model/service/multipart")
     @endpoint(inference=True)
@@ -199,30 +226,95 @@ def make_app(engine, accel, settings):
                              "'mids' (e.g. mids=[1,2]); got Content-Type %r" % _short(request.content_type))
         fields, files = _form(body)
         del body
-        mids = _mids(fields.get("mids") or query.get("mids") or fields.get("mid") or query.get("mid") or [])
+        mids = _mids(fields.get("mids") or query.get("mids") or fields.get("mid") or query.get("mid") or [],
+                     settings.max_mids)
         if not mids:
             raise BadRequest("the form has no 'mids' field: list the model ids, e.g. mids=[1,2] (GET /api/models)")
-        if len(mids) > settings.max_mids:
-            raise BadRequest("%d model ids in one request; the limit is %d (EDGEAPP_MAX_MIDS)"
-                             % (len(mids), settings.max_mids))
         for mid in mids:
             engine.model(mid)  # one unknown id refuses the whole request, naming it
+        request.environ["edgeapp.model"] = str(mids[0]) if len(set(mids)) == 1 else "multi"
         show = _truthy(_first(query, "show") or _first(fields, "show"))
         image = decode(_pick_file(files))  # decoded once, run by every model
         done = {}
         out = []
         for mid in mids:
             if mid not in done:
-                done[mid] = engine.infer(mid, image, show, deadline=until, timing=_timing())
+                done[mid] = infer(mid, image, show, until)
             entry = {"model_id": mid}
             entry.update(done[mid])
             out.append(entry)
         return out
 
+    # DeepStack / CodeProject.AI compatible routes (edgeapp.deepstack), on the same models.
+    def ds_read_form():
+        _check_length(settings.max_body_bytes)
+        body = _read_body(settings.max_body_bytes)
+        if not body:
+            return {}, {}
+        if not request.content_type.startswith("multipart/"):
+            raise BadRequest("send multipart/form-data with the picture in a part named 'image'")
+        return _form(body)
+
+    def ds_check_token(api_key):
+        if not settings.token:
+            return
+        if api_key and hmac.compare_digest(api_key.encode("utf-8"), settings.token.encode("utf-8")):
+            return
+        _check_token(settings.token)  # or the usual headers; raises Unauthorized
+
+    def ds_run(mid, data):
+        model(mid)
+        image = decode(data)
+        out = infer(mid, image, False, time.monotonic() + settings.request_timeout)
+        h, w = image.shape[:2]
+        return out["result"], w, h
+
+    deepstack.add_routes(app, engine, settings, ds_read_form, ds_check_token, ds_run)
+
     @app.get("/api/models")
     @endpoint()
     def models():
         return engine.describe()
+
+    @app.post("/api/models/reload")
+    @endpoint()
+    def reload_models():
+        """Re-read the model folder while serving (as SIGHUP does): what was added, replaced, removed."""
+        if reload is None:
+            raise NotFound("this server cannot reload its models")
+        done = reload()
+        return {k: ({str(m): why for m, why in v.items()} if isinstance(v, dict) else v) for k, v in done.items()}
+
+    @app.get("/metrics")
+    def prometheus():
+        # The Prometheus text format, not the envelope; behind the token like everything but health.
+        try:
+            if settings.token:
+                _check_token(settings.token)
+        except EdgeError as e:
+            return _error_body(e)
+        response.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        return metrics.render(_gauges(engine, accel, in_flight, callbacks)).encode("utf-8")
+
+    @app.get("/api/openapi.json")
+    def openapi_document():
+        response.content_type = JSON_TYPE
+        return json.dumps(openapi.document()).encode("utf-8")
+
+    @app.get("/")
+    @endpoint(open_access=True)
+    def root():
+        # Browsers go to the try-it page; other clients (e.g. an NVR's alive check) get a 200.
+        if "text/html" in request.get_header("Accept", ""):
+            bottle.redirect("/ui/")
+        return {"name": "edgeapp", "version": __version__, "ui": "/ui/", "health": "/api/health"}
+
+    @app.get("/ui")
+    @app.get("/ui/<name>")
+    def ui(name="index.html"):
+        if name not in UI_FILES:  # the page's own files only: no path ever comes from the client
+            return _error_body(NotFound("no file %s in the page; open /ui/" % _short(name)))
+        return bottle.static_file(name, root=UI_DIR)
 
     @app.get("/api/health")
     @endpoint(open_access=True)
@@ -245,6 +337,8 @@ def make_app(engine, accel, settings):
         data.update(_accel_status(accel))
         data["requests_in_flight"] = in_flight.value
         data["memory"] = budget.measure(accel, settings)  # the README's formula, live
+        if callbacks is not None:
+            data["callbacks"] = callbacks.stats()
         stats = engine.stats()
         runs = accel.model_timing()
         data["models"] = []
@@ -257,7 +351,67 @@ def make_app(engine, accel, settings):
             data["models"].append(entry)
         return data
 
-    return app
+    return _outer(app, getattr(settings, "cors_origins", None))
+
+
+def _gauges(engine, accel, in_flight, callbacks):
+    """Figures read at scrape time, as (name, help, type, samples) for Metrics.render."""
+    st = _accel_status(accel)
+    mstat = accel.model_status()
+    pid = st.get("worker_pid")
+    g = [
+        ("edgeapp_queue_depth", "Inference jobs in flight on the accelerator.", "gauge", [({}, st["queue_depth"])]),
+        ("edgeapp_queue_capacity", "Accelerator slots (the queue bound).", "gauge", [({}, st["queue_capacity"])]),
+        ("edgeapp_requests_in_flight", "Inference requests being served.", "gauge", [({}, in_flight.value)]),
+        ("edgeapp_worker_restarts_total", "Accelerator worker restarts.", "counter", [({}, st["restarts"])]),
+        ("edgeapp_worker_watchdog_kills_total", "Hung workers killed by the watchdog.", "counter",
+         [({}, st.get("watchdog_kills", 0))]),
+        ("edgeapp_model_ready", "1 if the model serves.", "gauge",
+         [({"model": str(m), "name": b.name}, 1 if m in engine.models else 0) for m, b in sorted(engine.bundles.items())]),
+        ("edgeapp_model_memory_bytes", "Memory the model pinned after warm-up.", "gauge",
+         [({"model": str(m)}, int(s["memory_mb"] * 1048576)) for m, s in sorted(mstat.items())
+          if s.get("memory_mb") is not None]),
+        ("edgeapp_process_resident_memory_bytes", "RSS of the edgeapp processes.", "gauge",
+         [({"process": "http"}, rss_bytes())] + ([({"process": "worker"}, rss_bytes(pid))] if pid else [])),
+    ]
+    if callbacks is not None:
+        cs = callbacks.stats()
+        g.append(("edgeapp_callbacks_total", "Result callbacks by outcome.", "counter",
+                  [({"outcome": k}, cs[k]) for k in ("sent", "dropped", "failed")]))
+    return g
+
+
+def _outer(app, cors_origins):
+    """app with SECURITY_HEADERS on every answer, and CORS when cors_origins is set (off otherwise:
+    a page from another origin cannot read the answers)."""
+    allowed = {o.strip().rstrip("/") for o in (cors_origins or "").split(",") if o.strip()}
+
+    def cors(origin):
+        if not origin or not allowed:
+            return []
+        if "*" in allowed:
+            out = [("Access-Control-Allow-Origin", "*")]
+        elif origin.rstrip("/") in allowed:
+            out = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
+        else:
+            return []
+        return out + [("Access-Control-Expose-Headers", "Retry-After, Server-Timing")]
+
+    def wsgi(environ, start_response):
+        extra = cors(environ.get("HTTP_ORIGIN"))
+        if extra and environ.get("REQUEST_METHOD") == "OPTIONS" and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
+            # A browser's preflight carries no credentials: answered here, before the token check.
+            start_response("204 No Content", extra + SECURITY_HEADERS + [
+                ("Access-Control-Allow-Methods", "GET, POST"), ("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS),
+                ("Access-Control-Max-Age", "600"), ("Content-Length", "0")])
+            return [b""]
+
+        def start(status, headers, exc_info=None):
+            return start_response(status, list(headers) + SECURITY_HEADERS + extra, exc_info)
+
+        return app(environ, start)
+
+    return wsgi
 
 
 class _Counter:
@@ -294,10 +448,28 @@ def _short(text, n=60):
     return text if len(text) <= n else text[:n] + "..."
 
 
+def _log_path():
+    """The request path for a log line: cut short, control characters escaped (no forged lines)."""
+    path = _short(request.path, 200)
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
 def _not_ready(msg, retry_after=2):
     err = NotReady(msg)
     err.retry_after = retry_after
     return err
+
+
+def _shed_if_full(accel):
+    """Busy before decoding when every accelerator slot is taken: under overload a request would
+    otherwise pay for its decoding and preprocessing only to be refused (the accelerator's own
+    check stays the one that counts)."""
+    st = accel.status() or {}
+    capacity, depth = st.get("queue_capacity"), st.get("queue_depth") or 0
+    if capacity and depth >= capacity:
+        per_job = (st.get("service_ms") or 1000.0) / 1000.0
+        raise Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
+                   retry_after=max(1, int(math.ceil(depth * per_job))))
 
 
 def _accel_status(accel):
@@ -310,11 +482,14 @@ def _accel_status(accel):
 # ---- request parsing -------------------------------------------------------------------------
 
 def _query(path_mid=None):
-    """{name: [values]} of the query string (plus the path form's `mid=N`).
+    return _parse_query(request.environ.get("QUERY_STRING", ""), path_mid)
+
+
+def _parse_query(qs, path_mid=None):
+    """{name: [values]} of a query string (plus the path form's `mid=N`).
 
     The document writes `?mid=n?show=0`: a second `?` is read as `&`.
     """
-    qs = request.environ.get("QUERY_STRING", "")
     if path_mid is not None:
         qs = "mid=" + path_mid + "&" + qs
     out = {}
@@ -328,6 +503,29 @@ def _first(params, name):
     return values[0] if values else None
 
 
+def _single(params, name):
+    """The one value of name; the same value repeated is fine, two different ones are refused."""
+    values = params.get(name) or []
+    if len({v.strip() for v in values}) > 1:
+        raise BadRequest("%s is given %d times with different values (%s); give it once"
+                         % (name, len(values), ", ".join(repr(_short(v, 20)) for v in values[:4])))
+    return values[0] if values else None
+
+
+def _deadline_seconds(raw, cap):
+    """Seconds from now a client allows (header or deadline_ms, in ms), at most cap; cap if none."""
+    if raw is None or not raw.strip():
+        return cap
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = float("nan")
+    if not (0 < ms < float("inf")):
+        raise BadRequest("%s / deadline_ms must be a positive number of milliseconds, got %r"
+                         % (DEADLINE_HEADER, _short(raw)))
+    return min(ms / 1000.0, cap)
+
+
 def _check_length(limit):
     """Refuse a body whose declared length is over the limit, before reading any of it."""
     raw = request.environ.get("CONTENT_LENGTH") or ""
@@ -336,13 +534,26 @@ def _check_length(limit):
             n = int(raw)
         except ValueError:
             raise BadRequest("Content-Length %r is not a number" % _short(raw))
+        if n < 0:
+            raise BadRequest("Content-Length %d is negative" % n)
         if n > limit:
             raise TooLarge("the body is %d bytes; the limit is %d bytes (EDGEAPP_MAX_BODY_BYTES)" % (n, limit))
 
 
 def _read_body(limit):
     """The whole request body as bytes, never more than limit (also for chunked uploads)."""
-    env = request.environ
+    try:
+        return _read_body_from(request.environ, limit)
+    except socket.timeout:
+        # edgeapp.httpd's clock: the body came slower than its minimum rate.
+        raise RequestTimeout("the body arrived too slowly; the server does not wait for uploads that stall")
+    except OSError as e:  # the client went away mid-body: nobody will read this answer
+        raise BadRequest("the body could not be read: %s" % (e.strerror or e))
+    except ValueError as e:  # the server's chunked decoder: a malformed chunk
+        raise BadRequest("the chunked body is malformed: %s" % _short(e))
+
+
+def _read_body_from(env, limit):
     stream = env.get("wsgi.input")
     raw = (env.get("CONTENT_LENGTH") or "").strip()
     if stream is None:
@@ -370,13 +581,21 @@ def _read_body(limit):
     return b""  # neither a length nor chunked: HTTP says there is no body
 
 
+def _json_int(text):
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError("a number with more than %d digits" % _MAX_INT_DIGITS)
+    return int(text)
+
+
 def _json_object(body):
     if not body.strip():
         raise BadRequest('the body is empty; send JSON: {"image": "<base64>", "show": false}')
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_int=_json_int)
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest('the body is not valid JSON (%s); send {"image": "<base64>", "show": false}' % e)
+        raise BadRequest('the body is not valid JSON (%s); send {"image": "<base64>", "show": false}' % _short(e, 120))
+    except RecursionError:
+        raise BadRequest('the JSON is nested too deeply; send {"image": "<base64>", "show": false}')
     if not isinstance(doc, dict):
         raise BadRequest('the JSON body must be an object: {"image": "<base64>", "show": false}')
     return doc
@@ -420,8 +639,10 @@ def _form(body):
     fields, files = {}, {}
     for name, item in post.allitems():
         if isinstance(item, bottle.FileUpload):
+            if name in files:
+                raise BadRequest("the form has more than one file part named %r; send one image" % _short(name))
             item.file.seek(0)
-            files.setdefault(name, item.file.read())
+            files[name] = item.file.read()
             item.file.close()
         else:
             fields.setdefault(name, []).append(item)
@@ -436,31 +657,37 @@ def _pick_file(files):
     if len(files) == 1:
         return list(files.values())[0]
     raise BadRequest("the form has no file part named 'file'%s; send the image as file=<image>"
-                     % (" (it has: %s)" % ", ".join(sorted(files)) if files else ""))
+                     % (" (it has: %s)" % ", ".join(_short(n, 40) for n in sorted(files)[:8]) if files else ""))
 
 
 def _mid(text):
     if text is None or not str(text).strip():
         raise BadRequest("no model id: add ?mid=N to the URL (GET /api/models lists the ids)")
     s = str(text).strip().strip("'\"")
-    if not re.match(r"^[+-]?[0-9]{1,9}$", s):
-        raise BadRequest("mid must be a model id (a whole number, see GET /api/models), got %r" % _short(text))
+    # ASCII digits only (str.isdigit() would take "²" or Arabic-Indic digits), no minus: ids are >= 0.
+    if not re.match(r"^\+?[0-9]{1,9}$", s):
+        raise BadRequest("mid must be a model id (a whole number, 0 or more; see GET /api/models), got %r"
+                         % _short(text))
     return int(s)
 
 
-def _mids(values):
-    """Model ids from the mids fields: "[0,1]", "0,1", "0 1" or one field per id."""
+def _mids(values, limit):
+    """Model ids from the mids fields: "[0,1]", "0,1", "0 1" or one field per id; at most limit."""
     out = []
     for value in values:
         s = value.strip()
         if s.startswith("[") and s.endswith("]"):
             s = s[1:-1]
-        for token in re.split(r"[\s,;]+", s):
-            if token:
-                try:
-                    out.append(_mid(token))
-                except BadRequest:
-                    raise BadRequest("mids must list model ids, e.g. [1,2] or 1,2; %r is not one" % _short(token))
+        # finditer, not split: a 20 MB field must not become millions of strings first.
+        for m in re.finditer(r"[^\s,;]+", s):
+            token = m.group()
+            try:
+                out.append(_mid(token))
+            except BadRequest:
+                raise BadRequest("mids must list model ids, e.g. [1,2] or 1,2; %r is not one" % _short(token))
+            if len(out) > limit:
+                raise BadRequest("more than %d model ids in one request; the limit is %d (EDGEAPP_MAX_MIDS)"
+                                 % (limit, limit))
     return out
 
 

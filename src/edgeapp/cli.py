@@ -110,6 +110,33 @@ def cmd_serve(args):
     return server.serve(settings)
 
 
+def cmd_reload(args):
+    """Ask the running service to re-read its model folder (SIGHUP), by pid or from its pidfile."""
+    import signal
+
+    from edgeapp import config, pidfile
+
+    pid = args.pid
+    if pid is None:
+        try:
+            settings = config.load(args.config)
+        except config.ConfigError as e:
+            print("edgeapp: %s" % e, file=sys.stderr)
+            return 2
+        path = config.service_files(settings)["pidfile"]
+        pid = pidfile.read(path)
+        if pid is None:
+            print("edgeapp: no service pid in %s: is it running?" % path, file=sys.stderr)
+            return 7
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as e:
+        print("edgeapp: cannot signal pid %d: %s" % (pid, e.strerror), file=sys.stderr)
+        return 7
+    print("edgeapp (pid %d) is reloading its models; GET /api/models shows them" % pid)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="edgeapp", description="EdgeBoard HTTP model-inference service")
     p.add_argument("--version", action="version", version="edgeapp " + __version__)
@@ -129,7 +156,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck, "serve": cmd_serve}
+    pr = sub.add_parser("reload", help="make the running service re-read its model folder (SIGHUP)")
+    pr.add_argument("--pid", type=int, help="the service's pid (default: from its pidfile)")
+    pr.add_argument("--config", help="config file (default: $EDGEAPP_CONFIG)")
+    handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck, "serve": cmd_serve,
+                "reload": cmd_reload}
     if args.command not in handlers:
         p.print_help()
         return 2

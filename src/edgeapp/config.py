@@ -10,6 +10,10 @@ import re
 
 PREFIX = "EDGEAPP_"
 CONFIG_ENV = "EDGEAPP_CONFIG"  # path of the config file when --config is not given
+# A staging root (tests, image builds): absolute path settings are read below it, like the init script does.
+ROOT_ENV = "EDGEAPP_ROOT"
+# Where an installed service keeps its pidfiles and log when the config names none (tmpfs on the images).
+RUN_DIR = "/run/edgeapp"
 
 
 class ConfigError(Exception):
@@ -69,6 +73,20 @@ def _text(text):
     return text.strip()
 
 
+def _abs_path(text):
+    t = text.strip()
+    if not t.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return t
+
+
+def _log_target(text):
+    t = text.strip()
+    if t not in ("syslog", "journal") and not t.startswith("/"):
+        raise ValueError("must be 'syslog', 'journal' or an absolute file path")
+    return t
+
+
 # name: (parser, default, what it is). The environment variable is EDGEAPP_<NAME>.
 FIELDS = {
     "host": (_text, "0.0.0.0", "address to listen on"),
@@ -81,10 +99,28 @@ FIELDS = {
     "max_mids": (lambda s: _integer(s, 1, 64), 8, "model ids per multipart request at most"),
     "model_dir": (_text, os.path.join("build", "models", "x86"), "folder of the built model bundles"),
     "token": (_text, None, "access token; if set, every endpoint but /api/health needs it"),
+    "cors_origins": (_text, None, "origins (comma-separated, or *) whose web pages may call the API; none: CORS off"),
     "memory_budget_mb": (lambda s: _integer(s, 0), 0, "memory for all edgeapp processes, MB (0: no check)"),
     "memory_policy": (_choice("refuse", "drop"), "refuse",
                       "over the budget: refuse to start, or drop the models that do not fit"),
+    "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model on ARM (0: its default)"),
+    "deepstack_detection": (_text, "face", "model name that DeepStack's /v1/vision/detection runs"),
+    "callback_url": (_text, None, "URL every inference result is also POSTed to as JSON (none: off)"),
+    "callback_token": (_text, None, "sent as 'Authorization: Bearer ...' with each callback"),
+    "hang_timeout": (lambda s: _number(s, 0, 3600), 0.0,
+                     "seconds the worker may hold jobs without answering before it is killed (0: request_timeout)"),
+    "lite_power_mode": (_choice("default", "high", "low", "full", "no_bind", "rand_high", "rand_low"), "default",
+                        "Paddle Lite power mode on ARM: which cores its kernels use (default: its own)"),
+    "board": (_text, None, "board profile name, shown in the ready banner and by edgeapp-diag"),
+    "pidfile": (_abs_path, None, "file the service writes its pid to while it runs"),
+    "console": (_abs_path, None, "device the ready banner is also written to, e.g. /dev/console"),
+    "log": (_log_target, None, "where the service's output goes: syslog, journal (systemd) or a file"),
+    "log_max_bytes": (lambda s: _bytes(s, 4096, 64 * 1024 ** 2), 256 * 1024,
+                      "log file size at which it is rotated (one older file is kept)"),
 }
+
+# Settings that name files on the target: read below EDGEAPP_ROOT when that is set.
+PATH_FIELDS = ("model_dir", "pidfile", "console", "log")
 
 
 class Settings:
@@ -92,6 +128,7 @@ class Settings:
 
     def __init__(self):
         self.sources = {}
+        self.root = ""
         for name, (_, default, _) in FIELDS.items():
             setattr(self, name, default)
             self.sources[name] = "default"
@@ -111,10 +148,13 @@ class Settings:
         parts = []
         for name in FIELDS:
             value = getattr(self, name)
-            if name == "token":
+            if name in SECRETS:
                 value = "set" if value else "none"
             parts.append("%s=%s" % (name, value))
         return " ".join(parts)
+
+
+SECRETS = ("token", "callback_token")  # never logged, never handed to the init script
 
 
 def env_name(name):
@@ -195,4 +235,36 @@ def load(config_file=None, environ=None, flags=None):
             raise ConfigError("unknown setting %r" % name)
         if raw is not None and str(raw).strip():
             settings.set(name, str(raw), "on the command line", "--" + name.replace("_", "-"))
+    settings.root = (environ.get(ROOT_ENV) or "").rstrip("/")
+    if settings.root:
+        for name in PATH_FIELDS:
+            value = getattr(settings, name)
+            if value and value.startswith("/"):
+                setattr(settings, name, settings.root + value)
     return settings
+
+
+def service_files(settings):
+    """{pidfile, supervisor, log}: the files the init script and edgeapp-diag agree on.
+
+    Unset settings fall back to RUN_DIR (below the staging root, if any); log may be "syslog".
+    """
+    run_dir = settings.root + RUN_DIR
+    pidfile = settings.pidfile or run_dir + "/edgeapp.pid"
+    return {
+        "pidfile": pidfile,
+        "supervisor": os.path.join(os.path.dirname(pidfile), "supervise.pid"),
+        "log": settings.log or os.path.join(os.path.dirname(pidfile), "edgeapp.log"),
+    }
+
+
+def shell_assignments(settings):
+    """Settings as `cfg_<name>='value'` lines for `eval` in the init script (the token is left out)."""
+    values = {name: getattr(settings, name) for name in FIELDS if name not in SECRETS}
+    values.update(service_files(settings))
+    values["root"] = settings.root
+    lines = []
+    for name, value in sorted(values.items()):
+        text = "" if value is None else str(value)
+        lines.append("cfg_%s='%s'" % (name, text.replace("'", "'\\''")))
+    return "\n".join(lines)

@@ -13,28 +13,37 @@ from edgeapp.errors import UnknownModel
 
 class Engine:
     def __init__(self, bundles, accel):
-        self.bundles = bundles
         self.accel = accel
-        self.models = {}
-        self.failed = {}
         self._stats_lock = threading.Lock()
-        self._stats = {mid: _Stats() for mid in bundles}
-        status = accel.model_status()
+        self._stats = {}
+        self.bundles, self.models, self.failed = {}, {}, {}
+        self.reload(bundles)
+
+    def reload(self, bundles):
+        """Build the model objects for `bundles` against what the accelerator has loaded.
+
+        The new tables replace the old ones in one step each, so a request sees either the old
+        set or the new one; per-model statistics of models that stay are kept."""
+        status = self.accel.model_status()
+        ready, failed = {}, {}
         for mid, b in sorted(bundles.items()):
             try:
                 m = models.build(b, bundles)
             except Exception as e:
-                self.failed[mid] = "bundle error: %s" % e
+                failed[mid] = "bundle error: %s" % e
                 continue
             needs = m.needs() if hasattr(m, "needs") else [mid]
             down = [n for n in needs if not status.get(n, {}).get("ready")]
             if down:
                 reasons = [(n, status.get(n, {}).get("reason") or "not loaded") for n in down]
-                self.failed[mid] = "; ".join(
+                failed[mid] = "; ".join(
                     why if n == mid else "needs model %d (%s), which is not ready: %s" % (n, bundles[n].name, why)
                     for n, why in reasons)
                 continue
-            self.models[mid] = m
+            ready[mid] = m
+        with self._stats_lock:
+            self._stats = {mid: self._stats.get(mid) or _Stats() for mid in bundles}
+        self.bundles, self.models, self.failed = dict(bundles), ready, failed
 
     def model(self, mid):
         m = self.models.get(mid)

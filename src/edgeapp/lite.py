@@ -34,6 +34,15 @@ def check_numpy():
             "Install numpy<2 (requirements.txt pins 1.26.4)." % np.__version__)
 
 
+POWER_MODES = ("high", "low", "full", "no_bind", "rand_high", "rand_low")
+
+
+def _power_mode(name):
+    """'high' -> PowerMode.LITE_POWER_HIGH (ARM builds: which cores the kernels are bound to)."""
+    from paddlelite.lite import PowerMode
+    return getattr(PowerMode, "LITE_POWER_" + name.upper())
+
+
 class Predictor:
     """One Paddle Lite predictor for one .nb file."""
 
@@ -43,8 +52,8 @@ class Predictor:
         # ARM builds only; the x86 wheel has neither.
         if threads and hasattr(config, "set_threads"):
             config.set_threads(int(threads))
-        if power_mode is not None and hasattr(config, "set_power_mode"):
-            config.set_power_mode(power_mode)
+        if power_mode and hasattr(config, "set_power_mode"):
+            config.set_power_mode(_power_mode(power_mode))
         self.model_path = model_path
         self.last_run_ms = 0.0
         self._p = create_paddle_predictor(config)

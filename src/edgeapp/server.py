@@ -2,20 +2,21 @@
 
 The port opens first and answers 503 "starting" (JSON) while the models load and warm up, so
 /api/health can tell "alive but not ready" from "down". SIGTERM and Ctrl-C stop the server,
-then the accelerator, and serve() returns 0.
+then the accelerator, and serve() returns 0. When ready, one banner line (version, board, URLs,
+models ready) goes to the log and, if configured, to the console: the first thing a person on
+the serial console sees. The pidfile, if configured, exists exactly while the process serves.
 """
+import os
 import logging
 import signal
-import socket
 import threading
 import time
 
-from cheroot import wsgi
-
-from edgeapp import __version__, budget, memory
+from edgeapp import __version__, budget, memory, netinfo, pidfile
 from edgeapp.api import make_app, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
+from edgeapp.httpd import Server as HTTPServer
 from edgeapp.worker import WorkerAccelerator
 
 log = logging.getLogger("edgeapp.server")
@@ -26,7 +27,9 @@ SHUTDOWN_TIMEOUT = 5  # seconds in-flight requests get to finish on stop
 
 def _make_accelerator(bundles, settings, excluded=None):
     return WorkerAccelerator(bundles, slots=settings.queue_depth, job_timeout=settings.request_timeout,
-                             excluded=excluded)
+                             hang_timeout=settings.hang_timeout or None,
+                             threads=settings.lite_threads or None, excluded=excluded,
+                             power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode)
 
 
 def _start_within_budget(bundles, settings):
@@ -65,21 +68,38 @@ class _Switch:
 
 def serve(settings):
     """Run the service until SIGTERM or Ctrl-C. Returns the process exit code."""
+    if settings.pidfile:
+        try:
+            pidfile.write(settings.pidfile)
+        except OSError as e:  # serving matters more than the pidfile: say so and go on
+            log.warning("cannot write the pidfile %s: %s", settings.pidfile, e)
+    try:
+        return _serve(settings)
+    finally:
+        if settings.pidfile:
+            pidfile.remove(settings.pidfile)
+
+
+def _serve(settings):
     t0 = time.monotonic()
     memory.tame_malloc()
     log.info("edgeapp %s starting: %s", __version__, settings.describe())
-    bundles = load_bundles(settings.model_dir)  # a broken bundle stops us here (BundleError)
+    # A broken bundle folder is reported and skipped: the others still serve. (A missing model
+    # folder still stops us: BundleError.)
+    unreadable = {}
+    bundles = load_bundles(settings.model_dir, errors=unreadable)
+    for folder, why in sorted(unreadable.items()):
+        log.error("skipping the bundle in %s: %s", folder, why)
 
     switch = _Switch(starting_app)
-    server = wsgi.Server(
+    # cheroot with edgeapp's defences against slow, idle and hostile clients (edgeapp/httpd.py).
+    server = HTTPServer(
         (settings.host, settings.port), switch,
-        numthreads=settings.threads,
-        server_name="edgeapp/" + __version__,
+        numthreads=settings.threads,  # threads for requests with a body (each may hold one in memory)
+        server_name="edgeapp",  # no version in the Server header (GET /api/health tells it)
         request_queue_size=max(16, settings.threads * 2),  # listen backlog
-        # Bounded queue of accepted connections waiting for a thread (cheroot's default has no
-        # bound); when it is full, cheroot answers 503 itself.
+        # Bounded queue of requests waiting for a thread; when it is full, an immediate JSON 503.
         accepted_queue_size=settings.threads * 4,
-        accepted_queue_timeout=1,
         timeout=SOCKET_TIMEOUT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
@@ -92,10 +112,15 @@ def serve(settings):
     http = threading.Thread(target=server.serve, name="http")
     http.daemon = True
     http.start()
-    log.info("listening on %s; loading %d model(s) from %s", _url(host, port), len(bundles), settings.model_dir)
+    log.info("listening on %s; loading %d model(s) from %s", netinfo.url(host, port), len(bundles),
+             settings.model_dir)
 
     stop = threading.Event()
+    reload_asked = threading.Event()
     loading = [True]
+
+    def on_hangup(signum, frame):
+        reload_asked.set()  # done by the main loop: a signal handler must not block
 
     def on_signal(signum, frame):
         name = signal.Signals(signum).name
@@ -105,6 +130,7 @@ def serve(settings):
             raise _Interrupted(name)  # abandon the loading now, as Ctrl-C would
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     accel = None
     try:
         try:
@@ -124,18 +150,25 @@ def serve(settings):
             log.error("loading the models failed: %s", e, exc_info=True)
             return _shutdown(server, accel, 1)
         loading[0] = False
-        switch.app = make_app(engine, accel, settings)
+        switch.app = make_app(engine, accel, settings, reload=lambda: reload_models(engine, accel, settings))
         ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
         failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
                            for mid, why in sorted(engine.failed.items())) or "none"
-        log.info("edgeapp %s ready in %.1f s on %s; models ready: %s; failed: %s",
-                 __version__, time.monotonic() - t0, _urls(host, port), ready, failed)
+        _announce(banner(settings.board, netinfo.service_urls(host, port), len(engine.models), len(bundles)),
+                  settings.console)
+        log.info("ready in %.1f s; models ready: %s; failed: %s", time.monotonic() - t0, ready, failed)
         log.info("memory: %.0f MB = HTTP %.0f + worker %.0f + slots %.0f + bodies %.0f (budget %s)",
                  fig["total_mb"], fig["http_mb"], fig["worker_mb"], fig["slots_mb"], fig["bodies_mb"],
                  "%d MB" % settings.memory_budget_mb if settings.memory_budget_mb else "not set")
         if not engine.models:
             log.error("no model is ready: /api/health answers 503 until this is fixed")
-        while not stop.wait(1.0):
+        while not stop.wait(0.5):
+            if reload_asked.is_set():
+                reload_asked.clear()
+                try:
+                    reload_models(engine, accel, settings)
+                except Exception:
+                    log.exception("reloading the models failed; the models loaded before still serve")
             if not http.is_alive():
                 log.error("the HTTP server thread ended unexpectedly")
                 return _shutdown(server, accel, 1)
@@ -143,6 +176,23 @@ def serve(settings):
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def reload_models(engine, accel, settings):
+    """Re-read the model folder: load new or changed bundles, drop removed ones, while serving
+    (SIGHUP, `S95edgeapp reload`, `systemctl reload edgeapp` or POST /api/models/reload)."""
+    errors = {}
+    bundles = load_bundles(settings.model_dir, errors=errors)
+    done = accel.reload(bundles)
+    engine.reload(bundles)
+    done["bundle_errors"] = errors
+    fig = budget.measure(accel, settings)
+    if settings.memory_budget_mb and fig["total_mb"] > settings.memory_budget_mb:
+        log.warning("after the reload edgeapp needs %.0f MB, over its budget of %d MB: remove a model "
+                    "and reload, or raise EDGEAPP_MEMORY_BUDGET_MB", fig["total_mb"], settings.memory_budget_mb)
+    log.info("reload: added %s, replaced %s, removed %s, failed %s, unreadable bundles %s",
+             done["added"], done["replaced"], done["removed"], done["failed"], errors or "none")
+    return done
 
 
 class _Interrupted(BaseException):
@@ -161,27 +211,23 @@ def _shutdown(server, accel, code):
     return code
 
 
-def _url(host, port):
-    if ":" in host:
-        host = "[%s]" % host
-    return "http://%s:%d" % (host, port)
+def banner(board, urls, ready, total):
+    """The one line that says the service is up and where: plain ASCII, for a serial console."""
+    return "edgeapp %s ready on %s: %s (%d of %d models ready)" % (
+        __version__, board or "unknown board", " ".join(urls), ready, total)
 
 
-def _urls(host, port):
-    """The listening URL, and for a wildcard address also the one a LAN client would use."""
-    url = _url(host, port)
-    if host not in ("0.0.0.0", "::"):
-        return url
-    return "%s (e.g. %s)" % (url, _url(_lan_address(), port))
-
-
-def _lan_address():
-    # Connecting a UDP socket sends nothing; it only picks the interface a packet would leave by.
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def _announce(line, console):
+    log.info("%s", line)
+    if not console:
+        return
     try:
-        s.connect(("192.0.2.1", 9))
-        return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        s.close()
+        # O_NOCTTY: a daemon must not adopt the console as its terminal; O_NONBLOCK: a stuck
+        # serial line must not stall the service.
+        fd = os.open(console, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            os.write(fd, (line + "\n").encode("ascii", "replace"))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        log.warning("cannot write the banner to %s: %s", console, e)

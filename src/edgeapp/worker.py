@@ -112,7 +112,7 @@ class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
-                 excluded=None, hang_timeout=None):
+                 excluded=None, hang_timeout=None, power_mode=None):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
         the worker (default: job_timeout)."""
@@ -121,6 +121,7 @@ class WorkerAccelerator(Accelerator):
         self._excluded = dict(excluded or {})
         self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
         self._threads = threads
+        self._power_mode = power_mode
         self._job_timeout = float(job_timeout)
         self._hang_timeout = float(hang_timeout or job_timeout)
         self._last_progress = time.monotonic()  # last reply, or when the queue stopped being empty
@@ -195,6 +196,8 @@ class WorkerAccelerator(Accelerator):
                "--parent", str(os.getpid()), "--model-dir", self._model_dir]
         if self._threads:
             cmd += ["--threads", str(self._threads)]
+        if self._power_mode:
+            cmd += ["--power-mode", self._power_mode]
         if self._excluded:
             cmd += ["--skip", ",".join(str(m) for m in sorted(self._excluded))]
         proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL)
@@ -527,6 +530,7 @@ def worker_main(argv=None):
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--threads", type=int)
+    p.add_argument("--power-mode", help="Paddle Lite ARM power mode: high, low, full, no_bind, ...")
     p.add_argument("--skip", default="", help="comma-separated model ids not to load")
     p.add_argument("--only", default="", help="comma-separated model ids to load (default: all)")
     p.add_argument("--probe", action="store_true",
@@ -546,8 +550,9 @@ def worker_main(argv=None):
     from edgeapp.bundle import load_bundles
 
     try:
-        bundles = _select(load_bundles(args.model_dir), args)
-        accel = LocalAccelerator(bundles, threads=args.threads, on_load=lambda mid: conn.send(("loading", mid)))
+        bundles = _select(load_bundles(args.model_dir, errors={}), args)
+        accel = LocalAccelerator(bundles, threads=args.threads, power_mode=args.power_mode,
+                                 on_load=lambda mid: conn.send(("loading", mid)))
     except Exception as e:  # the runtime self-check, or unreadable bundles
         conn.send(("fatal", str(e)))
         return 3
@@ -593,7 +598,7 @@ def _reload(accel, model_dir, load, drop, conn):
     for mid in drop:
         accel.unload(mid)
     if load:
-        bundles = load_bundles(model_dir)
+        bundles = load_bundles(model_dir, errors={})  # the server has reported unreadable ones
         for mid in load:
             if mid in bundles:
                 accel.load(bundles[mid])
@@ -607,7 +612,7 @@ def _probe_main(args):
 
     _die_with_parent(args.parent)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    accel = LocalAccelerator(_select(load_bundles(args.model_dir), args))
+    accel = LocalAccelerator(_select(load_bundles(args.model_dir, errors={}), args))
     failed = ["model %d: %s" % (mid, st["reason"]) for mid, st in sorted(accel.model_status().items())
               if not st["ready"]]
     print("; ".join(failed))
