@@ -10,8 +10,9 @@ ARGS   ?=
 
 # The board profile sets LITE_TARGET (the Paddle Lite target the models are built for).
 BOARD_MK := board/$(BOARD)/board.mk
+BOARDS   := $(patsubst board/%/board.mk,%,$(wildcard board/*/board.mk))
 ifeq ($(wildcard $(BOARD_MK)),)
-$(error unknown BOARD=$(BOARD): no $(BOARD_MK). Boards: $(notdir $(wildcard board/*)))
+$(error unknown BOARD=$(BOARD): no $(BOARD_MK). Boards: $(BOARDS))
 endif
 include $(BOARD_MK)
 ifeq ($(LITE_TARGET),)
@@ -20,6 +21,10 @@ endif
 
 MODEL_DIR := build/models/$(LITE_TARGET)
 VPY := $(VENV)/bin/python
+# Build-time converters (tflite2onnx, x2paddle, paddlepaddle, onnxruntime...): their own venv, never
+# the service's. The zoo's optional bundles (too big for the default model dir) go to ZOO_DIR.
+TOOL_VENV ?= build/tool-venv
+ZOO_DIR   := build/zoo/$(LITE_TARGET)
 
 # Every python run sees the package from src/ (no install needed) and the built models.
 export PYTHONPATH := $(CURDIR)/src
@@ -35,26 +40,41 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models test check-py38 py38-imports run bench clean
+.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service soak clean install overlay test-tools
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
 	@echo "  setup       create $(VENV), install requirements*.txt, build the models (idempotent)"
-	@echo "  models      build the model bundles into $(MODEL_DIR)"
+	@echo "  models      build the model bundles into $(MODEL_DIR) (needs tool-venv for the tflite/onnx ones)"
+	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
+	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
 	@echo "  test        setup, check-py38, then run pytest over tests/"
+	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test)"
+	@echo "              if missing (Debian packages, apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
 	@echo "  run         setup, then serve on 0.0.0.0:9876 (python -m edgeapp serve \$$(ARGS)),"
 	@echo "              memory budget from the board profile (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
-	@echo "  clean       remove build/ (models, wheel cache), $(VENV) and $(VENV38)"
+	@echo "  bench-service  setup, wrk (apt-get, as root), then tools/bench.py: edgeapp against the raw"
+	@echo "              Paddle Lite loop and a naive server, report into BENCHMARKS.md (several minutes)"
+	@echo "  soak        setup, then tools/soak.py: a real server at ~80% of its capacity for SOAK_SECONDS,"
+	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
+	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
+	@echo "  install     install into a board image: make install DESTDIR=<rootfs> BOARD=<name>"
+	@echo "              ($(PREFIX), /etc/default/edgeapp, init: $(INIT); models for $(LITE_TARGET))"
+	@echo "  overlay     the same tree as a tarball for image builders: $(OVERLAY_TAR)"
 	@echo "Variables:"
-	@echo "  BOARD=$(BOARD)     board profile, one of: $(notdir $(wildcard board/*))"
+	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS)"
 	@echo "  PYTHON=...         CPython 3.10 for $(VENV) (default: python3.10 on PATH, then pyenv)"
 	@echo "  PYTHON38=...       CPython 3.8 for check-py38 (found the same way)"
-	@echo "  VENV=$(VENV)  VENV38=$(VENV38)"
+	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)"
 	@echo "  ARGS=...           extra arguments for 'run'"
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
+	@echo "  BENCH_ARGS=...     extra arguments for tools/bench.py in 'bench-service' (e.g. --runs 3 --mid 2)"
+	@echo "  SOAK_SECONDS=1800  how long 'soak' loads the server; SOAK_ARGS=... more tools/soak.py options"
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
+	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
+	@echo "  INSTALL_MODEL_DIR= bundles to install (default $(MODEL_DIR), built by 'models')"
 
 setup: models
 
@@ -80,10 +100,24 @@ $(VENV)/.installed: $(VENV)/.created requirements.txt requirements-dev.txt
 deps: $(VENV)/.installed
 
 # No stamp here: the tool itself skips bundles that are already built from the same inputs.
-models: deps
-	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(MODEL_DIR)
+models: deps tool-venv
+	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(MODEL_DIR) --tool-venv $(TOOL_VENV)
 
-test: setup check-py38
+zoo: deps tool-venv
+	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(ZOO_DIR) --tool-venv $(TOOL_VENV) --optional
+
+# The converters' venv: CPython 3.10 like .venv, every package pinned with its sha256.
+tool-venv: $(TOOL_VENV)/.installed
+
+$(TOOL_VENV)/.installed: tools/convert/requirements.txt
+	@py="$(PYTHON)"; \
+	if [ -z "$$py" ]; then echo "error: no CPython 3.10 found for $(TOOL_VENV); pass PYTHON=..." >&2; exit 1; fi; \
+	if [ ! -x $(TOOL_VENV)/bin/python ]; then echo "creating $(TOOL_VENV) with $$py"; "$$py" -m venv $(TOOL_VENV); fi
+	$(TOOL_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: \
+	  -r tools/convert/requirements.txt
+	@touch $@
+
+test: setup check-py38 test-tools
 	$(VPY) -m pytest tests --benchmark-disable $(PYTEST_ARGS)
 
 # Boards may run Python 3.8: the code must compile and import there (paddlelite aside).
@@ -113,10 +147,82 @@ $(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt
 	@touch $@
 
 run: setup
-	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} $(VPY) -m edgeapp serve $(ARGS)
+	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
+	  $(VPY) -m edgeapp serve $(ARGS)
 
 bench: setup
 	$(VPY) -m pytest tests/bench --benchmark-only $(PYTEST_ARGS)
 
+# wrk (C load generator) drives the binary endpoint when it is installed; without it (not root, no
+# apt) bench.py uses its own Python client. The chart needs matplotlib in build/chart-venv, else it is skipped.
+bench-service: setup
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
+	  fi; \
+	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): bench.py uses its Python client" >&2; }
+	$(VPY) tools/bench.py --out BENCHMARKS.md --chart BENCHMARKS-service.png $(BENCH_ARGS)
+
+# The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
+soak: setup
+	$(VPY) tools/soak.py --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
+
 clean:
 	rm -rf build $(VENV) $(VENV38)
+
+# Tools the image tests use, from Debian's packages when missing (CI starts from a clean machine):
+# BusyBox, whose ash runs the init script as on the boards, and systemd-analyze for the unit.
+# Without root or apt-get the tests fall back to dash and skip the unit check, saying so.
+test-tools:
+	@for tool in busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver; do \
+	  cmd=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $$pkg (for the image tests)"; \
+	    apt-get install -y -qq --no-install-recommends $$pkg >/dev/null 2>&1 \
+	      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$pkg >/dev/null; } \
+	      || echo "warning: could not install $$pkg" >&2; \
+	  else \
+	    echo "warning: $$cmd is missing and cannot be installed here; the image tests work around it" >&2; \
+	  fi; \
+	done
+
+# ---- board images: `make install DESTDIR=<rootfs> BOARD=<name>`, `make overlay BOARD=<name>` ----
+# board/install-tree.sh lays out the tree from rootfs-overlay/ with the board profile's values.
+DESTDIR           ?=
+INSTALL_MODEL_DIR ?= $(MODEL_DIR)
+RUN_DIR           := /run/edgeapp
+VERSION           := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/edgeapp/__init__.py)
+VENDOR            := build/vendor/py$(IMAGE_PYTHON_VERSION)
+OVERLAY_ROOT      := build/overlay/$(BOARD)
+OVERLAY_TAR       := build/edgeapp-$(VERSION)-$(BOARD).tar.gz
+
+# The pure-Python libraries, for the image's Python version (hash-checked wheels, no compiling).
+$(VENDOR)/.installed: board/vendor-requirements.txt | deps
+	rm -rf $(VENDOR)
+	$(VPY) -m pip install --quiet --no-deps --require-hashes --only-binary :all: --no-compile \
+	  --python-version $(IMAGE_PYTHON_VERSION) --target $(VENDOR)/lib -r board/vendor-requirements.txt
+	@touch $@
+
+# Models are built here only when they come from the default folder; INSTALL_MODEL_DIR=... takes
+# bundles built elsewhere as they are.
+install: $(if $(filter $(MODEL_DIR),$(INSTALL_MODEL_DIR)),models) $(VENDOR)/.installed
+	@if [ -z "$(DESTDIR)" ]; then \
+	  echo "error: set DESTDIR to the root of the image tree (DESTDIR=/ installs on this machine)" >&2; \
+	  exit 1; \
+	fi
+	DEST="$(patsubst %/,%,$(DESTDIR))" BOARD=$(BOARD) VERSION=$(VERSION) PREFIX=$(PREFIX) RUN_DIR=$(RUN_DIR) \
+	  IMAGE_PYTHON="$(IMAGE_PYTHON)" MODELS="$(INSTALL_MODEL_DIR)" VENDOR=$(VENDOR)/lib INIT="$(INIT)" \
+	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) LITE_THREADS=$(LITE_THREADS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
+	  QUEUE_DEPTH=$(QUEUE_DEPTH) MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) MEMORY_CEILING_MB=$(MEMORY_CEILING_MB) \
+	  SYSTEMD_CGROUP_V1=$(SYSTEMD_CGROUP_V1) sh board/install-tree.sh
+
+# Owned by root, sorted, dated by the last commit: the same sources give the same tarball.
+overlay:
+	rm -rf $(OVERLAY_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(OVERLAY_ROOT)
+	cd $(OVERLAY_ROOT) && tar --sort=name --owner=0 --group=0 --numeric-owner \
+	  --mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 0) -cf - $$(ls -A) | gzip -n > $(CURDIR)/$(OVERLAY_TAR)
+	@echo "wrote $(OVERLAY_TAR) ($$(du -k $(OVERLAY_TAR) | cut -f1) KB): unpack it into the image's root, e.g."
+	@echo "  tar -xzf $(notdir $(OVERLAY_TAR)) -C <rootfs>"
