@@ -17,7 +17,6 @@ renamed into place, so an interrupted build never leaves half a bundle.
 """
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -50,12 +49,7 @@ def show(path):
         return str(path)
 
 
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = pipeline.sha256_file  # one implementation for every sha256 check of the build
 
 
 def load_json(path):
