@@ -540,7 +540,7 @@ def worker_main(argv=None):
     if args.probe:
         return _probe_main(args)
     _die_with_parent(args.parent)
-    tame_malloc()
+    tame_malloc(mmap_threshold=None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
