@@ -96,6 +96,31 @@ def test_face_over_http(url, photos):
     assert data["image"]
 
 
+def test_face_from_a_jpeg_decoded_at_one_eighth_is_in_full_pixels(url, local_engine, photos):
+    # A 2000x1800 JPEG for a 128x128 model: decoded 8 times smaller, answered in full-size pixels,
+    # as close to the full-size decode (show=1 renders, so it decodes everything) as two decodes get.
+    big = cv2.resize(photos["astronaut"], None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((1800, 2000, 3), 120, np.uint8)
+    canvas[120:120 + big.shape[0], 300:300 + big.shape[1]] = big
+    data = encode(canvas, ".jpg")
+    image, size = local_engine.decode(data, 10 ** 8, [4])
+    assert image.shape == (225, 250, 3) and size == (2000, 1800)
+    l, t, r, b = ASTRONAUT_FACE
+    want = (300 + 3 * l, 120 + 3 * t, 300 + 3 * r, 120 + 3 * b)
+    got = {}
+    for show in ("0", "1"):
+        res = requests.post(url + "/api/model/service/binary?mid=4&show=" + show, data=data, timeout=30)
+        assert res.status_code == 200, res.text
+        found = res.json()["data"]["result"]
+        assert len(found) == 1 and iou(loc_box(found[0]), want) >= 0.5, (found, want)
+        got[show] = found[0]
+    assert iou(loc_box(got["0"]), loc_box(got["1"])) >= 0.8, got
+    left, top, right, bottom = loc_box(got["0"])
+    for name in ("right_eye", "left_eye", "nose", "mouth"):
+        x, y = got["0"]["extended"]["keypoints"][name]
+        assert left <= x <= right and top <= y <= bottom, (name, got["0"])
+
+
 # ---- documents ---------------------------------------------------------------------------------
 WORDS = ("edge board model service image result detection layout table figure page text line reads "
          "paddle lite memory shape tensor accelerator worker request answer").split()

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, budget, callback, deepstack, images, openapi
+from edgeapp import __version__, budget, callback, deepstack, openapi
 from edgeapp.errors import (BadRequest, Busy, EdgeError, Internal, MethodNotAllowed, NotFound, NotReady,
                             RequestTimeout, TooLarge, Unauthorized)
 from edgeapp.memory import rss_bytes
@@ -168,18 +168,19 @@ def make_app(engine, accel, settings, reload=None):
         request.environ.setdefault("edgeapp.model", str(mid))
         return m
 
-    def infer(mid, image, show, until):
-        data = engine.infer(mid, image, show, deadline=until, timing=_timing())
+    def infer(mid, decoded, show, until):
+        image, size = decoded
+        data = engine.infer(mid, image, show, deadline=until, timing=_timing(), size=size)
         if callbacks is not None:  # never waits: a full callback queue drops (and counts) it
-            h, w = image.shape[:2]
-            callbacks.submit(callback.payload(mid, data["result"], w, h))
+            callbacks.submit(callback.payload(mid, data["result"], size[0], size[1]))
         return data
 
-    def decode(data):
+    def decode(data, mids, show):
+        """(image, full size): a JPEG decoded as small as the models allow, full size to render."""
         _shed_if_full(accel)
         t0 = time.monotonic()
         try:
-            return images.decode(data, settings.max_pixels)
+            return engine.decode(data, settings.max_pixels, mids, full=show)
         finally:
             _timing()["decode"] = _ms(t0)
 
@@ -195,8 +196,8 @@ def make_app(engine, accel, settings, reload=None):
         doc = _json_object(body)
         del body
         show = _truthy(doc["show"]) if "show" in doc else _truthy(_first(query, "show"))
-        image = decode(_base64_image(doc.get("image")))
-        return infer(mid, image, show, until)
+        decoded = decode(_base64_image(doc.get("image")), [mid], show)
+        return infer(mid, decoded, show, until)
 
     @app.post("/api/model/service/binary")
     @app.post("/api/model/service/binary/mid=<path_mid>")
@@ -213,7 +214,7 @@ def make_app(engine, accel, settings, reload=None):
         mid = _mid(_single(query, "mid") or _single(fields, "mid"))
         model(mid)
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        return infer(mid, decode(body), show, until)
+        return infer(mid, decode(body, [mid], show), show, until)
 
     @app.post("/api/model/service/multipart")
     @endpoint(inference=True)
@@ -234,12 +235,12 @@ def make_app(engine, accel, settings, reload=None):
             engine.model(mid)  # one unknown id refuses the whole request, naming it
         request.environ["edgeapp.model"] = str(mids[0]) if len(set(mids)) == 1 else "multi"
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        image = decode(_pick_file(files))  # decoded once, run by every model
+        decoded = decode(_pick_file(files), mids, show)  # decoded once, run by every model
         done = {}
         out = []
         for mid in mids:
             if mid not in done:
-                done[mid] = infer(mid, image, show, until)
+                done[mid] = infer(mid, decoded, show, until)
             entry = {"model_id": mid}
             entry.update(done[mid])
             out.append(entry)
@@ -264,9 +265,9 @@ def make_app(engine, accel, settings, reload=None):
 
     def ds_run(mid, data):
         model(mid)
-        image = decode(data)
-        out = infer(mid, image, False, time.monotonic() + settings.request_timeout)
-        h, w = image.shape[:2]
+        decoded = decode(data, [mid], False)
+        out = infer(mid, decoded, False, time.monotonic() + settings.request_timeout)
+        w, h = decoded[1]
         return out["result"], w, h
 
     deepstack.add_routes(app, engine, settings, ds_read_form, ds_check_token, ds_run)

@@ -48,14 +48,16 @@ def cmd_models(args):
 
 
 def cmd_infer(args):
-    from edgeapp import images, render
+    from edgeapp import render
 
     try:
         with open(args.image, "rb") as f:
             data = f.read()
-        image = images.decode(data, int(os.environ.get("EDGEAPP_MAX_PIXELS", DEFAULT_MAX_PIXELS)))
         engine = _engine_for(args, args.mid)
-        out = engine.infer(args.mid, image)
+        engine.reduce = os.environ.get("EDGEAPP_REDUCED_DECODE", "on").strip().lower() != "off"
+        image, size = engine.decode(data, int(os.environ.get("EDGEAPP_MAX_PIXELS", DEFAULT_MAX_PIXELS)),
+                                    [args.mid], full=bool(args.show))
+        out = engine.infer(args.mid, image, size=size)
     except EdgeError as e:
         print(dumps(failure(e.code, e.msg)))
         return 1

@@ -96,6 +96,9 @@ FIELDS = {
     "request_timeout": (lambda s: _number(s, 0.1, 3600), 30.0, "seconds a request may wait for inference"),
     "max_body_bytes": (lambda s: _bytes(s, 1024, 1024 ** 3), 20 * 1024 ** 2, "largest request body, bytes"),
     "max_pixels": (lambda s: _integer(s, 1), 40 * 1000 * 1000, "largest image, width x height"),
+    "reduced_decode": (_choice("on", "off"), "on",
+                       "decode a JPEG at 1/2, 1/4 or 1/8 size when the model's input is that much smaller "
+                       "(results stay in full-image pixels; a rendered image is always full size)"),
     "max_mids": (lambda s: _integer(s, 1, 64), 8, "model ids per multipart request at most"),
     "model_dir": (_text, os.path.join("build", "models", "x86"), "folder of the built model bundles"),
     "token": (_text, None, "access token; if set, every endpoint but /api/health needs it"),

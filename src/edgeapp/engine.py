@@ -7,13 +7,16 @@ import collections
 import threading
 import time
 
-from edgeapp import models, render
+from edgeapp import images, models, render
 from edgeapp.errors import UnknownModel
+from edgeapp.results import rescale
 
 
 class Engine:
-    def __init__(self, bundles, accel):
+    def __init__(self, bundles, accel, reduce=True):
+        """reduce: decode() may decode JPEGs smaller for models with small inputs."""
         self.accel = accel
+        self.reduce = reduce
         self._stats_lock = threading.Lock()
         self._stats = {}
         self.bundles, self.models, self.failed = {}, {}, {}
@@ -54,9 +57,25 @@ class Engine:
                                % (mid, ", ".join(str(i) for i in sorted(self.bundles)) or "none"))
         return m
 
-    def infer(self, mid, image, show=False, deadline=None, timing=None):
+    def decode(self, data, max_pixels, mids, full=False):
+        """images.decode_reduced() as small as every model in mids allows (full size if `full`:
+        a rendered result image is drawn on the full image). Returns (image, full (width, height)),
+        which infer() takes as its `size`."""
+        def reduction(w, h):
+            if full or not self.reduce:
+                return 1
+            return min(self._reduction(mid, w, h) for mid in mids) if mids else 1
+        return images.decode_reduced(data, max_pixels, reduction)
+
+    def _reduction(self, mid, w, h):
+        m = self.models.get(mid)
+        return m.reduction(w, h) if hasattr(m, "reduction") else 1  # e.g. OCR: crops need every pixel
+
+    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None):
         """The envelope's data for one model: {"result": [...]} plus "image" (base64 JPEG) if show.
 
+        size: the full image's (width, height) when `image` was decoded smaller (decode()): the
+        results are given in full-size pixels.
         deadline (time.monotonic()): accelerator work not started by then is dropped (Timeout).
         timing: a dict to which this call adds milliseconds: queue, inference, preprocess,
         postprocess and render (for the Server-Timing header).
@@ -73,6 +92,11 @@ class Engine:
         finally:
             accel.done()
             self._record(mid, time.monotonic() - t0, ok)
+        ih, iw = image.shape[:2]
+        if size is not None and tuple(size) != (iw, ih):
+            if show:
+                raise ValueError("a rendered image needs the full-size decode (Engine.decode(full=True))")
+            rescale(results, size[0] / float(iw), size[1] / float(ih))
         data = {"result": results}
         if show:
             t1 = time.monotonic()

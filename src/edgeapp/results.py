@@ -26,6 +26,23 @@ def box_result(label, index, score, points, extended=None):
     return result(label, index, score, left, top, max(xs) - left, max(ys) - top, extended)
 
 
+def rescale(results, sx, sy):
+    """Results of a scaled-down image mapped to the full image's pixels: locations, and the
+    points (db_det, OCR) and keypoints (blazeface) in "extended". Changes results in place."""
+    for r in results:
+        loc = r["location"]
+        loc["left"] *= sx
+        loc["width"] *= sx
+        loc["top"] *= sy
+        loc["height"] *= sy
+        ext = r.get("extended") or {}
+        if "points" in ext:
+            ext["points"] = [[round(x * sx, 2), round(y * sy, 2)] for x, y in ext["points"]]
+        if "keypoints" in ext:
+            ext["keypoints"] = {k: [round(x * sx, 2), round(y * sy, 2)] for k, (x, y) in ext["keypoints"].items()}
+    return results
+
+
 def success(data):
     return {"code": 0, "data": data, "msg": "success"}
 

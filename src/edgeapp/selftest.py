@@ -87,19 +87,20 @@ def _result(ans):
 def _in_process(bundles, settings):
     """Load every model here; any problem (e.g. no Paddle Lite on this python) becomes the answer."""
     try:
-        from edgeapp import images
         from edgeapp.accelerator import LocalAccelerator
         from edgeapp.engine import Engine
         from edgeapp.errors import EdgeError
 
-        engine = Engine(bundles, LocalAccelerator(bundles, threads=settings.lite_threads or None, warm=False))
+        engine = Engine(bundles, LocalAccelerator(bundles, threads=settings.lite_threads or None, warm=False),
+                        reduce=getattr(settings, "reduced_decode", "on") == "on")
     except Exception as e:  # ImportError for a missing runtime, or the runtime self-check
         err = "cannot run models in this process: %s: %s" % (e.__class__.__name__, e)
         return lambda mid, data: ([], err)
 
     def check(mid, data):
         try:
-            out = engine.infer(mid, images.decode(data, settings.max_pixels))
+            image, size = engine.decode(data, settings.max_pixels, [mid])
+            out = engine.infer(mid, image, size=size)
         except EdgeError as e:
             return [], e.msg
         except Exception as e:

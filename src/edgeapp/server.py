@@ -137,7 +137,7 @@ def _serve(settings):
             # In the main thread on purpose: the worker process asks the kernel to kill it when the
             # thread that started it ends (PR_SET_PDEATHSIG is per thread), so that thread must live.
             accel, fig = _start_within_budget(bundles, settings)
-            engine = Engine(bundles, accel)
+            engine = Engine(bundles, accel, reduce=settings.reduced_decode == "on")
         except _Interrupted:
             loading[0] = False
             return _shutdown(server, accel, 0)

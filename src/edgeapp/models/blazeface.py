@@ -51,6 +51,11 @@ class FaceDetector:
         img, place = fit.fit(image, self.bundle.pre, h, w, default="letterbox")
         return self.normalize.tensor(img, (h, w)), place
 
+    def reduction(self, w, h):
+        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
+        mh, mw = self.bundle.max_hw
+        return fit.mode_reduction(self.bundle.pre, w, h, mh, mw, "letterbox")
+
     def postprocess(self, outputs, place, image_shape):
         """outputs: regressors (1, N, 16) and score logits (1, N, 1) -> [(box x1 y1 x2 y2, score, kps)]."""
         reg, logits = _by_width(outputs)

@@ -38,6 +38,12 @@ class Classifier:
             img = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         return self.normalize.tensor(img, (h, w))
 
+    def reduction(self, w, h):
+        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
+        mh, mw = self.bundle.max_hw
+        return fit.mode_reduction({"resize": self.resize, "resize_short": pre_short(self.bundle.pre, mh, mw)},
+                                  w, h, mh, mw, "stretch")
+
     def postprocess(self, scores):
         """Returns (index, label, score) of the top class."""
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)

@@ -1,6 +1,7 @@
 """CTC text recognition (PP-OCR rec): a text-line image → its text and a confidence."""
 
 from edgeapp import preprocess
+from edgeapp.models import fit
 from edgeapp.results import result
 
 
@@ -17,6 +18,11 @@ class Recognizer:
         h, w = self.bundle.max_hw
         img = preprocess.text_line(image, h, w)
         return self.normalize.tensor(img, (h, w))
+
+    def reduction(self, w, h):
+        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
+        mh, mw = self.bundle.max_hw
+        return fit.mode_reduction({"resize": "text_line"}, w, h, mh, mw, "text_line")
 
     def postprocess(self, probs):
         """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""

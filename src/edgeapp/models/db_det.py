@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 
 from edgeapp import preprocess
+from edgeapp.models import fit
 from edgeapp.results import box_result
 
 
@@ -23,6 +24,11 @@ class TextDetector:
         h, w = self.bundle.max_hw
         resized, box = preprocess.letterbox(image, h, w)
         return self.normalize.tensor(resized, (h, w)), box
+
+    def reduction(self, w, h):
+        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
+        mh, mw = self.bundle.max_hw
+        return fit.mode_reduction({"resize": "letterbox"}, w, h, mh, mw, "letterbox")
 
     def postprocess(self, prob, box, image_shape):
         """prob: HxW map of the canvas. Returns a list of (4x2 float points, score), original pixels."""

@@ -54,6 +54,11 @@ class Detector:
         img, place = fit.fit(image, self.bundle.pre, h, w, default="stretch")
         return self.normalize.tensor(img, (h, w)), place
 
+    def reduction(self, w, h):
+        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
+        mh, mw = self.bundle.max_hw
+        return fit.mode_reduction(self.bundle.pre, w, h, mh, mw, "stretch")
+
     def postprocess(self, outputs, place, image_shape):
         """Model outputs -> [(class, score, x1, y1, x2, y2)] in original pixels, best first."""
         if self.decode == "nms":

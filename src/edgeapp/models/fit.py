@@ -83,3 +83,35 @@ def fit(image, pre, out_h, out_w, default="stretch", interp_default=None):
     if mode == "resize_short":
         return resize_short_crop(image, out_h, out_w, pre.get("resize_short", max(out_h, out_w)), interp)
     raise ValueError("Preprocess.resize %r: use stretch, letterbox or resize_short" % mode)
+
+
+def resized_size(mode, w, h, out_h, out_w, short=None):
+    """(width, height) a w x h image is resized to by `mode`, before any padding or crop."""
+    if mode == "stretch":
+        return out_w, out_h
+    if mode == "letterbox":
+        s = min(out_h / float(h), out_w / float(w))
+        return w * s, h * s
+    if mode == "resize_short":
+        s = float(short or max(out_h, out_w)) / min(h, w)
+        return w * s, h * s
+    if mode == "text_line":
+        return min(out_w, out_h * w / float(max(h, 1))), out_h
+    raise ValueError("unknown resize mode %r" % mode)
+
+
+def reduction(w, h, need_w, need_h):
+    """The largest JPEG decode scale-down (8, 4, 2, else 1) whose image still has need_w x need_h
+    pixels: decoding at 1/8 of the size skips most of the work, and the model's own resize would
+    have thrown those pixels away anyway."""
+    for f in (8, 4, 2):
+        if w // f >= need_w and h // f >= need_h:
+            return f
+    return 1
+
+
+def mode_reduction(pre, w, h, out_h, out_w, default):
+    """reduction() for a bundle's Preprocess.resize (fit()'s modes)."""
+    mode = pre.get("resize", default)
+    nw, nh = resized_size(mode, w, h, out_h, out_w, pre.get("resize_short"))
+    return reduction(w, h, nw, nh)
