@@ -78,6 +78,48 @@ def test_full_queue_is_an_immediate_busy_not_a_wait(worker, bundles):
     assert worker.status()["queue_depth"] == 0      # every slot came back
 
 
+def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
+    # One slot, 0.2 s of queue wait: the ~2 ms model waits its turn instead of a 503; the
+    # 0.5 s model (longer than the wait) is refused at once, as before.
+    acc = WorkerAccelerator(bundles, slots=1, job_timeout=20.0, queue_wait=0.2)
+    acc.start()
+    try:
+        engine = Engine(bundles, acc)
+        line = text_line("EdgeBoard")
+        img, _ = page([("HELLO", (60, 120))])
+
+        def burst(mid, image, n):
+            outcomes, lock = [], threading.Lock()
+
+            def call():
+                t0 = time.monotonic()
+                try:
+                    engine.infer(mid, image)
+                    r = "ok"
+                except Busy:
+                    r = "busy"
+                with lock:
+                    outcomes.append((r, time.monotonic() - t0))
+
+            threads = [threading.Thread(target=call) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            return outcomes
+
+        engine.infer(2, line)  # the service time the wait decision is based on
+        fast = burst(2, line, 6)
+        assert [r for r, _ in fast] == ["ok"] * 6, fast
+        engine.infer(1, img)
+        slow = burst(1, img, 4)
+        assert {r for r, _ in slow} == {"ok", "busy"}, slow
+        assert max(s for r, s in slow if r == "busy") < 0.15, slow  # not held for the wait
+        assert acc.status()["queue_depth"] == 0
+    finally:
+        acc.stop()
+
+
 def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])

@@ -31,6 +31,11 @@ class Accelerator:
         """
         raise NotImplementedError
 
+    def wait_for_slot(self, deadline=None):
+        """False if a job now would be refused as Busy (queue full): lets the HTTP layer refuse
+        before it decodes. An accelerator with a queue may wait a little for room."""
+        return True
+
     def status(self):
         """Queue and worker figures for /api/status."""
         return {}

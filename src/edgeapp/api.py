@@ -175,9 +175,9 @@ def make_app(engine, accel, settings, reload=None):
             callbacks.submit(callback.payload(mid, data["result"], size[0], size[1]))
         return data
 
-    def decode(data, mids, show):
+    def decode(data, mids, show, until):
         """(image, full size): a JPEG decoded as small as the models allow, full size to render."""
-        _shed_if_full(accel)
+        _shed_if_full(accel, until)
         t0 = time.monotonic()
         try:
             return engine.decode(data, settings.max_pixels, mids, full=show)
@@ -196,7 +196,7 @@ def make_app(engine, accel, settings, reload=None):
         doc = _json_object(body)
         del body
         show = _truthy(doc["show"]) if "show" in doc else _truthy(_first(query, "show"))
-        decoded = decode(_base64_image(doc.get("image")), [mid], show)
+        decoded = decode(_base64_image(doc.get("image")), [mid], show, until)
         return infer(mid, decoded, show, until)
 
     @app.post("/api/model/service/binary")
@@ -214,7 +214,7 @@ def make_app(engine, accel, settings, reload=None):
         mid = _mid(_single(query, "mid") or _single(fields, "mid"))
         model(mid)
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        return infer(mid, decode(body, [mid], show), show, until)
+        return infer(mid, decode(body, [mid], show, until), show, until)
 
     @app.post("/api/model/service/multipart")
     @endpoint(inference=True)
@@ -235,7 +235,7 @@ def make_app(engine, accel, settings, reload=None):
             engine.model(mid)  # one unknown id refuses the whole request, naming it
         request.environ["edgeapp.model"] = str(mids[0]) if len(set(mids)) == 1 else "multi"
         show = _truthy(_first(query, "show") or _first(fields, "show"))
-        decoded = decode(_pick_file(files), mids, show)  # decoded once, run by every model
+        decoded = decode(_pick_file(files), mids, show, until)  # decoded once, run by every model
         done = {}
         out = []
         for mid in mids:
@@ -265,8 +265,9 @@ def make_app(engine, accel, settings, reload=None):
 
     def ds_run(mid, data):
         model(mid)
-        decoded = decode(data, [mid], False)
-        out = infer(mid, decoded, False, time.monotonic() + settings.request_timeout)
+        until = time.monotonic() + settings.request_timeout
+        decoded = decode(data, [mid], False, until)
+        out = infer(mid, decoded, False, until)
         w, h = decoded[1]
         return out["result"], w, h
 
@@ -461,13 +462,15 @@ def _not_ready(msg, retry_after=2):
     return err
 
 
-def _shed_if_full(accel):
-    """Busy before decoding when every accelerator slot is taken: under overload a request would
-    otherwise pay for its decoding and preprocessing only to be refused (the accelerator's own
-    check stays the one that counts)."""
+def _shed_if_full(accel, deadline):
+    """Busy before decoding when every accelerator slot is taken (after a short wait for one when
+    jobs are short): under overload a request would otherwise pay for its decoding and
+    preprocessing only to be refused (the accelerator's own check stays the one that counts)."""
+    if accel.wait_for_slot(deadline):
+        return
     st = accel.status() or {}
     capacity, depth = st.get("queue_capacity"), st.get("queue_depth") or 0
-    if capacity and depth >= capacity:
+    if capacity:
         per_job = (st.get("service_ms") or 1000.0) / 1000.0
         raise Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
                    retry_after=max(1, int(math.ceil(depth * per_job))))

@@ -27,7 +27,7 @@ SHUTDOWN_TIMEOUT = 5  # seconds in-flight requests get to finish on stop
 
 def _make_accelerator(bundles, settings, excluded=None):
     return WorkerAccelerator(bundles, slots=settings.queue_depth, job_timeout=settings.request_timeout,
-                             hang_timeout=settings.hang_timeout or None,
+                             hang_timeout=settings.hang_timeout or None, queue_wait=settings.queue_wait_ms / 1000.0,
                              threads=settings.lite_threads or None, excluded=excluded,
                              power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode)
 

@@ -112,10 +112,12 @@ class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
-                 excluded=None, hang_timeout=None, power_mode=None):
+                 excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
-        the worker (default: job_timeout)."""
+        the worker (default: job_timeout).
+        queue_wait: seconds a job that finds every slot taken may wait for one, when jobs are
+        shorter than that (a short model at high concurrency); otherwise it is Busy at once."""
         super().__init__()
         self._bundles = bundles
         self._excluded = dict(excluded or {})
@@ -134,6 +136,8 @@ class WorkerAccelerator(Accelerator):
         self._mem = None
         self._memfd = None
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._queue_wait = float(queue_wait)
         self._send_lock = threading.Lock()
         self._free = list(range(self._nslots))
         self._jobs = {}
@@ -146,6 +150,7 @@ class WorkerAccelerator(Accelerator):
         self._deaths = []            # monotonic times of recent deaths, for the back-off
         self._status = {}
         self._service_ms = None      # moving average of the worker's time per job
+        self._model_ms = {}          # the same per model
         self._reader = None
         self._reload_lock = threading.Lock()
         self._reloaded = None        # (Event, reply) while a reload waits for the worker
@@ -343,7 +348,7 @@ class WorkerAccelerator(Accelerator):
         if deadline is not None and now >= deadline:
             raise Timeout("the request's deadline passed before model %d was queued" % mid)
         with self._lock:
-            if not self._free:
+            if not self._wait_for_slot(deadline):
                 raise Busy("the accelerator queue is full (%d jobs); retry later" % self._nslots,
                            retry_after=self._retry_after())
             slot = self._free.pop()
@@ -375,10 +380,32 @@ class WorkerAccelerator(Accelerator):
         outs = read_arrays(mem, lay.outputs(slot), job.shapes, copy=True)
         with self._lock:
             self._free.append(slot)
+            self._slot_freed.notify()
         # Everything but the worker's own run time is waiting: queue, hand-over, copies.
         wall = (time.monotonic() - now) * 1000.0
         self._record_run(mid, job.run_ms, inputs[0].shape, timing, max(0.0, wall - job.run_ms))
         return outs
+
+    def wait_for_slot(self, deadline=None):
+        """True when a slot is free now, or frees within the queue wait (see __init__)."""
+        with self._lock:
+            return self._wait_for_slot(deadline)
+
+    def _wait_for_slot(self, deadline):
+        """With self._lock held. Waiting is worth it only when the job the worker runs now (the
+        oldest in flight) is short: behind a 0.5 s model a request would wait in vain, and its
+        client is better told at once (503 + Retry-After)."""
+        end = time.monotonic() + self._queue_wait
+        if deadline is not None:
+            end = min(end, deadline)
+        while not self._free:
+            head = next(iter(self._jobs.values()), None)
+            ms = self._model_ms.get(head.mid) if head is not None else None
+            left = end - time.monotonic()
+            if ms is None or ms > self._queue_wait * 1000.0 or left <= 0 or self._state != "ready":
+                return False
+            self._slot_freed.wait(left)
+        return True
 
     def _retry_after(self):
         busy = self._nslots - len(self._free)
@@ -397,6 +424,7 @@ class WorkerAccelerator(Accelerator):
             self._jobs.pop(job.id, None)
             if error is not None or job.abandoned:
                 self._free.append(job.slot)
+                self._slot_freed.notify()
         job.done.set()
 
     def _fail_all(self, why):
@@ -427,6 +455,8 @@ class WorkerAccelerator(Accelerator):
             if kind == "done":
                 _, _, shapes, ms = msg
                 self._service_ms = ms if self._service_ms is None else 0.8 * self._service_ms + 0.2 * ms
+                avg = self._model_ms.get(job.mid)
+                self._model_ms[job.mid] = ms if avg is None else 0.8 * avg + 0.2 * ms
                 self._finish(job, shapes=shapes, run_ms=ms)
             elif kind == "skipped":
                 self._finish(job, Timeout("the request's deadline passed before the accelerator reached it"))
