@@ -22,7 +22,8 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
     out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")
     cmd = [sys.executable, str(BENCH), "--model-dir", str(fast_model_dir), "--mid", "2", "--concurrency", "1,2",
-           "--seconds", "1", "--client", "py", "--out", str(out), "--json", str(results)]
+           "--seconds", "1", "--client", "py", "--overload-clients", "8", "--overload-mb", "0.5",
+           "--out", str(out), "--json", str(results)]
     r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -49,11 +50,16 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
         s = summary["servers"][kind]
         assert s["startup_s"] > 0 and s["idle_mb"] > 0 and s["peak_mb"] >= s["idle_mb"] * 0.9, (kind, s)
 
+    over = summary["overload"]
+    assert over["clients"] == 8 and over["body_mb"] >= 0.5 and over["mid"] == 2
+    assert over["ok"] + over["busy"] > 0 and over["errors"] == 0, over  # 200 or 503, nothing else
+    assert over["peak_mb"] > 0 and over["queue_budget_mb"] > 0
+
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\nWritten by hand, must survive.\n")
     for row in ("| edgeapp | 2 | binary | py | 1 |", "| edgeapp | 2 | base64 | py | 2 |",
                 "| edgeapp | 2 | multipart | py | 1 |", "| naive | 2 | binary | py | 2 |",
-                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | "):
+                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients"):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
     assert "| edgeapp | 2 | multipart | py | 2 |" in r.stdout  # the same report went to stdout

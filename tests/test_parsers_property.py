@@ -168,6 +168,7 @@ def test_query_round_trip(pairs):
 @example("1e309", 30.0)
 @example("-0", 30.0)
 @example("1_000", 30.0)
+@example("1e-320", 30.0)
 def test_deadline_is_within_the_cap_or_a_bad_request(raw, cap):
     s = raises_only(api._deadline_seconds, raw, cap)
     assert s is None or 0 < s <= cap

@@ -35,6 +35,7 @@ import json
 import math
 import os
 import platform
+import select
 import shlex
 import shutil
 import signal
@@ -211,12 +212,117 @@ def cmd_load(argv):
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--max-requests", type=int, default=100000)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument("--early", action="store_true",
+                   help="raw sockets, one request per connection, the answer read while the body is still being "
+                        "sent (as curl does): the time to an early 503 is the server's, not the upload's")
     args = p.parse_args(argv)
     with open(args.body, "rb") as f:
         body = f.read()
-    print(json.dumps(py_load(args.url, body, args.content_type, args.concurrency, args.seconds,
-                             args.max_requests, args.timeout)))
+    load = early_load if args.early else py_load
+    print(json.dumps(load(args.url, body, args.content_type, args.concurrency, args.seconds,
+                          args.max_requests, args.timeout)))
     return 0
+
+
+def early_load(url, body, content_type, concurrency, seconds, max_requests, timeout):
+    """Like py_load, but each request on a new connection whose answer is read as soon as it comes:
+    an answer before the whole body was sent ends the upload (the connection is closed)."""
+    u = urlsplit(url)
+    path = u.path + ("?" + u.query if u.query else "")
+    head = ("POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (path, u.hostname, u.port, content_type, len(body))).encode("ascii")
+    tickets = itertools.count()
+    start = time.perf_counter()
+    stop_at = start + seconds
+    results = [None] * concurrency
+
+    def one():
+        t0 = time.perf_counter()
+        sock = socket.create_connection((u.hostname, u.port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(head)
+            sock.setblocking(False)
+            data, sent, view = bytearray(), 0, memoryview(body)
+            end = t0 + timeout
+            while True:
+                left = end - time.perf_counter()
+                if left <= 0:
+                    return "timeout", t0
+                r, w, _ = select.select([sock], [sock] if sent < len(body) else [], [], left)
+                if r:
+                    try:
+                        chunk = sock.recv(65536)
+                    except BlockingIOError:
+                        chunk = None
+                    if chunk == b"":
+                        break
+                    if chunk:
+                        data += chunk
+                        if _complete(data):
+                            break
+                if w and sent < len(body):
+                    try:
+                        sent += sock.send(view[sent:sent + 262144])
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        sent = len(body)  # the server closed its side: read what it answered
+            return (int(data[9:12]) if data[:5] == b"HTTP/" and len(data) >= 12 else "no answer"), t0
+        finally:
+            sock.close()
+
+    def worker(i):
+        ok, busy, other, errors = [], [], 0, {}
+        while next(tickets) < max_requests and time.perf_counter() < stop_at:
+            try:
+                status, t0 = one()
+            except OSError as e:
+                status, t0 = type(e).__name__, None
+            took = time.perf_counter() - t0 if t0 is not None else None
+            if status == 200:
+                ok.append(took)
+            elif status == 503:
+                busy.append(took)
+            else:
+                other += 1
+                errors[str(status)] = errors.get(str(status), 0) + 1
+        results[i] = (ok, busy, other, errors)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    lat = sorted(x for r in results for x in r[0])
+    busy = sorted(x for r in results for x in r[1])
+    errors = {}
+    for r in results:
+        for k, v in r[3].items():
+            errors[k] = errors.get(k, 0) + v
+    return {
+        "client": "early", "seconds": elapsed, "ok": len(lat), "busy": len(busy),
+        "busy_p50_ms": _ms(percentile(busy, 50)), "busy_p99_ms": _ms(percentile(busy, 99)),
+        "busy_max_ms": _ms(busy[-1] if busy else None), "busy_within_50ms": sum(1 for x in busy if x <= 0.05),
+        "errors": sum(r[2] for r in results), "error_kinds": errors,
+        "rps": len(lat) / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": _ms(percentile(lat, 50)), "p95_ms": _ms(percentile(lat, 95)), "p99_ms": _ms(percentile(lat, 99)),
+        "latency_of": "200 only",
+    }
+
+
+def _complete(data):
+    """True when data holds a whole HTTP answer (head and Content-Length bytes of body)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    length = 0
+    for line in bytes(data[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip() or 0)
+    return len(data) >= end + 4 + length
 
 
 def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout):
@@ -231,7 +337,7 @@ def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout
     results = [None] * concurrency
 
     def worker(i):
-        ok, busy, other, errors, timings = [], 0, 0, {}, []
+        ok, busy, other, errors, timings = [], [], 0, {}, []
         conn = None
         while next(tickets) < max_requests and time.perf_counter() < stop_at:
             t0 = time.perf_counter()
@@ -255,7 +361,7 @@ def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout
             if status == 200:
                 ok.append(time.perf_counter() - t0)
             elif status == 503:
-                busy += 1
+                busy.append(time.perf_counter() - t0)
             elif isinstance(status, int):
                 other += 1
                 errors[str(status)] = errors.get(str(status), 0) + 1
@@ -274,12 +380,15 @@ def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout
     # Requests still in flight at the deadline are waited for: the elapsed time includes them.
     elapsed = time.perf_counter() - start
     lat = sorted(x for r in results for x in r[0])
+    busy = sorted(x for r in results for x in r[1])
     errors = {}
     for r in results:
         for k, v in r[3].items():
             errors[k] = errors.get(k, 0) + v
     return {
-        "client": "py", "seconds": elapsed, "ok": len(lat), "busy": sum(r[1] for r in results),
+        "client": "py", "seconds": elapsed, "ok": len(lat), "busy": len(busy),
+        "busy_p50_ms": _ms(percentile(busy, 50)), "busy_p99_ms": _ms(percentile(busy, 99)),
+        "busy_max_ms": _ms(busy[-1] if busy else None), "busy_within_50ms": sum(1 for x in busy if x <= 0.05),
         "errors": sum(r[2] for r in results), "error_kinds": errors,
         "rps": len(lat) / elapsed if elapsed > 0 else 0.0,
         "p50_ms": _ms(percentile(lat, 50)), "p95_ms": _ms(percentile(lat, 95)), "p99_ms": _ms(percentile(lat, 99)),
@@ -318,10 +427,10 @@ def _ms(seconds):
     return None if seconds is None else 1000.0 * seconds
 
 
-def run_py_client(url, body_file, content_type, concurrency, seconds, max_requests, timeout):
+def run_py_client(url, body_file, content_type, concurrency, seconds, max_requests, timeout, early=False):
     cmd = [sys.executable, os.path.abspath(__file__), "load", "--url", url, "--body", body_file,
            "--content-type", content_type, "--concurrency", str(concurrency), "--seconds", str(seconds),
-           "--max-requests", str(max_requests), "--timeout", str(timeout)]
+           "--max-requests", str(max_requests), "--timeout", str(timeout)] + (["--early"] if early else [])
     out = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=seconds + timeout + 60)
     if out.returncode != 0:
@@ -623,6 +732,11 @@ def one_run(args, run_no, work, bodies, wrk):
                         srv.wait_idle(args.request_timeout + 10)
                         run["cases"].append(one_case(args, srv, mid, endpoint, c, seconds[mid], path, body_file,
                                                      ctype, wrk, run_no))
+            if kind == "edgeapp" and args.overload_clients:
+                slowest = max(args.mids, key=lambda m: run["raw"][m]["ms_per_run"])
+                srv.wait_idle(args.request_timeout + 10)
+                run["overload"] = overload_case(args, srv, slowest, work, max(seconds[slowest], 2 * args.seconds),
+                                                run_no)
             status = srv.get_json("/api/status") if kind == "edgeapp" else None
             run["servers"][kind] = {"startup_s": srv.startup_s, "idle": srv.idle, "peak_mb": srv.sampler.peak(),
                                     "status": status}
@@ -647,6 +761,46 @@ def one_case(args, srv, mid, endpoint, c, seconds, path, body_file, ctype, wrk, 
     log("run %d %-7s mid %d %-9s c=%-2d %-3s %7.1f req/s  p50 %7.2f ms  p99 %7.2f ms  503 %d  err %d%s" % (
         run_no, srv.kind, mid, endpoint, c, r["client"], r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
         r["busy"], r["errors"], "  health p99 %.1f ms" % health["p99_ms"] if health and health["p99_ms"] else ""))
+    return r
+
+
+def overload_body(work, min_bytes):
+    """A JPEG of noise of at least min_bytes: it barely compresses, so it is big on the wire and
+    in the decoder (the worst case for body and image memory)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(6)
+    w = 1600
+    while True:
+        img = rng.integers(0, 256, (w * 3 // 4, w, 3), dtype=np.uint8)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if len(buf) >= min_bytes or w >= 8000:
+            break
+        w = int(w * 1.25)
+    path = os.path.join(work, "overload.jpg")
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
+    return path, "%dx%d" % (w, w * 3 // 4), len(buf)
+
+
+def overload_case(args, srv, mid, work, seconds, run_no):
+    """args.overload_clients clients at once, each POSTing a >= args.overload_mb JPEG to the slowest
+    model back to back: the excess must get its 503 quickly, and memory must stay within idle +
+    the queue's share of the Memory formula (slots + threads x largest body)."""
+    body_file, size, nbytes = overload_body(work, int(args.overload_mb * 1024 * 1024))
+    memory = srv.get_json("/api/status")["data"]["memory"]
+    idle_mb = mb(sum(tree_rss(srv.proc.pid).values()))
+    t0 = time.monotonic()
+    r = run_py_client(srv.url + "/api/model/service/binary?mid=%d" % mid, body_file, "image/jpeg",
+                      args.overload_clients, seconds, args.max_requests, args.request_timeout, early=True)
+    r.update({"mid": mid, "clients": args.overload_clients, "image": size, "body_mb": nbytes / 1048576.0,
+              "idle_mb": idle_mb, "queue_budget_mb": memory["slots_mb"] + memory["bodies_mb"],
+              "peak_mb": srv.sampler.peak(t0, time.monotonic())})
+    log("run %d overload mid %d, %d clients x %.1f MB: %d ok, %d 503 (p50 %s, p99 %s, max %s ms; %d within 50 ms), "
+        "peak RSS %.0f MB (idle %.0f + queue budget %.0f)" % (
+            run_no, mid, r["clients"], r["body_mb"], r["ok"], r["busy"], f1(r["busy_p50_ms"]), f1(r["busy_p99_ms"]),
+            f1(r["busy_max_ms"]), r["busy_within_50ms"], r["peak_mb"], idle_mb, r["queue_budget_mb"]))
     return r
 
 
@@ -694,7 +848,15 @@ def summarize(runs, mids):
                          "idle_mb": median([s["idle"]["total_mb"] for s in ss]),
                          "idle_processes_mb": ss[0]["idle"]["processes_mb"],
                          "peak_mb": median([s["peak_mb"] for s in ss])}
-    return {"raw": raw, "cases": cases, "servers": servers,
+    overload = None
+    loads = [r["overload"] for r in runs if r.get("overload")]
+    if loads:
+        overload = dict(loads[0])
+        for k in ("ok", "busy", "errors", "busy_p50_ms", "busy_p99_ms", "busy_max_ms", "busy_within_50ms", "peak_mb",
+                  "idle_mb", "queue_budget_mb", "rps"):
+            overload[k] = median([x[k] for x in loads if x.get(k) is not None]) if any(
+                x.get(k) is not None for x in loads) else None
+    return {"raw": raw, "cases": cases, "servers": servers, "overload": overload,
             "case_seconds": {mid: median([r["case_seconds"][mid] for r in runs]) for mid in mids}}
 
 
@@ -852,6 +1014,19 @@ def render(summary, meta):
             lines.append("| %s | %d | %s | %d | %s | %s |" % (
                 c["server"], c["mid"], c["endpoint"], c["concurrency"], f1(c["p50_ms"], "%.2f"),
                 " | ".join(f1(c["server_timing"].get(n), "%.2f") for n in names)))
+    o = summary.get("overload")
+    if o:
+        lines += ["", "Overload: %d clients at once, each POSTing a %.1f MB JPEG (%s noise) to mid %d back to back "
+                      "for %.0f s (Python client); every answer is a 200 or a JSON 503:" % (
+                          o["clients"], o["body_mb"], o["image"], o["mid"], o["seconds"]), "",
+                  "| 200 | 503 | 503 latency p50 / p99 / max ms | 503s within 50 ms | other | peak RSS MB "
+                  "| idle RSS + queue budget MB |",
+                  "|---|---|---|---|---|---|---|",
+                  "| %s | %s | %s / %s / %s | %s | %s | %s | %s + %s = %s |" % (
+                      f1(o["ok"], "%d"), f1(o["busy"], "%d"), f1(o["busy_p50_ms"]), f1(o["busy_p99_ms"]),
+                      f1(o["busy_max_ms"]), "%s%%" % f1(100.0 * o["busy_within_50ms"] / o["busy"]) if o["busy"] else "–",
+                      f1(o["errors"], "%d"), f1(o["peak_mb"], "%.0f"), f1(o["idle_mb"], "%.0f"),
+                      f1(o["queue_budget_mb"], "%.0f"), f1(o["idle_mb"] + o["queue_budget_mb"], "%.0f"))]
     lines += [
         "",
         "| server | start-up to ready s | idle RSS MB (per process) | peak RSS MB over the run |",
@@ -1012,6 +1187,9 @@ def main(argv=None):
     p.add_argument("--max-requests", type=int, default=200000, help="request cap per case (default 200000)")
     p.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--start-timeout", type=float, default=300.0, help="seconds a server may take to be ready")
+    p.add_argument("--overload-clients", type=int, default=64,
+                   help="clients of the overload case (default 64; 0: skip it)")
+    p.add_argument("--overload-mb", type=float, default=4.0, help="size of its JPEG, MB (default 4)")
     p.add_argument("--out", help="write the report into this Markdown file (e.g. BENCHMARKS.md), replacing "
                                  "only its own section")
     p.add_argument("--section", default="service", help="section name in --out (default 'service')")

@@ -31,6 +31,11 @@ class Accelerator:
         """
         raise NotImplementedError
 
+    def refuses_now(self):
+        """True when a job now would certainly be refused as Busy; never waits (the HTTP server's
+        selector thread asks, to answer 503 before a thread or the body is spent on it)."""
+        return False
+
     def wait_for_slot(self, deadline=None):
         """False if a job now would be refused as Busy (queue full): lets the HTTP layer refuse
         before it decodes. An accelerator with a queue may wait a little for room."""

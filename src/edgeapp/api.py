@@ -129,6 +129,10 @@ def make_app(engine, accel, settings, reload=None):
                         _check_length(settings.max_body_bytes)
                     if settings.token and not open_access:
                         _check_token(settings.token)
+                    if inference:
+                        # Before the body is read: under overload a 4 MB upload gets its 503 in
+                        # milliseconds, and the server drops the rest of it without a thread.
+                        _shed_if_full(accel, None)
                     body = dumps(success(fn(**url_args))).encode("utf-8")
                     code = 0
                     response.content_type = JSON_TYPE
@@ -462,18 +466,33 @@ def _not_ready(msg, retry_after=2):
     return err
 
 
+INFERENCE_PATHS = (b"/api/model/service/", b"/v1/vision/")
+
+
+def shedder(accel):
+    """shed(method, target) for httpd.Server: the 503 an inference request gets at once, from
+    its request line alone, when the accelerator queue is full; else None. Never waits."""
+    def shed(method, target):
+        if method == b"POST" and target.startswith(INFERENCE_PATHS) and accel.refuses_now():
+            return _busy(accel)
+        return None
+    return shed
+
+
+def _busy(accel):
+    st = accel.status() or {}
+    capacity, depth = st.get("queue_capacity") or 0, st.get("queue_depth") or 0
+    per_job = (st.get("service_ms") or 1000.0) / 1000.0
+    return Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
+                retry_after=max(1, int(math.ceil(depth * per_job))))
+
+
 def _shed_if_full(accel, deadline):
     """Busy before decoding when every accelerator slot is taken (after a short wait for one when
     jobs are short): under overload a request would otherwise pay for its decoding and
     preprocessing only to be refused (the accelerator's own check stays the one that counts)."""
-    if accel.wait_for_slot(deadline):
-        return
-    st = accel.status() or {}
-    capacity, depth = st.get("queue_capacity"), st.get("queue_depth") or 0
-    if capacity:
-        per_job = (st.get("service_ms") or 1000.0) / 1000.0
-        raise Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
-                   retry_after=max(1, int(math.ceil(depth * per_job))))
+    if not accel.wait_for_slot(deadline):
+        raise _busy(accel)
 
 
 def _accel_status(accel):
@@ -527,7 +546,7 @@ def _deadline_seconds(raw, cap):
     if not (0 < ms < float("inf")):
         raise BadRequest("%s / deadline_ms must be a positive number of milliseconds, got %r"
                          % (DEADLINE_HEADER, _short(raw)))
-    return min(ms / 1000.0, cap)
+    return min(max(ms / 1000.0, 1e-6), cap)  # 1e-320 ms is positive, but 0.0 s once divided
 
 
 def _check_length(limit):

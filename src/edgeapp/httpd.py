@@ -51,6 +51,7 @@ BODY_PREFETCH = 64 * 1024    # body bytes gathered before a thread takes the req
 BODY_GRACE = 10.0            # seconds a body (or an answer) may take before MIN_BODY_RATE applies
 MIN_BODY_RATE = 16 * 1024    # bytes per second, on average, after the grace (128 kbit/s)
 LINGER_SECONDS = 10.0        # how long input is read and dropped after an early answer
+DRAIN_BURST = 16 * 1024 * 1024  # bytes dropped per turn of one lingering connection
 LIGHT_THREADS = 2            # threads for requests without a body
 LIGHT_QUEUE = 16             # such requests waiting for one of them (then they try the main pool)
 MAX_PARKED = 256             # connections waiting in the selector; beyond it the longest idle are closed
@@ -73,6 +74,10 @@ class Server(wsgi.Server):
         self.ConnectionClass = _Connection
         self._light = queue.Queue(maxsize=LIGHT_QUEUE)
         self._light_count = light_threads
+        self._scratch = bytearray(1024 * 1024)  # the selector thread's: dropped input lands here
+        # shed(method, target) -> an error to answer at once from the request line, or None; the
+        # application sets it (edgeapp.api.shedder: a full accelerator queue). Must never wait.
+        self.shed = None
         self._stopped = threading.Event()
 
     def prepare(self):
@@ -124,12 +129,17 @@ class Server(wsgi.Server):
                     conn.head_started = time.monotonic()
                 raw.pending += data
                 want = _still_wanted(raw.pending)
+        end = _head_end(raw.pending)
+        if end >= 0 and self.shed is not None:
+            line = bytes(raw.pending[:raw.pending.find(b"\n")]).split()
+            err = self.shed(line[0], line[1]) if len(line) == 3 else None
+            if err is not None:  # under overload: no thread, no parsing, the body is dropped
+                return self.refuse(conn, err)
         if want:
             if conn.head_started is not None and time.monotonic() - conn.head_started > HEADER_TIMEOUT:
                 return self.refuse(conn, _timeout_error())
             return self._park(conn)
         # A head (and body prefix), or a head over the limit: a thread answers 414/431 from what is here.
-        end = _head_end(raw.pending)
         self._dispatch(conn, body=end < 0 or _request_info(bytes(raw.pending[:end]))[0] != 0)
 
     def _sweep(self):
@@ -183,13 +193,22 @@ class Server(wsgi.Server):
         self._park(conn)
 
     def _drain(self, conn):
-        try:
-            data = os.read(conn.socket.fileno(), 65536)
-        except BlockingIOError:
-            data = None
-        except OSError:
-            data = b""
-        if data == b"" or time.monotonic() > conn.linger_until:
+        """Drop what has arrived, all of it (up to DRAIN_BURST), into one reused buffer: a 4 MB
+        upload refused with 503 is then dropped in a few reads, not 64 trips through the selector,
+        each of which may wait for the GIL (measured: 503s to 64 clients sending 4 MB took
+        0.5 s at the median with 64 KB per trip)."""
+        fd, got = conn.socket.fileno(), 0
+        while got < DRAIN_BURST:
+            try:
+                n = os.readv(fd, [self._scratch])
+            except BlockingIOError:
+                break
+            except OSError:
+                n = 0
+            if n == 0:
+                return conn.close_now()
+            got += n
+        if time.monotonic() > conn.linger_until:
             return conn.close_now()
         self._park(conn)
 

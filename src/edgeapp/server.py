@@ -13,7 +13,7 @@ import threading
 import time
 
 from edgeapp import __version__, budget, memory, netinfo, pidfile
-from edgeapp.api import make_app, starting_app
+from edgeapp.api import make_app, shedder, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.httpd import Server as HTTPServer
@@ -97,7 +97,10 @@ def _serve(settings):
         (settings.host, settings.port), switch,
         numthreads=settings.threads,  # threads for requests with a body (each may hold one in memory)
         server_name="edgeapp",  # no version in the Server header (GET /api/health tells it)
-        request_queue_size=max(16, settings.threads * 2),  # listen backlog
+        # Listen backlog: connections the kernel holds until the selector thread accepts them (no
+        # thread, no buffer of ours). At 16, a burst of 64 clients lost SYNs, and a lost SYN is
+        # retried after 1 s, then 3 s: the slowest 503s of the overload benchmark took 2.5-4 s.
+        request_queue_size=128,
         # Bounded queue of requests waiting for a thread; when it is full, an immediate JSON 503.
         accepted_queue_size=settings.threads * 4,
         timeout=SOCKET_TIMEOUT,
@@ -151,6 +154,7 @@ def _serve(settings):
             return _shutdown(server, accel, 1)
         loading[0] = False
         switch.app = make_app(engine, accel, settings, reload=lambda: reload_models(engine, accel, settings))
+        server.shed = shedder(accel)
         ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
         failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
                            for mid, why in sorted(engine.failed.items())) or "none"

@@ -386,6 +386,13 @@ class WorkerAccelerator(Accelerator):
         self._record_run(mid, job.run_ms, inputs[0].shape, timing, max(0.0, wall - job.run_ms))
         return outs
 
+    def refuses_now(self):
+        """True when a job now would be Busy even after the queue wait; never waits."""
+        with self._lock:
+            if self._free:
+                return False
+            return self._head_is_long()
+
     def wait_for_slot(self, deadline=None):
         """True when a slot is free now, or frees within the queue wait (see __init__)."""
         with self._lock:
@@ -399,13 +406,21 @@ class WorkerAccelerator(Accelerator):
         if deadline is not None:
             end = min(end, deadline)
         while not self._free:
-            head = next(iter(self._jobs.values()), None)
-            ms = self._model_ms.get(head.mid) if head is not None else None
             left = end - time.monotonic()
-            if ms is None or ms > self._queue_wait * 1000.0 or left <= 0 or self._state != "ready":
+            if self._head_is_long() or left <= 0 or self._state != "ready":
                 return False
             self._slot_freed.wait(left)
         return True
+
+    def _head_is_long(self):
+        """With self._lock held: is the oldest job in flight longer than the queue wait (or of a
+        model not timed yet)? No job in flight but no free slot: a requester is copying its
+        outputs, and the slot comes back in a moment."""
+        head = next(iter(self._jobs.values()), None)
+        if head is None:
+            return self._queue_wait <= 0
+        ms = self._model_ms.get(head.mid)
+        return ms is None or ms > self._queue_wait * 1000.0
 
     def _retry_after(self):
         busy = self._nslots - len(self._free)
