@@ -372,3 +372,32 @@ def test_soak_verdicts(tmp_path, capsys, case, ok):
     assert soak.report(args, stats, samples, 150.0, 3, 0, 0, 0, str(log)) == (0 if ok else 1)
     out = capsys.readouterr().out
     assert "drift" in out and ("soak: OK" in out) == ok
+
+
+def test_full_queue_refuses_a_big_upload_from_its_request_line(start_server, det_model_dir, photo):
+    # One slot, held by a detector job: a 4 MB upload gets its JSON 503 after only its headers and
+    # 64 KB were sent. No thread waits for (or reads) the rest; the answer is held back ~30 ms
+    # (back-pressure on clients that retry at once), and the rest of the body is dropped.
+    server = start_server(model_dir=det_model_dir, queue_depth=1)
+    holder = threading.Thread(target=lambda: [requests.post(server.url + "/api/model/service/binary?mid=1",
+                                                            data=photo, timeout=60) for _ in range(3)])
+    holder.start()
+    try:
+        end = time.monotonic() + 20
+        while requests.get(server.url + "/api/status", timeout=5).json()["data"]["queue_depth"] < 1:
+            assert time.monotonic() < end
+            time.sleep(0.005)
+        sock = connect(server.port)
+        head = ("POST /api/model/service/binary?mid=1 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                "Content-Length: %d\r\n\r\n" % (4 * 1024 * 1024)).encode("ascii")
+        t0 = time.monotonic()
+        sock.sendall(head + b"\xff" * 65536)
+        reply = read_reply(sock, "POST")
+        took = time.monotonic() - t0
+        sock.close()
+    finally:
+        holder.join(60)
+    print("\nrefused from the request line in %.0f ms" % (took * 1000))
+    assert reply.status == 503 and reply.json()["code"] == BUSY and reply.headers.get("retry-after")
+    assert 0.02 <= took < 2.0, took
+    assert _health_ok(server.url)

@@ -722,6 +722,10 @@ def one_run(args, run_no, work, bodies, wrk):
         try:
             srv.wait_ready(args.start_timeout)
             log("run %d %-7s ready in %.1f s, idle RSS %.0f MB" % (run_no, kind, srv.startup_s, srv.idle["total_mb"]))
+            # The floor the saturated /api/health figures compare with: the same poller, no load.
+            poller = HealthPoller(srv.host, srv.port).start()
+            time.sleep(min(3.0, args.seconds))
+            idle_health = poller.stop()
             endpoints = [e for e in args.endpoints if kind == "edgeapp" or e in NAIVE_ENDPOINTS]
             for mid in args.mids:
                 for endpoint in endpoints:
@@ -739,7 +743,7 @@ def one_run(args, run_no, work, bodies, wrk):
                                                 run_no)
             status = srv.get_json("/api/status") if kind == "edgeapp" else None
             run["servers"][kind] = {"startup_s": srv.startup_s, "idle": srv.idle, "peak_mb": srv.sampler.peak(),
-                                    "status": status}
+                                    "status": status, "idle_health": idle_health}
         finally:
             srv.stop()
     return run
@@ -847,7 +851,8 @@ def summarize(runs, mids):
         servers[kind] = {"startup_s": median([s["startup_s"] for s in ss]),
                          "idle_mb": median([s["idle"]["total_mb"] for s in ss]),
                          "idle_processes_mb": ss[0]["idle"]["processes_mb"],
-                         "peak_mb": median([s["peak_mb"] for s in ss])}
+                         "peak_mb": median([s["peak_mb"] for s in ss]),
+                         "idle_health": {k: median([s["idle_health"][k] for s in ss]) for k in ("p50_ms", "p99_ms")}}
     overload = None
     loads = [r["overload"] for r in runs if r.get("overload")]
     if loads:
@@ -1029,13 +1034,15 @@ def render(summary, meta):
                       f1(o["queue_budget_mb"], "%.0f"), f1(o["idle_mb"] + o["queue_budget_mb"], "%.0f"))]
     lines += [
         "",
-        "| server | start-up to ready s | idle RSS MB (per process) | peak RSS MB over the run |",
-        "|---|---|---|---|",
+        "| server | start-up to ready s | idle RSS MB (per process) | peak RSS MB over the run "
+        "| /api/health p50 / p99 ms, idle |",
+        "|---|---|---|---|---|",
     ]
     for kind, s in summary["servers"].items():
-        lines.append("| %s | %s | %s (%s) | %s |" % (
+        lines.append("| %s | %s | %s (%s) | %s | %s / %s |" % (
             kind, f1(s["startup_s"]), f1(s["idle_mb"], "%.0f"),
-            " + ".join("%.0f" % x for x in s["idle_processes_mb"]), f1(s["peak_mb"], "%.0f")))
+            " + ".join("%.0f" % x for x in s["idle_processes_mb"]), f1(s["peak_mb"], "%.0f"),
+            f1(s["idle_health"]["p50_ms"]), f1(s["idle_health"]["p99_ms"])))
     lines += [
         "",
         "How to read it: raw = `edgeapp.lite.Predictor.run` back to back in a fresh process on the tensor the "
