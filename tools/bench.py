@@ -289,7 +289,17 @@ def early_load(url, body, content_type, concurrency, seconds, max_requests, time
                 errors[str(status)] = errors.get(str(status), 0) + 1
         results[i] = (ok, busy, other, errors)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    out = _run_clients(worker, results, start, "early")
+    out["ok_ms_all"] = [_ms(x) for x in sorted(x for r in results for x in r[0])]
+    out["busy_ms_all"] = [_ms(x) for x in sorted(x for r in results for x in r[1])]
+    return out
+
+
+def _run_clients(worker, results, start, client):
+    """Run worker(i) for every slot of results (each fills its (ok, busy, other, errors, ...)
+    tuple); the figures every client reports. Requests still in flight at the deadline are
+    waited for: the elapsed time includes them."""
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(results))]
     for t in threads:
         t.start()
     for t in threads:
@@ -302,8 +312,7 @@ def early_load(url, body, content_type, concurrency, seconds, max_requests, time
         for k, v in r[3].items():
             errors[k] = errors.get(k, 0) + v
     return {
-        "client": "early", "seconds": elapsed, "ok": len(lat), "busy": len(busy),
-        "ok_ms_all": [_ms(x) for x in lat], "busy_ms_all": [_ms(x) for x in busy],
+        "client": client, "seconds": elapsed, "ok": len(lat), "busy": len(busy),
         "busy_p50_ms": _ms(percentile(busy, 50)), "busy_p99_ms": _ms(percentile(busy, 99)),
         "busy_max_ms": _ms(busy[-1] if busy else None), "busy_within_50ms": sum(1 for x in busy if x <= 0.05),
         "errors": sum(r[2] for r in results), "error_kinds": errors,
@@ -373,28 +382,9 @@ def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout
             conn.close()
         results[i] = (ok, busy, other, errors, timings)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # Requests still in flight at the deadline are waited for: the elapsed time includes them.
-    elapsed = time.perf_counter() - start
-    lat = sorted(x for r in results for x in r[0])
-    busy = sorted(x for r in results for x in r[1])
-    errors = {}
-    for r in results:
-        for k, v in r[3].items():
-            errors[k] = errors.get(k, 0) + v
-    return {
-        "client": "py", "seconds": elapsed, "ok": len(lat), "busy": len(busy),
-        "busy_p50_ms": _ms(percentile(busy, 50)), "busy_p99_ms": _ms(percentile(busy, 99)),
-        "busy_max_ms": _ms(busy[-1] if busy else None), "busy_within_50ms": sum(1 for x in busy if x <= 0.05),
-        "errors": sum(r[2] for r in results), "error_kinds": errors,
-        "rps": len(lat) / elapsed if elapsed > 0 else 0.0,
-        "p50_ms": _ms(percentile(lat, 50)), "p95_ms": _ms(percentile(lat, 95)), "p99_ms": _ms(percentile(lat, 99)),
-        "latency_of": "200 only", "server_timing": server_timing([h for r in results for h in r[4]]),
-    }
+    out = _run_clients(worker, results, start, "py")
+    out["server_timing"] = server_timing([h for r in results for h in r[4]])
+    return out
 
 
 def server_timing(headers):
