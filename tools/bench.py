@@ -418,10 +418,10 @@ def _ms(seconds):
     return None if seconds is None else 1000.0 * seconds
 
 
-def run_py_client(url, body_file, content_type, concurrency, seconds, max_requests, timeout, early=False):
+def run_py_client(url, body_file, content_type, concurrency, seconds, max_requests, timeout):
     cmd = [sys.executable, os.path.abspath(__file__), "load", "--url", url, "--body", body_file,
            "--content-type", content_type, "--concurrency", str(concurrency), "--seconds", str(seconds),
-           "--max-requests", str(max_requests), "--timeout", str(timeout)] + (["--early"] if early else [])
+           "--max-requests", str(max_requests), "--timeout", str(timeout)]
     out = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=seconds + timeout + 60)
     if out.returncode != 0:

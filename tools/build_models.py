@@ -40,13 +40,7 @@ class BuildError(Exception):
     """A problem the user has to fix; main() prints it and exits 1."""
 
 
-def show(path):
-    """A path for messages: relative to the current folder when it is below it."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+show = pipeline.show  # a path for messages: relative to the current folder when it is below it
 
 
 sha256_file = pipeline.sha256_file  # one implementation for every sha256 check of the build

@@ -53,8 +53,7 @@ class FaceDetector:
 
     def reduction(self, w, h):
         """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        mh, mw = self.bundle.max_hw
-        return fit.mode_reduction(self.bundle.pre, w, h, mh, mw, "letterbox")
+        return fit.bundle_reduction(self.bundle, w, h, "letterbox")
 
     def postprocess(self, outputs, place, image_shape):
         """outputs: regressors (1, N, 16) and score logits (1, N, 1) -> [(box x1 y1 x2 y2, score, kps)]."""

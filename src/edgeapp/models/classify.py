@@ -41,8 +41,8 @@ class Classifier:
     def reduction(self, w, h):
         """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
         mh, mw = self.bundle.max_hw
-        return fit.mode_reduction({"resize": self.resize, "resize_short": pre_short(self.bundle.pre, mh, mw)},
-                                  w, h, mh, mw, "stretch")
+        pre = {"resize": self.resize, "resize_short": pre_short(self.bundle.pre, mh, mw)}
+        return fit.bundle_reduction(self.bundle, w, h, "stretch", pre)
 
     def postprocess(self, scores):
         """Returns (index, label, score) of the top class."""

@@ -21,8 +21,7 @@ class Recognizer:
 
     def reduction(self, w, h):
         """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        mh, mw = self.bundle.max_hw
-        return fit.mode_reduction({"resize": "text_line"}, w, h, mh, mw, "text_line")
+        return fit.bundle_reduction(self.bundle, w, h, "text_line", {})
 
     def postprocess(self, probs):
         """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""

@@ -27,8 +27,7 @@ class TextDetector:
 
     def reduction(self, w, h):
         """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        mh, mw = self.bundle.max_hw
-        return fit.mode_reduction({"resize": "letterbox"}, w, h, mh, mw, "letterbox")
+        return fit.bundle_reduction(self.bundle, w, h, "letterbox", {})
 
     def postprocess(self, prob, box, image_shape):
         """prob: HxW map of the canvas. Returns a list of (4x2 float points, score), original pixels."""

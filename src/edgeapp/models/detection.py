@@ -56,8 +56,7 @@ class Detector:
 
     def reduction(self, w, h):
         """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        mh, mw = self.bundle.max_hw
-        return fit.mode_reduction(self.bundle.pre, w, h, mh, mw, "stretch")
+        return fit.bundle_reduction(self.bundle, w, h, "stretch")
 
     def postprocess(self, outputs, place, image_shape):
         """Model outputs -> [(class, score, x1, y1, x2, y2)] in original pixels, best first."""

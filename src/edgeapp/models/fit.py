@@ -110,8 +110,10 @@ def reduction(w, h, need_w, need_h):
     return 1
 
 
-def mode_reduction(pre, w, h, out_h, out_w, default):
-    """reduction() for a bundle's Preprocess.resize (fit()'s modes)."""
-    mode = pre.get("resize", default)
-    nw, nh = resized_size(mode, w, h, out_h, out_w, pre.get("resize_short"))
+def bundle_reduction(bundle, w, h, default, pre=None):
+    """reduction() of a w x h image for a bundle: its input size and its Preprocess.resize (or
+    pre's, for a model type that resizes its own way). Model types call it as their reduction()."""
+    pre = bundle.pre if pre is None else pre
+    out_h, out_w = bundle.max_hw
+    nw, nh = resized_size(pre.get("resize", default), w, h, out_h, out_w, pre.get("resize_short"))
     return reduction(w, h, nw, nh)
