@@ -449,6 +449,40 @@ def test_health_is_ready_and_fast(url):
     assert elapsed < 0.2
 
 
+def _raw_exchange(url, data):
+    """Send data on one connection, read until the server closes it."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def test_health_from_the_selector_thread_is_the_same_answer(url):
+    """GET /api/health is answered without a thread (httpd Server.quick); HEAD, HTTP/1.0 and the
+    rest go through Bottle. Both must give the same envelope and headers."""
+    quick = requests.get(url + "/api/health")
+    slow = _raw_exchange(url, b"GET /api/health HTTP/1.0\r\nHost: x\r\n\r\n")
+    head, _, body = slow.partition(b"\r\n\r\n")
+    assert quick.status_code == 200 and head.startswith(b"HTTP/1.1 200 OK")
+    assert set(json.loads(body.decode())) == set(quick.json()) and quick.json()["data"]["ready"] is True
+    for name in ("Content-Type", "X-Content-Type-Options", "Cache-Control", "Server", "Date"):
+        assert quick.headers[name]
+        assert ("%s: %s" % (name, quick.headers[name])).encode() in head or name == "Date"
+    assert requests.head(url + "/api/health").status_code == 200
+    # Pipelined: both answered, in order, and the connection is closed as the second one asked.
+    two = _raw_exchange(url, b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                             b"GET /api/health?probe=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert two.count(b"HTTP/1.1 200 OK") == 2 and two.count(b"Connection: close") == 1
+    # Anything with a body is not for the quick path: the route's own answer (405, GET only).
+    resp = requests.post(url + "/api/health", data=b"x")
+    assert resp.status_code == 405 and resp.json()["code"] != 0
+
+
 def test_status_counts_requests(url, text_jpeg):
     before = {m["id"]: m for m in ok(requests.get(url + "/api/status"))["models"]}
     ok(binary_post(url, text_jpeg))

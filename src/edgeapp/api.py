@@ -322,9 +322,7 @@ def make_app(engine, accel, settings, reload=None):
             return _error_body(NotFound("no file %s in the page; open /ui/" % _short(name)))
         return bottle.static_file(name, root=UI_DIR)
 
-    @app.get("/api/health")
-    @endpoint(open_access=True)
-    def health():
+    def health_data():
         # State only: no accelerator round trip, so this answers while inference is saturated.
         state = _accel_status(accel)["state"]
         if state != "ready":
@@ -335,6 +333,27 @@ def make_app(engine, accel, settings, reload=None):
         return {"ready": True, "state": state, "version": __version__,
                 "uptime_s": round(time.time() - started, 1),
                 "models_ready": sorted(engine.models), "models_failed": sorted(engine.failed)}
+
+    @app.get("/api/health")
+    @endpoint(open_access=True)
+    def health():
+        return health_data()
+
+    def quick(method, target):
+        """The HTTP server's selector thread answers GET /api/health with this, without a thread
+        (edgeapp.httpd.Server.quick): (status, headers, body) or None for everything else."""
+        if method != b"GET" or target.split(b"?", 1)[0] != b"/api/health":
+            return None
+        t0 = time.monotonic()
+        headers = [("Content-Type", JSON_TYPE)] + SECURITY_HEADERS
+        try:
+            status, code, body = 200, 0, dumps(success(health_data())).encode("utf-8")
+        except EdgeError as e:
+            status, code, body = e.status, e.code, dumps(failure(e.code, e.msg)).encode("utf-8")
+            if getattr(e, "retry_after", None) is not None:
+                headers.append(("Retry-After", str(max(1, int(math.ceil(e.retry_after))))))
+        metrics.observe("health", "-", code, {"total": _ms(t0)})
+        return status, headers, body
 
     @app.get("/api/status")
     @endpoint()
@@ -357,7 +376,9 @@ def make_app(engine, accel, settings, reload=None):
             data["models"].append(entry)
         return data
 
-    return _outer(app, getattr(settings, "cors_origins", None))
+    wsgi = _outer(app, getattr(settings, "cors_origins", None))
+    wsgi.quick = quick  # for edgeapp.httpd.Server.quick
+    return wsgi
 
 
 def _gauges(engine, accel, in_flight, callbacks):

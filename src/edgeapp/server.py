@@ -155,6 +155,7 @@ def _serve(settings):
         loading[0] = False
         switch.app = make_app(engine, accel, settings, reload=lambda: reload_models(engine, accel, settings))
         server.shed = shedder(accel)
+        server.quick = switch.app.quick
         ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
         failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
                            for mid, why in sorted(engine.failed.items())) or "none"

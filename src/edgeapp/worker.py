@@ -196,7 +196,7 @@ class WorkerAccelerator(Accelerator):
     def _spawn(self):
         """Start a worker and wait until it has loaded and warmed every model."""
         parent_sock, child_sock = socket.socketpair()
-        env = _child_env()
+        env = _child_env(self._threads)
         cmd = [sys.executable, "-m", "edgeapp.worker", "--fd", str(child_sock.fileno()),
                "--parent", str(os.getpid()), "--model-dir", self._model_dir]
         if self._threads:
@@ -311,7 +311,7 @@ class WorkerAccelerator(Accelerator):
         cmd = [sys.executable, "-m", "edgeapp.worker", "--probe", "--parent", str(os.getpid()),
                "--model-dir", os.path.dirname(b.folder), "--only", str(b.id)]
         try:
-            p = subprocess.run(cmd, env=_child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            p = subprocess.run(cmd, env=_child_env(self._threads), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, timeout=self._start_timeout)
         except subprocess.TimeoutExpired:
             return "loading it took longer than %.0f s" % self._start_timeout
@@ -549,9 +549,13 @@ def fingerprint(b):
     return (json.dumps(b.spec, sort_keys=True), b.folder, st and (st.st_size, st.st_mtime_ns))
 
 
-def _child_env():
-    """The environment of a worker or probe process: this package importable, whatever the cwd."""
+def _child_env(threads=None):
+    """The environment of a worker or probe process: this package importable, whatever the cwd.
+    threads also reaches the OpenMP runtime of Paddle Lite's x86 wheel (libiomp5), which has no
+    set_threads(); ARM builds take it from MobileConfig.set_threads() as well."""
     env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(int(threads))
     src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
