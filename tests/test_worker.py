@@ -78,6 +78,21 @@ def test_full_queue_is_an_immediate_busy_not_a_wait(worker, bundles):
     assert worker.status()["queue_depth"] == 0      # every slot came back
 
 
+def test_lite_threads_reach_the_worker_and_its_openmp_runtime(bundles):
+    # The x86 wheel has no set_threads(): the setting must reach its OpenMP runtime (libiomp5),
+    # whose worker threads would otherwise be there beside the accelerator loop.
+    fast = {2: bundles[2]}
+    acc = WorkerAccelerator(fast, slots=1, threads=1, job_timeout=20.0)
+    acc.start()
+    try:
+        with open("/proc/%d/environ" % acc.pid, "rb") as f:
+            assert b"OMP_NUM_THREADS=1" in f.read().split(b"\0")
+        acc.run(2, [np.zeros(fast[2].input_shape, np.float32)])
+        assert len(os.listdir("/proc/%d/task" % acc.pid)) == 1  # the loop alone: no OpenMP threads (3 without)
+    finally:
+        acc.stop()
+
+
 def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
     # One slot, 0.2 s of queue wait: the ~2 ms model waits its turn instead of a 503; the
     # 0.5 s model (longer than the wait) is refused at once, as before.

@@ -9,7 +9,8 @@ LITE_FROM         := pip wheel (requirements.txt, in $(VENV))
 # The "image" is this checkout: its venv has numpy, OpenCV and Paddle Lite.
 IMAGE_PYTHON       = $(CURDIR)/$(VENV)/bin/python
 IMAGE_PYTHON_VERSION := 3.10
-# Paddle Lite threads per model: the x86 wheel has no set_threads (0 = its default).
+# Paddle Lite threads: the x86 wheel has no set_threads, so this becomes the worker's OMP_NUM_THREADS
+# (0: its OpenMP default, 2 here). 1 and 0 measured alike on this 2-vCPU host within its noise (BENCHMARKS.md).
 LITE_POWER_MODE   := default
 LITE_THREADS      := 0
 HTTP_THREADS      := 8

@@ -108,7 +108,7 @@ FIELDS = {
     "memory_budget_mb": (lambda s: _integer(s, 0), 0, "memory for all edgeapp processes, MB (0: no check)"),
     "memory_policy": (_choice("refuse", "drop"), "refuse",
                       "over the budget: refuse to start, or drop the models that do not fit"),
-    "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model on ARM (0: its default)"),
+    "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model (0: its default; x86: OMP_NUM_THREADS of the worker)"),
     "deepstack_detection": (_text, "face", "model name that DeepStack's /v1/vision/detection runs"),
     "callback_url": (_text, None, "URL every inference result is also POSTed to as JSON (none: off)"),
     "callback_token": (_text, None, "sent as 'Authorization: Bearer ...' with each callback"),
