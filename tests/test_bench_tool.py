@@ -23,7 +23,7 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")
     cmd = [sys.executable, str(BENCH), "--model-dir", str(fast_model_dir), "--mid", "2", "--concurrency", "1,2",
            "--seconds", "1", "--client", "py", "--overload-clients", "8", "--overload-mb", "0.5",
-           "--out", str(out), "--json", str(results)]
+           "--pairs", "1", "--out", str(out), "--json", str(results)]
     r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -50,6 +50,11 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
         s = summary["servers"][kind]
         assert s["startup_s"] > 0 and s["idle_mb"] > 0 and s["peak_mb"] >= s["idle_mb"] * 0.9, (kind, s)
 
+    pair = summary["pairs"]["2"]  # one round of raw loop + edgeapp saturated, back to back
+    assert len(pair["ratios"]) == 1 and pair["ratio"] == pair["ratios"][0] > 0, pair
+    assert pair["raw_rps"] > 0 and pair["rps"] > 0 and pair["concurrency"] >= 1
+    assert pair["utilisation"] is None or 0 < pair["utilisation"] < 1.5, pair
+
     over = summary["overload"]
     assert over["clients"] == 8 and over["body_mb"] >= 0.5 and over["mid"] == 2
     assert over["ok"] + over["busy"] > 0 and over["errors"] == 0, over  # 200 or 503, nothing else
@@ -59,7 +64,8 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     assert text.startswith("# Benchmarks\n\nWritten by hand, must survive.\n")
     for row in ("| edgeapp | 2 | binary | py | 1 |", "| edgeapp | 2 | base64 | py | 2 |",
                 "| edgeapp | 2 | multipart | py | 1 |", "| naive | 2 | binary | py | 2 |",
-                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients"):
+                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients",
+                "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
     assert "| edgeapp | 2 | multipart | py | 2 |" in r.stdout  # the same report went to stdout
