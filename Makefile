@@ -53,10 +53,12 @@ help:
 	@echo "              if missing (Debian packages, apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
 	@echo "  run         setup, then serve on 0.0.0.0:9876 (python -m edgeapp serve \$$(ARGS)),"
-	@echo "              memory budget from the board profile (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB))"
+	@echo "              memory budget, Paddle Lite threads and worker CPUs from the board profile"
+	@echo "              (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
 	@echo "  bench-service  setup, wrk (apt-get, as root), then tools/bench.py: edgeapp against the raw"
-	@echo "              Paddle Lite loop and a naive server, report into BENCHMARKS.md (several minutes)"
+	@echo "              Paddle Lite loop and a naive server, with the board profile's LITE_THREADS and"
+	@echo "              WORKER_CPUS, report into BENCHMARKS.md (several minutes)"
 	@echo "  soak        setup, then tools/soak.py: a real server at ~80% of its capacity for SOAK_SECONDS,"
 	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
 	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
@@ -148,6 +150,7 @@ $(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt
 
 run: setup
 	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
+	  EDGEAPP_LITE_THREADS=$${EDGEAPP_LITE_THREADS:-$(LITE_THREADS)} EDGEAPP_WORKER_CPUS=$${EDGEAPP_WORKER_CPUS-$(WORKER_CPUS)} \
 	  $(VPY) -m edgeapp serve $(ARGS)
 
 bench: setup
@@ -162,7 +165,8 @@ bench-service: setup
 	    apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
 	  fi; \
 	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): bench.py uses its Python client" >&2; }
-	$(VPY) tools/bench.py --out BENCHMARKS.md --chart BENCHMARKS-service.png $(BENCH_ARGS)
+	$(VPY) tools/bench.py --out BENCHMARKS.md --chart BENCHMARKS-service.png \
+	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(BENCH_ARGS)
 
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
 soak: setup
@@ -214,7 +218,7 @@ install: $(if $(filter $(MODEL_DIR),$(INSTALL_MODEL_DIR)),models) $(VENDOR)/.ins
 	fi
 	DEST="$(patsubst %/,%,$(DESTDIR))" BOARD=$(BOARD) VERSION=$(VERSION) PREFIX=$(PREFIX) RUN_DIR=$(RUN_DIR) \
 	  IMAGE_PYTHON="$(IMAGE_PYTHON)" MODELS="$(INSTALL_MODEL_DIR)" VENDOR=$(VENDOR)/lib INIT="$(INIT)" \
-	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) LITE_THREADS=$(LITE_THREADS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
+	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
 	  QUEUE_DEPTH=$(QUEUE_DEPTH) MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) MEMORY_CEILING_MB=$(MEMORY_CEILING_MB) \
 	  SYSTEMD_CGROUP_V1=$(SYSTEMD_CGROUP_V1) sh board/install-tree.sh
 

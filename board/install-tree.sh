@@ -8,7 +8,7 @@ set -eu
 umask 022
 
 for v in DEST BOARD VERSION PREFIX RUN_DIR IMAGE_PYTHON MODELS VENDOR INIT LOG LITE_TARGET \
-         LITE_THREADS LITE_POWER_MODE HTTP_THREADS QUEUE_DEPTH MEMORY_BUDGET_MB MEMORY_CEILING_MB; do
+         LITE_THREADS WORKER_CPUS LITE_POWER_MODE HTTP_THREADS QUEUE_DEPTH MEMORY_BUDGET_MB MEMORY_CEILING_MB; do
     eval "[ -n \"\${$v+x}\" ]" || { echo "install-tree.sh: $v is not set" >&2; exit 2; }
 done
 SYSTEMD_CGROUP_V1=${SYSTEMD_CGROUP_V1:-}
@@ -28,7 +28,7 @@ if [ "$SYSTEMD_CGROUP_V1" = yes ]; then cgroup_v1=; else cgroup_v1='#'; fi
 subst() {
     sed -e "s|@VERSION@|$VERSION|g" -e "s|@BOARD@|$BOARD|g" -e "s|@PREFIX@|$PREFIX|g" \
         -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PYTHON@|$IMAGE_PYTHON|g" -e "s|@LOG@|$log_target|g" \
-        -e "s|@LITE_THREADS@|$LITE_THREADS|g" -e "s|@LITE_POWER_MODE@|$LITE_POWER_MODE|g" -e "s|@HTTP_THREADS@|$HTTP_THREADS|g" \
+        -e "s|@LITE_THREADS@|$LITE_THREADS|g" -e "s|@WORKER_CPUS@|$WORKER_CPUS|g" -e "s|@LITE_POWER_MODE@|$LITE_POWER_MODE|g" -e "s|@HTTP_THREADS@|$HTTP_THREADS|g" \
         -e "s|@QUEUE_DEPTH@|$QUEUE_DEPTH|g" -e "s|@MEMORY_BUDGET_MB@|$MEMORY_BUDGET_MB|g" \
         -e "s|@MEMORY_CEILING_MB@|$MEMORY_CEILING_MB|g" -e "s|@CGROUP_V1@|$cgroup_v1|g" \
         "$overlay/$1" > "$DEST/$2.tmp"

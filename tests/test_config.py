@@ -157,11 +157,19 @@ def test_service_files_fall_back_to_the_run_dir():
     ("EDGEAPP_LOG", "messages", "must be 'syslog', 'journal' or an absolute file path"),
     ("EDGEAPP_LOG_MAX_BYTES", "1K", "must be at least 4096"),
     ("EDGEAPP_LITE_THREADS", "-1", "must be at least 0"),
+    ("EDGEAPP_WORKER_CPUS", "1-", "not a CPU list"),
+    ("EDGEAPP_WORKER_CPUS", "3-1", "not a CPU list"),
 ])
 def test_bad_image_settings(var, value, words):
     with pytest.raises(ConfigError) as e:
         load(environ={var: value})
     assert var in str(e.value) and words in str(e.value)
+
+
+def test_worker_cpus_are_a_cpu_list():
+    assert load(environ={"EDGEAPP_WORKER_CPUS": " 1, 3-4 "}).worker_cpus == "1,3,4"
+    assert load(environ={"EDGEAPP_WORKER_CPUS": ""}).worker_cpus is None
+    assert config.cpu_set("2-3,0") == {0, 2, 3} and config.cpu_set(None) == set()
 
 
 def test_shell_assignments_survive_a_posix_shell(tmp_path):

@@ -178,6 +178,40 @@ def test_huge_images_do_not_grow_memory(start_server):
     assert after <= warmed * 1.05, (warmed, after)
 
 
+def _allowed_cpus(pid):
+    """{cpu: True} for every CPU any thread of pid may run on, per thread."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            line = [x for x in f if x.startswith("Cpus_allowed_list:")][0]
+        out.append(line.split(":", 1)[1].strip())
+    return set(out)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_worker_cpus_keep_the_http_process_off_them(start_server, fast_model_dir, text_jpeg):
+    cpus = sorted(os.sched_getaffinity(0))
+    reserved = cpus[-1]
+    server = start_server(model_dir=fast_model_dir, worker_cpus=str(reserved), lite_threads=1)
+    worker = requests.get(server.url + "/api/status", timeout=5).json()["data"]["worker_pid"]
+    r = requests.post(server.url + "/api/model/service/binary?mid=2", data=text_jpeg, timeout=30)
+    assert r.status_code == 200 and r.json()["code"] == 0
+    assert _allowed_cpus(worker) == {str(reserved)}  # every thread of it, Paddle Lite's included
+    http = _allowed_cpus(server.proc.pid)
+    assert len(http) == 1 and str(reserved) not in http.pop().replace("-", ",").split(",")
+    assert "CPUs: HTTP" in server.log()
+
+
+def test_worker_cpus_that_are_not_there_refuse_to_start(start_server, fast_model_dir):
+    server = start_server(model_dir=fast_model_dir, ready=False, worker_cpus="4095")
+    assert server.proc.wait(60) == 1
+    assert "EDGEAPP_WORKER_CPUS=4095: CPU 4095 is not available here" in server.log()
+    everything = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    server = start_server(model_dir=fast_model_dir, ready=False, worker_cpus=everything)
+    assert server.proc.wait(60) == 1
+    assert "leaves no CPU for the HTTP server" in server.log()
+
+
 def test_budget_below_need_refuses_to_start(start_server):
     server = start_server(ready=False, memory_budget_mb=300)
     assert server.proc.wait(120) == 1

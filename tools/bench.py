@@ -156,8 +156,12 @@ def cmd_raw(argv):
     p.add_argument("--min-runs", type=int, default=0, help="keep going past --seconds until this many runs")
     p.add_argument("--max-runs", type=int, default=100000)
     p.add_argument("--threads", type=int, default=0, help="Paddle Lite threads, as EDGEAPP_LITE_THREADS")
+    p.add_argument("--cpus", default="", help="CPUs to run on, as EDGEAPP_WORKER_CPUS")
     args = p.parse_args(argv)
-    from edgeapp import lite
+    from edgeapp import config, lite
+
+    if args.cpus:
+        os.sched_setaffinity(0, config.cpu_set(args.cpus))
 
     b, tensor = model_tensor(args.model_dir, args.mid, args.image)
     t0 = time.monotonic()
@@ -192,12 +196,14 @@ def hard_cap(seconds):
 
 
 def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None):
-    """The raw loop in a fresh process, with the Paddle Lite threads the server's settings give
-    its worker (EDGEAPP_LITE_THREADS; on x86 they reach OpenMP as OMP_NUM_THREADS, as there)."""
+    """The raw loop in a fresh process, run as the server's settings run its worker: its Paddle
+    Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's OMP_NUM_THREADS) and its CPUs
+    (EDGEAPP_WORKER_CPUS)."""
     threads = int((settings or {}).get("EDGEAPP_LITE_THREADS") or 0)
     cmd = [sys.executable, os.path.abspath(__file__), "raw", "--model-dir", model_dir, "--mid", str(mid),
            "--image", image_path, "--seconds", str(seconds), "--min-runs", str(min_runs),
-           "--max-runs", str(max_runs), "--threads", str(threads)]
+           "--max-runs", str(max_runs), "--threads", str(threads),
+           "--cpus", (settings or {}).get("EDGEAPP_WORKER_CPUS") or ""]
     env = child_env({"OMP_NUM_THREADS": str(threads)} if threads else None)
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=hard_cap(seconds) + 300)

@@ -10,6 +10,9 @@ IMAGE_PYTHON      := /usr/bin/python3
 IMAGE_PYTHON_VERSION := 3.8
 LITE_POWER_MODE   := high
 LITE_THREADS      := 2
+# CPUs reserved for the accelerator worker (empty: not pinned; the power mode binds Paddle Lite's
+# threads). Not measured on the board yet.
+WORKER_CPUS       :=
 HTTP_THREADS      := 4
 QUEUE_DEPTH       := 2
 # Not measured on the board yet: check with `edgeapp selfcheck` there and adjust.

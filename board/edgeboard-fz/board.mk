@@ -13,6 +13,9 @@ IMAGE_PYTHON_VERSION := 3.8
 # 4 Cortex-A53 cores: two for Paddle Lite's ARM kernels, the rest for HTTP, decoding and the OS.
 LITE_POWER_MODE   := high
 LITE_THREADS      := 2
+# CPUs reserved for the accelerator worker (empty: not pinned; the power mode binds Paddle Lite's
+# threads). Not measured on the board yet.
+WORKER_CPUS       :=
 HTTP_THREADS      := 4
 QUEUE_DEPTH       := 2
 # FZ3 has 2 GB DDR4 shared with the PL and the CMA pool of the FPGA driver. Not measured on the

@@ -10,9 +10,12 @@ LITE_FROM         := pip wheel (requirements.txt, in $(VENV))
 IMAGE_PYTHON       = $(CURDIR)/$(VENV)/bin/python
 IMAGE_PYTHON_VERSION := 3.10
 # Paddle Lite threads: the x86 wheel has no set_threads, so this becomes the worker's OMP_NUM_THREADS
-# (0: its OpenMP default, 2 here). 1 and 0 measured alike on this 2-vCPU host within its noise (BENCHMARKS.md).
+# (0: its OpenMP default, 2 here). One thread on a CPU of its own (WORKER_CPUS), the HTTP process on
+# the other: the text-direction model served 4-26% faster (median 8%) than unpinned (BENCHMARKS.md).
+# Needs 2 CPUs or more.
 LITE_POWER_MODE   := default
-LITE_THREADS      := 0
+LITE_THREADS      := 1
+WORKER_CPUS       := 1
 HTTP_THREADS      := 8
 QUEUE_DEPTH       := 4
 # Memory for all edgeapp processes (MB): `make run` passes it as EDGEAPP_MEMORY_BUDGET_MB.

@@ -60,6 +60,28 @@ def _bytes(text, low=None, high=None):
     return n
 
 
+def _cpu_list(text):
+    """CPUs as Linux writes them: 1, 2-3, 0,2 (normalized; empty: none)."""
+    return format_cpus(cpu_set(text))
+
+
+def cpu_set(text):
+    """{cpu numbers} of a CPU list such as "1", "2-3" or "0,2"; empty text: an empty set."""
+    cpus = set()
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        m = re.match(r"^([0-9]{1,4})(?:-([0-9]{1,4}))?$", part)
+        if not m or int(m.group(2) or m.group(1)) < int(m.group(1)):
+            raise ValueError("not a CPU list (examples: 1, 2-3, 0,2)")
+        cpus.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+    return cpus
+
+
+def format_cpus(cpus):
+    return ",".join(str(c) for c in sorted(cpus)) or None
+
+
 def _choice(*allowed):
     def parse(text):
         t = text.strip().lower()
@@ -114,6 +136,9 @@ FIELDS = {
     "callback_token": (_text, None, "sent as 'Authorization: Bearer ...' with each callback"),
     "hang_timeout": (lambda s: _number(s, 0, 3600), 0.0,
                      "seconds the worker may hold jobs without answering before it is killed (0: request_timeout)"),
+    "worker_cpus": (_cpu_list, None,
+                    "CPUs reserved for the accelerator worker, e.g. 1 or 2-3; the HTTP process then runs on the "
+                    "others (none: the kernel places both)"),
     "lite_power_mode": (_choice("default", "high", "low", "full", "no_bind", "rand_high", "rand_low"), "default",
                         "Paddle Lite power mode on ARM: which cores its kernels use (default: its own)"),
     "board": (_text, None, "board profile name, shown in the ready banner and by edgeapp-diag"),

@@ -112,18 +112,20 @@ class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
-                 excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0):
+                 excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0, cpus=None):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
         the worker (default: job_timeout).
         queue_wait: seconds a job that finds every slot taken may wait for one, when jobs are
-        shorter than that (a short model at high concurrency); otherwise it is Busy at once."""
+        shorter than that (a short model at high concurrency); otherwise it is Busy at once.
+        cpus: the CPUs the worker runs on (a set; None: wherever the kernel puts it)."""
         super().__init__()
         self._bundles = bundles
         self._excluded = dict(excluded or {})
         self._model_dir = model_dir or (os.path.dirname(next(iter(bundles.values())).folder) if bundles else ".")
         self._threads = threads
         self._power_mode = power_mode
+        self._cpus = sorted(cpus) if cpus else None
         self._job_timeout = float(job_timeout)
         self._hang_timeout = float(hang_timeout or job_timeout)
         self._last_progress = time.monotonic()  # last reply, or when the queue stopped being empty
@@ -203,6 +205,8 @@ class WorkerAccelerator(Accelerator):
             cmd += ["--threads", str(self._threads)]
         if self._power_mode:
             cmd += ["--power-mode", self._power_mode]
+        if self._cpus:
+            cmd += ["--cpus", ",".join(str(c) for c in self._cpus)]
         if self._excluded:
             cmd += ["--skip", ",".join(str(m) for m in sorted(self._excluded))]
         proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL)
@@ -580,6 +584,7 @@ def worker_main(argv=None):
     p.add_argument("--model-dir", required=True)
     p.add_argument("--threads", type=int)
     p.add_argument("--power-mode", help="Paddle Lite ARM power mode: high, low, full, no_bind, ...")
+    p.add_argument("--cpus", default="", help="comma-separated CPUs to run on (default: any)")
     p.add_argument("--skip", default="", help="comma-separated model ids not to load")
     p.add_argument("--only", default="", help="comma-separated model ids to load (default: all)")
     p.add_argument("--probe", action="store_true",
@@ -589,6 +594,8 @@ def worker_main(argv=None):
     if args.probe:
         return _probe_main(args)
     _die_with_parent(args.parent)
+    if args.cpus:  # before Paddle Lite starts its threads: they inherit it
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     tame_malloc(mmap_threshold=None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
