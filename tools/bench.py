@@ -1078,7 +1078,8 @@ def render(summary, meta):
         lines += ["", "Paired rounds, the figure the targets are judged on: the raw loop, then edgeapp saturated "
                       "(binary endpoint, as many clients as queue slots) for as long, back to back; the ratio is "
                       "taken within each round, then the median per run and over the runs. Accelerator busy = "
-                      "runs × the accelerator's mean ms (from /api/status) / wall time:", "",
+                      "runs × the accelerator's mean ms (from /api/status) / wall time, roughly: that mean covers "
+                      "the last 512 runs, so it can read over 100%:", "",
                   "| mid | rounds | c | raw runs/s | edgeapp req/s | ÷ raw, median | every round's ratio | 503 "
                   "| accelerator busy |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -1157,7 +1158,8 @@ def render(summary, meta):
     lines += [
         "",
         "How to read it: raw = `edgeapp.lite.Predictor.run` back to back in a fresh process on the tensor the "
-        "model's own preprocessing makes of the image (tensor copy in and out included), measured before and "
+        "model's own preprocessing makes of the image (tensor copy in and out included), with the server's "
+        "Paddle Lite threads and worker CPUs, measured before and "
         "after the servers in each run; the faster of the two is the reference. naive = "
         "tools/naive_server.py, the predictor called in the request thread. RSS = VmRSS summed over the server "
         "and its child processes (pages they share are counted twice), sampled every 0.1 s; edgeapp's idle RSS "
