@@ -248,11 +248,18 @@ def test_server_timing_splits_every_inference_response(server, photo_jpeg):
 
 def test_status_reports_accelerator_time_and_input_shape(server, photo_jpeg):
     assert _post_binary(server.url, 2, photo_jpeg).status_code == 200
+    before = {m["id"]: m for m in _status(server.url)["models"]}
+    assert _post_binary(server.url, 2, photo_jpeg).status_code == 200
     models = {m["id"]: m for m in _status(server.url)["models"]}
     assert models[2]["input_shape"] == [1, 3, 48, 192]
     assert models[2]["accelerator_ms"]["mean"] > 0 and models[2]["accelerator_ms"]["p50"] > 0
     for m in models.values():
         assert set(m["accelerator_ms"]) == {"mean", "p50"} and len(m["input_shape"]) == 4
+    # The busy-time counter: one more run of about accelerator_ms (utilisation = its rate).
+    grew = models[2]["accelerator_s_total"] - before[2]["accelerator_s_total"]
+    assert 0 < grew < 1.0 and models[1]["accelerator_s_total"] >= 0
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    assert 'edgeapp_accelerator_seconds_total{model="2"}' in text
 
 
 def test_sighup_reloads_the_model_folder_while_serving(start_server, tmp_path):

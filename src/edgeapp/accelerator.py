@@ -71,17 +71,19 @@ class RunStats:
 
     def __init__(self):
         self.ms = collections.deque(maxlen=self.WINDOW)
+        self.total_ms = 0.0
         self.shape = None
 
     def add(self, ms, shape):
         self.ms.append(ms)
+        self.total_ms += ms  # all runs since start: busy time over wall time is the utilisation
         self.shape = [int(x) for x in shape]
 
     def summary(self):
         ms = sorted(self.ms)
         return {"accelerator_ms": {"mean": round(sum(ms) / len(ms), 3) if ms else None,
                                    "p50": round(ms[len(ms) // 2], 3) if ms else None},
-                "input_shape": self.shape}
+                "accelerator_s_total": round(self.total_ms / 1000.0, 6), "input_shape": self.shape}
 
 
 class LocalAccelerator(Accelerator):

@@ -372,6 +372,7 @@ def make_app(engine, accel, settings, reload=None):
             entry.update(stats.get(mid, {}))  # requests, errors, latency_ms {p50, p95, p99}
             run = runs.get(mid, {})
             entry["accelerator_ms"] = run.get("accelerator_ms", {"mean": None, "p50": None})
+            entry["accelerator_s_total"] = run.get("accelerator_s_total", 0.0)
             entry["input_shape"] = run.get("input_shape") or engine.bundles[mid].input_shape
             data["models"].append(entry)
         return data
@@ -398,6 +399,9 @@ def _gauges(engine, accel, in_flight, callbacks):
         ("edgeapp_model_memory_bytes", "Memory the model pinned after warm-up.", "gauge",
          [({"model": str(m)}, int(s["memory_mb"] * 1048576)) for m, s in sorted(mstat.items())
           if s.get("memory_mb") is not None]),
+        ("edgeapp_accelerator_seconds_total", "The accelerator's own time in runs of the model (its rate is the "
+         "utilisation).", "counter",
+         [({"model": str(m)}, t["accelerator_s_total"]) for m, t in sorted(accel.model_timing().items())]),
         ("edgeapp_process_resident_memory_bytes", "RSS of the edgeapp processes.", "gauge",
          [({"process": "http"}, rss_bytes())] + ([({"process": "worker"}, rss_bytes(pid))] if pid else [])),
     ]
