@@ -199,13 +199,14 @@ def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=N
     """The raw loop in a fresh process, run as the server's settings run its worker: its Paddle
     Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's OMP_NUM_THREADS) and its CPUs
     (EDGEAPP_WORKER_CPUS)."""
+    from edgeapp.worker import threads_env
+
     threads = int((settings or {}).get("EDGEAPP_LITE_THREADS") or 0)
     cmd = [sys.executable, os.path.abspath(__file__), "raw", "--model-dir", model_dir, "--mid", str(mid),
            "--image", image_path, "--seconds", str(seconds), "--min-runs", str(min_runs),
            "--max-runs", str(max_runs), "--threads", str(threads),
            "--cpus", (settings or {}).get("EDGEAPP_WORKER_CPUS") or ""]
-    env = child_env({"OMP_NUM_THREADS": str(threads)} if threads else None)
-    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    out = subprocess.run(cmd, env=child_env(threads_env(threads)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=hard_cap(seconds) + 300)
     if out.returncode != 0:
         raise SystemExit("the raw loop for mid %d failed:\n%s%s" % (mid, out.stdout, out.stderr))
@@ -765,15 +766,19 @@ def one_run(args, run_no, work, bodies, wrk):
     return run
 
 
+def run_load(args, wrk, url, body_file, ctype, c, seconds):
+    """c clients POSTing body_file to url for seconds: wrk if given, else our Python client."""
+    if wrk is not None:
+        return run_wrk(wrk, url, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
+    return run_py_client(url, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
+
+
 def one_case(args, srv, mid, endpoint, c, seconds, path, body_file, ctype, wrk, run_no):
-    use_wrk = wrk is not None and endpoint == "binary" and args.client != "py"
+    use_wrk = endpoint == "binary" and args.client != "py"
     poller = HealthPoller(srv.host, srv.port).start() if c == max(args.concurrency) else None
     t0 = time.monotonic()
     try:
-        if use_wrk:
-            r = run_wrk(wrk, srv.url + path, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
-        else:
-            r = run_py_client(srv.url + path, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
+        r = run_load(args, wrk if use_wrk else None, srv.url + path, body_file, ctype, c, seconds)
     finally:
         health = poller.stop() if poller is not None else None
     r.update({"server": srv.kind, "mid": mid, "endpoint": endpoint, "concurrency": c, "health": health,
@@ -800,10 +805,7 @@ def paired_rounds(args, srv, mid, body, seconds, wrk, run_no):
                        args.settings)
         srv.wait_idle(args.request_timeout + 10)
         before, t_before = _model_status(srv, mid), time.monotonic()
-        if wrk is not None:
-            r = run_wrk(wrk, srv.url + path, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
-        else:
-            r = run_py_client(srv.url + path, body_file, ctype, c, seconds, args.max_requests, args.request_timeout)
+        r = run_load(args, wrk, srv.url + path, body_file, ctype, c, seconds)
         after, t_after = _model_status(srv, mid), time.monotonic()
         busy = [m.get("accelerator_s_total") for m in (before, after) if m]
         util = (busy[1] - busy[0]) / (t_after - t_before) if len(busy) == 2 and None not in busy else None

@@ -75,12 +75,18 @@ def _error_body(err):
     """The failure envelope for err, with its status and headers set on the response."""
     response.status = err.status
     response.content_type = JSON_TYPE
-    retry = getattr(err, "retry_after", None)
+    retry = _retry_after(err)
     if retry is not None:
-        response.set_header("Retry-After", str(max(1, int(math.ceil(retry)))))
+        response.set_header("Retry-After", retry)
     if isinstance(err, Unauthorized):
         response.set_header("WWW-Authenticate", 'Bearer realm="edgeapp"')
     return dumps(failure(err.code, err.msg)).encode("utf-8")
+
+
+def _retry_after(err):
+    """err's Retry-After header value (whole seconds, at least 1), or None."""
+    retry = getattr(err, "retry_after", None)
+    return None if retry is None else str(max(1, int(math.ceil(retry))))
 
 
 def starting_app(environ, start_response):
@@ -350,8 +356,8 @@ def make_app(engine, accel, settings, reload=None):
             status, code, body = 200, 0, dumps(success(health_data())).encode("utf-8")
         except EdgeError as e:
             status, code, body = e.status, e.code, dumps(failure(e.code, e.msg)).encode("utf-8")
-            if getattr(e, "retry_after", None) is not None:
-                headers.append(("Retry-After", str(max(1, int(math.ceil(e.retry_after))))))
+            if _retry_after(e) is not None:
+                headers.append(("Retry-After", _retry_after(e)))
         metrics.observe("health", "-", code, {"total": _ms(t0)})
         return status, headers, body
 

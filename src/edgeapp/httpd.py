@@ -173,21 +173,16 @@ class Server(wsgi.Server):
         """Answer a bodiless HTTP/1.1 GET the application answers quickly (see self.quick) right
         here; False leaves it to a thread (anything else: other methods, bodies, CORS, HTTP/1.0)."""
         raw = conn.rfile.raw
-        head = bytes(raw.pending[:end])
-        close = _quick_request(head)
-        if close is None:
+        request = _quick_request(bytes(raw.pending[:end]))
+        if request is None:
             return False
-        line = head[:head.find(b"\n")].split()
-        answer = self.quick(line[0], line[1])
+        target, close = request
+        answer = self.quick(b"GET", target)
         if answer is None:
             return False
         status, headers, body = answer
-        headers = list(headers) + [("Content-Length", str(len(body))), ("Date", _http_date()),
-                                   ("Server", self.server_name)]
-        if close:
-            headers.append(("Connection", "close"))
-        out = ("HTTP/1.1 %d %s\r\n%s\r\n\r\n" % (status, http.HTTPStatus(status).phrase,
-                                                  "\r\n".join("%s: %s" % h for h in headers))).encode("latin-1") + body
+        headers = list(headers) + [("Date", _http_date()), ("Server", self.server_name)]
+        out = _response(status, headers + ([("Connection", "close")] if close else []), body)
         del raw.pending[:end]
         conn.head_started = None
         try:
@@ -481,11 +476,18 @@ def error_response(err):
         phrase = http.HTTPStatus(err.status).phrase
     except ValueError:
         phrase = "Error"
-    headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), ("Connection", "close")]
-    headers += SECURITY_HEADERS
+    headers = [("Content-Type", JSON_TYPE), ("Connection", "close")] + SECURITY_HEADERS
     if getattr(err, "retry_after", None):
         headers.append(("Retry-After", str(int(err.retry_after))))
-    head = "HTTP/1.1 %d %s\r\n%s\r\n\r\n" % (err.status, phrase, "\r\n".join("%s: %s" % h for h in headers))
+    return _response(err.status, headers, body, phrase)
+
+
+def _response(status, headers, body, phrase=None):
+    """A whole HTTP/1.1 response as bytes; Content-Length is added here."""
+    if phrase is None:
+        phrase = http.HTTPStatus(status).phrase
+    headers = list(headers) + [("Content-Length", str(len(body)))]
+    head = "HTTP/1.1 %d %s\r\n%s\r\n\r\n" % (status, phrase, "\r\n".join("%s: %s" % h for h in headers))
     return head.encode("latin-1") + body
 
 
@@ -549,8 +551,8 @@ def _request_info(head):
 
 def _quick_request(head):
     """For a request head: None if it is not for Server.quick (not a plain, well-formed HTTP/1.1
-    GET with a Host; a body; an Origin that CORS must answer), else whether the client asked to
-    close the connection. Anything unusual is left to cheroot, which says what is wrong."""
+    GET with a Host; a body; an Origin that CORS must answer), else (target, whether the client
+    asked to close the connection). Anything unusual is left to cheroot, which says what is wrong."""
     if head.count(b"\n") != head.count(b"\r\n"):
         return None
     lines = head[:-4].split(b"\r\n")
@@ -567,7 +569,7 @@ def _quick_request(head):
             return None
         host = host or name == b"host"
         close = close or (name == b"connection" and value == b"close")
-    return close if host else None
+    return (parts[1], close) if host else None
 
 
 _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

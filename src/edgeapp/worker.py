@@ -553,13 +553,18 @@ def fingerprint(b):
     return (json.dumps(b.spec, sort_keys=True), b.folder, st and (st.st_size, st.st_mtime_ns))
 
 
+def threads_env(threads):
+    """Environment for a process that runs Paddle Lite with `threads` threads: the x86 wheel has
+    no set_threads(), its OpenMP runtime (libiomp5) takes them from here; ARM builds take them
+    from MobileConfig.set_threads() as well."""
+    return {"OMP_NUM_THREADS": str(int(threads))} if threads else {}
+
+
 def _child_env(threads=None):
-    """The environment of a worker or probe process: this package importable, whatever the cwd.
-    threads also reaches the OpenMP runtime of Paddle Lite's x86 wheel (libiomp5), which has no
-    set_threads(); ARM builds take it from MobileConfig.set_threads() as well."""
+    """The environment of a worker or probe process: this package importable, whatever the cwd,
+    and Paddle Lite's threads (threads_env)."""
     env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(int(threads))
+    env.update(threads_env(threads))
     src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
