@@ -595,6 +595,9 @@ class _Accel:
     def wait_for_slot(self, deadline=None):
         return True
 
+    def drop_claim(self):
+        pass
+
     def status(self):
         return {}
 
@@ -625,3 +628,16 @@ def test_starting_app_says_not_ready():
     status, headers, body = call_wsgi(starting_app, "GET", "/api/health")
     assert status.startswith("503") and headers["Retry-After"] == "2"
     assert body["code"] == 1011 and body["data"] is None and "starting" in body["msg"]
+
+
+def test_refusals_are_quick_in_a_burst_then_held_back():
+    # httpd answers the first SHED_BURST refusals at once and SHED_RATE a second after that;
+    # beyond, each waits SHED_DELAY (clients that retry at once).
+    from edgeapp.httpd import TokenBucket
+
+    bucket = TokenBucket(burst=64, rate=100.0)
+    t = bucket.t
+    assert all(bucket.take(t) for _ in range(64))
+    assert not bucket.take(t)
+    assert bucket.take(t + 0.011) and not bucket.take(t + 0.011)  # 100 a second: one per 10 ms
+    assert sum(bucket.take(t + 10.0) for _ in range(100)) == 64    # never more than the burst

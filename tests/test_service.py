@@ -1,9 +1,15 @@
 """The whole service under stress: a full queue, a saturated accelerator, a killed worker, and memory
 that stays where warm-up put it (real server on 127.0.0.1, real Paddle Lite)."""
+import json
 import os
+import select
 import signal
+import socket
 import threading
 import time
+
+import cv2
+import numpy as np
 
 import pytest
 import requests
@@ -85,6 +91,74 @@ def test_beyond_the_queue_bound_some_503_none_lost(start_server, photo_jpeg):
     for status, code, retry_after, seconds in busy:
         assert code == BUSY and int(retry_after) >= 1
     assert _status(server.url)["queue_depth"] == 0
+
+
+def _answer(data):
+    """(status, json body) once data holds a whole HTTP answer, else None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = [int(h.split(b":")[1]) for h in data[:end].split(b"\r\n") if h.lower().startswith(b"content-length:")]
+    if not length or len(data) < end + 4 + length[0]:
+        return None
+    return int(data[9:12]), json.loads(data[end + 4:end + 4 + length[0]].decode("utf-8"))
+
+
+def test_a_burst_of_uploads_is_refused_at_the_door_beyond_the_queue(start_server):
+    # Ten uploads at once, each sending its head and the first 100 KB of 1.5 MB, then waiting
+    # for an answer before sending more (as curl does with a large body): the two the queue has
+    # room for wait for their bodies; the other eight get their 503 before they send the rest,
+    # not after their bodies were read and decoded (requests admitted but still uploading claim
+    # their place). Twice, with refused and failed requests between: no place is lost.
+    server = start_server(queue_depth=2, threads=8)
+    noise = np.random.default_rng(1).integers(0, 256, (1000, 1300, 3), dtype=np.uint8)
+    body = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    assert len(body) > 1024 * 1024
+    head = ("POST /api/model/service/binary?mid=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+            "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode("ascii")
+    assert _post_binary(server.url, 1, body).status_code == 200  # the model's time is known
+
+    def burst():
+        socks = [socket.create_connection(("127.0.0.1", server.port), 30) for _ in range(10)]
+        for s in socks:
+            s.sendall(head + body[:100 * 1024])
+        got = {s: b"" for s in socks}
+        answers = {}
+        end = time.monotonic() + 10
+        while time.monotonic() < end and len(answers) < 8:
+            ready, _, _ = select.select([s for s in socks if s not in answers], [], [], 0.2)
+            for s in ready:
+                got[s] += s.recv(65536)
+                if _answer(got[s]) is not None:
+                    answers[s] = _answer(got[s])
+        time.sleep(0.3)  # the two admitted ones stay unanswered: they wait for their bodies
+        waiting = [s for s in socks if s not in answers and not select.select([s], [], [], 0)[0]]
+        for s in waiting:
+            s.sendall(body[100 * 1024:])
+            s.settimeout(30)
+            data = b""
+            while _answer(data) is None:
+                chunk = s.recv(65536)
+                assert chunk, data
+                data += chunk
+            answers[s] = _answer(data)
+        for s in socks:
+            s.close()
+        return waiting, answers
+
+    for round_no in range(2):
+        waiting, answers = burst()
+        assert len(waiting) == 2, (round_no, list(answers.values()))
+        assert sorted(status for status, _ in answers.values()) == [200] * 2 + [503] * 8
+        for s in waiting:
+            assert answers[s][0] == 200 and answers[s][1]["code"] == 0
+        for status, doc in answers.values():
+            if status == 503:
+                assert doc["code"] == BUSY and "queue is full" in doc["msg"]
+        # Requests that fail after their admission let go of their place.
+        bad = requests.post(server.url + "/api/model/service/binary?mid=1", data=b"not an image", timeout=30)
+        assert bad.status_code == 400
+        assert _status(server.url)["queue_depth"] == 0
 
 
 def test_health_answers_while_the_accelerator_is_saturated(start_server, photo_jpeg):

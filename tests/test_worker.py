@@ -135,6 +135,53 @@ def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
         acc.stop()
 
 
+class _Requester:
+    """A request thread of its own: claims are per thread (WorkerAccelerator.wait_for_slot)."""
+
+    def __init__(self):
+        import queue
+        self._calls, self._results = queue.Queue(), queue.Queue()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            fn, args = self._calls.get()
+            try:
+                self._results.put(fn(*args))
+            except Exception as e:  # handed to the test
+                self._results.put(e)
+
+    def __call__(self, fn, *args):
+        self._calls.put((fn, args))
+        return self._results.get(timeout=30)
+
+
+def test_room_claimed_by_admitted_requests_counts_until_their_job_runs(bundles, monkeypatch):
+    import edgeapp.worker as worker_module
+
+    fast = {2: bundles[2]}
+    x = [np.zeros(fast[2].input_shape, np.float32)]
+    acc = WorkerAccelerator(fast, slots=2, job_timeout=20.0)
+    acc.start()
+    try:
+        a, b, c = _Requester(), _Requester(), _Requester()
+        assert not acc.refuses_now() and acc.refuses_now(waiting=2)  # two not started yet fill it
+        assert a(acc.wait_for_slot) is True and a(acc.wait_for_slot) is True  # one claim per thread
+        assert not acc.refuses_now() and acc.refuses_now(waiting=1)
+        assert b(acc.wait_for_slot) is True
+        assert acc.refuses_now() and c(acc.wait_for_slot) is False  # the slots are free, but claimed
+        assert isinstance(a(acc.run, 2, x), list)  # a's claim became its slot, which came back
+        assert not acc.refuses_now() and acc.refuses_now(waiting=1)
+        b(acc.drop_claim)  # b failed (a bad image): its place is free again
+        assert not acc.refuses_now(waiting=1) and c(acc.wait_for_slot) is True
+        monkeypatch.setattr(worker_module, "CLAIM_SECONDS", 0.05)
+        time.sleep(0.1)  # c never came back (a stalled upload): its claim lapses
+        assert not acc.refuses_now(waiting=1)
+        assert acc.status()["queue_depth"] == 0
+    finally:
+        acc.stop()
+
+
 def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])

@@ -31,15 +31,20 @@ class Accelerator:
         """
         raise NotImplementedError
 
-    def refuses_now(self):
-        """True when a job now would certainly be refused as Busy; never waits (the HTTP server's
-        selector thread asks, to answer 503 before a thread or the body is spent on it)."""
+    def refuses_now(self, waiting=0):
+        """True when a job now would certainly be refused as Busy, with `waiting` requests ahead
+        of it that have not asked yet; never waits (the HTTP server's selector thread asks, to
+        answer 503 before a thread or the body is spent on it)."""
         return False
 
     def wait_for_slot(self, deadline=None):
         """False if a job now would be refused as Busy (queue full): lets the HTTP layer refuse
-        before it decodes. An accelerator with a queue may wait a little for room."""
+        before it decodes. An accelerator with a queue may wait a little for room, and claims it
+        for the calling thread until its run() or drop_claim()."""
         return True
+
+    def drop_claim(self):
+        """The calling request thread lets go of the room wait_for_slot() claimed for it."""
 
     def status(self):
         """Queue and worker figures for /api/status."""

@@ -157,6 +157,7 @@ def make_app(engine, accel, settings, reload=None):
                 finally:
                     timing = request.environ.get("edgeapp.timing") or {}
                     if inference:
+                        accel.drop_claim()  # a claim its job did not take (see _shed_if_full)
                         in_flight.add(-1)
                         response.set_header("Server-Timing", _server_timing(timing, t0))
                     timing["total"] = _ms(t0)
@@ -276,8 +277,11 @@ def make_app(engine, accel, settings, reload=None):
     def ds_run(mid, data):
         model(mid)
         until = time.monotonic() + settings.request_timeout
-        decoded = decode(data, [mid], False, until)
-        out = infer(mid, decoded, False, until)
+        try:
+            decoded = decode(data, [mid], False, until)
+            out = infer(mid, decoded, False, until)
+        finally:
+            accel.drop_claim()
         w, h = decoded[1]
         return out["result"], w, h
 
@@ -501,10 +505,11 @@ INFERENCE_PATHS = (b"/api/model/service/", b"/v1/vision/")
 
 
 def shedder(accel):
-    """shed(method, target) for httpd.Server: the 503 an inference request gets at once, from
-    its request line alone, when the accelerator queue is full; else None. Never waits."""
-    def shed(method, target):
-        if method == b"POST" and target.startswith(INFERENCE_PATHS) and accel.refuses_now():
+    """shed(method, target, waiting) for httpd.Server: the 503 an inference request gets at once,
+    from its request line alone, when the accelerator queue is full (counting the `waiting`
+    requests the server's threads have not started yet); else None. Never waits."""
+    def shed(method, target, waiting=0):
+        if method == b"POST" and target.startswith(INFERENCE_PATHS) and accel.refuses_now(waiting):
             return _busy(accel)
         return None
     return shed
@@ -519,9 +524,10 @@ def _busy(accel):
 
 
 def _shed_if_full(accel, deadline):
-    """Busy before decoding when every accelerator slot is taken (after a short wait for one when
-    jobs are short): under overload a request would otherwise pay for its decoding and
-    preprocessing only to be refused (the accelerator's own check stays the one that counts)."""
+    """Busy before decoding when every accelerator slot is taken or claimed by requests admitted
+    before this one (after a short wait for one when jobs are short): under overload a request
+    would otherwise pay for its decoding and preprocessing only to be refused. On success the
+    room is claimed for this request thread until its job takes a slot or accel.drop_claim()."""
     if not accel.wait_for_slot(deadline):
         raise _busy(accel)
 
