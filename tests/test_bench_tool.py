@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support import REPO, server_env
 
 BENCH = REPO / "tools" / "bench.py"
@@ -23,6 +25,7 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")
     cmd = [sys.executable, str(BENCH), "--model-dir", str(fast_model_dir), "--mid", "2", "--concurrency", "1,2",
            "--seconds", "1", "--client", "py", "--overload-clients", "8", "--overload-mb", "0.5",
+           "--overload-rounds", "1",
            "--pairs", "1", "--out", str(out), "--json", str(results)]
     r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
@@ -54,17 +57,23 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     assert len(pair["ratios"]) == 1 and pair["ratio"] == pair["ratios"][0] > 0, pair
     assert pair["raw_rps"] > 0 and pair["rps"] > 0 and pair["concurrency"] >= 1
     assert pair["utilisation"] is None or 0 < pair["utilisation"] < 1.5, pair
+    assert pair["health"]["n"] > 0 and pair["health"]["p99_ms"] > 0, pair  # /api/health polled meanwhile
+    assert pair["rate"] == "whole window"  # a fast model: answers counted over the whole window
 
     over = summary["overload"]
     assert over["clients"] == 8 and over["body_mb"] >= 0.5 and over["mid"] == 2
-    assert over["ok"] + over["busy"] > 0 and over["errors"] == 0, over  # 200 or 503, nothing else
-    assert over["peak_mb"] > 0 and over["queue_budget_mb"] > 0
+    for name in ("burst", "sustained"):
+        x = over[name]
+        assert x["ok"] + x["busy"] > 0 and x["errors"] == 0, over  # 200 or 503, nothing else
+        assert x["peak_mb"] > 0, over
+    assert over["burst"]["ok"] + over["burst"]["busy"] == 8, over  # one round: each client once, all answered
+    assert over["queue_budget_mb"] > 0
 
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\nWritten by hand, must survive.\n")
     for row in ("| edgeapp | 2 | binary | py | 1 |", "| edgeapp | 2 | base64 | py | 2 |",
                 "| edgeapp | 2 | multipart | py | 1 |", "| naive | 2 | binary | py | 2 |",
-                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients",
+                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients", "| burst | ", "| sustained | ",
                 "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
@@ -82,3 +91,10 @@ def test_write_section_replaces_only_its_own_section(tmp_path):
     text = open(path).read()
     assert "first" not in text and text.count("second") == 1 and "keep me" in text and "third" in text
     assert text.index("second") < text.index("keep me") < text.index("third")
+
+
+def test_steady_rate_counts_answers_between_the_first_and_the_last():
+    # Four answers 0.5 s apart: 2 a second, however long the window around them was.
+    bench = load_bench()
+    assert bench.steady_rate([2.0, 0.5, 1.5, 1.0]) == pytest.approx(2.0)
+    assert bench.steady_rate([1.0, 1.0]) is None and bench.steady_rate([]) is None
