@@ -641,3 +641,41 @@ def test_refusals_are_quick_in_a_burst_then_held_back():
     assert not bucket.take(t)
     assert bucket.take(t + 0.011) and not bucket.take(t + 0.011)  # 100 a second: one per 10 ms
     assert sum(bucket.take(t + 10.0) for _ in range(100)) == 64    # never more than the burst
+
+
+def test_large_images_are_decoded_one_per_cpu_at_a_time():
+    # More large decodes at once than the process has CPUs only share those CPUs (and starve
+    # the selector thread); small images are not held back.
+    import threading
+
+    from edgeapp import api
+
+    class Engine(_BrokenEngine):
+        def __init__(self):
+            self.now, self.most, self.lock = 0, 0, threading.Lock()
+
+        def decode(self, data, max_pixels, mids, full=False):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.1)
+            with self.lock:
+                self.now -= 1
+            raise api.BadRequest("decoded")  # enough: the point was the decoding
+
+    class Settings(_Settings):
+        max_pixels = 10 ** 8
+
+    cpus = api._process_cpus()
+    for side, most in ((2000, cpus), (200, 6)):
+        engine = Engine()
+        app = api.make_app(engine, _Accel(), Settings())
+        img = encode(np.zeros((side * 3 // 4, side, 3), np.uint8), ".jpg")
+        assert (api._pixels(img) >= api.LARGE_DECODE_PIXELS) == (side == 2000)
+        threads = [threading.Thread(target=call_wsgi, args=(app, "POST", "/api/model/service/binary", img, "mid=1"))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert engine.most == most, (side, engine.most, cpus)
