@@ -679,3 +679,29 @@ def test_large_images_are_decoded_one_per_cpu_at_a_time():
         for t in threads:
             t.join(30)
         assert engine.most == most, (side, engine.most, cpus)
+
+
+def test_uploads_waiting_for_a_thread_are_counted_until_one_starts():
+    # httpd hands the shed the POSTs no thread has started yet; every path (bodiless POSTs, which
+    # the light threads take, included) must bring that count back to zero.
+    import threading
+
+    from edgeapp import httpd
+
+    def app(environ, start_response):
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    seen = []
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    srv.shed = lambda method, target, waiting: seen.append(waiting)
+    srv.prepare()
+    threading.Thread(target=srv.serve, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/api/model/service/binary" % srv.bind_addr[1]
+        for body in (b"", b"x" * 10, b"", b"y" * 100000, b""):
+            assert requests.post(url, data=body, timeout=10).status_code == 200
+        assert srv._waiting == 0 and seen and min(seen) == 0, (srv._waiting, seen)
+    finally:
+        srv.stop()

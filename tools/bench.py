@@ -232,7 +232,7 @@ def cmd_load(argv):
     p.add_argument("--rounds", type=int, default=0,
                    help="with --early: instead of back to back, one request per client in each of N rounds, all "
                         "clients at once, from --start-at (epoch seconds) every --gap seconds")
-    p.add_argument("--gap", type=float, default=1.5)
+    p.add_argument("--gap", type=float, default=OVERLOAD_GAP)
     p.add_argument("--start-at", type=float, default=None)
     args = p.parse_args(argv)
     with open(args.body, "rb") as f:
@@ -247,7 +247,7 @@ def cmd_load(argv):
     return 0
 
 
-def early_load(url, body, content_type, concurrency, seconds, max_requests, timeout, rounds=0, gap=1.5,
+def early_load(url, body, content_type, concurrency, seconds, max_requests, timeout, rounds=0, gap=OVERLOAD_GAP,
                start_at=None):
     """Like py_load, but each request on a new connection whose answer is read as soon as it comes:
     an answer before the whole body was sent ends the upload (the connection is closed).
@@ -887,7 +887,7 @@ def overload_body(work, min_bytes):
 
 
 def early_clients(url, body_file, content_type, clients, seconds, max_requests, timeout, per_process=8,
-                  rounds=0, gap=1.5):
+                  rounds=0, gap=OVERLOAD_GAP):
     """`clients` early-reading clients in processes of per_process threads each: one Python
     process with 64 threads measured its own GIL more than the server. rounds > 0: bursts (see
     early_load), the first two seconds from now (the processes start first)."""
@@ -1408,7 +1408,7 @@ def main(argv=None):
     p.add_argument("--overload-mb", type=float, default=4.0, help="size of its JPEG, MB (default 4)")
     p.add_argument("--overload-rounds", type=int, default=5,
                    help="bursts of the overload case: every client at once, %.1f s apart (default 5; 0: only "
-                        "the back-to-back load)" % 1.5)
+                        "the back-to-back load)" % OVERLOAD_GAP)
     p.add_argument("--out", help="write the report into this Markdown file (e.g. BENCHMARKS.md), replacing "
                                  "only its own section")
     p.add_argument("--section", default="service", help="section name in --out (default 'service')")

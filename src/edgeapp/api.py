@@ -75,7 +75,7 @@ def _error_body(err):
     """The failure envelope for err, with its status and headers set on the response."""
     response.status = err.status
     response.content_type = JSON_TYPE
-    retry = _retry_after(err)
+    retry = retry_after_header(err)
     if retry is not None:
         response.set_header("Retry-After", retry)
     if isinstance(err, Unauthorized):
@@ -83,7 +83,7 @@ def _error_body(err):
     return dumps(failure(err.code, err.msg)).encode("utf-8")
 
 
-def _retry_after(err):
+def retry_after_header(err):
     """err's Retry-After header value (whole seconds, at least 1), or None."""
     retry = getattr(err, "retry_after", None)
     return None if retry is None else str(max(1, int(math.ceil(retry))))
@@ -369,8 +369,9 @@ def make_app(engine, accel, settings, reload=None):
             status, code, body = 200, 0, dumps(success(health_data())).encode("utf-8")
         except EdgeError as e:
             status, code, body = e.status, e.code, dumps(failure(e.code, e.msg)).encode("utf-8")
-            if _retry_after(e) is not None:
-                headers.append(("Retry-After", _retry_after(e)))
+            retry = retry_after_header(e)
+            if retry is not None:
+                headers.append(("Retry-After", retry))
         metrics.observe("health", "-", code, {"total": _ms(t0)})
         return status, headers, body
 

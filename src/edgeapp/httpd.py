@@ -43,7 +43,7 @@ from cheroot import makefile
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 
-from edgeapp.api import JSON_TYPE, SECURITY_HEADERS
+from edgeapp.api import JSON_TYPE, SECURITY_HEADERS, retry_after_header
 from edgeapp.errors import BadRequest, Busy, Internal, MethodNotAllowed, RequestTimeout, TooLarge
 from edgeapp.results import dumps, failure
 
@@ -246,6 +246,7 @@ class Server(wsgi.Server):
 
     def _dispatch(self, conn, body):
         if not body:
+            conn.waiting = False  # not an upload: not counted (its thread would uncount it)
             try:
                 return self._light.put_nowait(conn)
             except queue.Full:
@@ -541,8 +542,9 @@ def error_response(err):
     except ValueError:
         phrase = "Error"
     headers = [("Content-Type", JSON_TYPE), ("Connection", "close")] + SECURITY_HEADERS
-    if getattr(err, "retry_after", None):
-        headers.append(("Retry-After", str(int(err.retry_after))))
+    retry = retry_after_header(err)
+    if retry is not None:
+        headers.append(("Retry-After", retry))
     return _response(err.status, headers, body, phrase)
 
 

@@ -457,8 +457,10 @@ class WorkerAccelerator(Accelerator):
         whose jobs are judged by the recent ones."""
         head = next(iter(self._jobs.values()), None)
         if head is None:
-            if self._queue_wait <= 0 or len(self._free) < self._nslots:
-                return self._queue_wait <= 0  # a slot comes back as soon as its outputs are copied
+            if self._queue_wait <= 0:
+                return True
+            if len(self._free) < self._nslots:
+                return False  # a slot comes back as soon as its outputs are copied
             ms = self._service_ms
             return ms is None or ms > self._queue_wait * 1000.0
         ms = self._model_ms.get(head.mid)
