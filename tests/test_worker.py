@@ -196,8 +196,36 @@ def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
         engine.infer(1, img, deadline=time.monotonic() + 0.1)
     blocker.join(30)
     assert _wait_ready(worker)
-    time.sleep(0.2)
+    # Its slot comes back once the worker has skipped it.
+    end = time.monotonic() + 2.0
+    while worker.status()["queue_depth"] and time.monotonic() < end:
+        time.sleep(0.05)
     assert worker.status()["queue_depth"] == 0
+
+
+def test_a_job_given_up_while_running_frees_its_slot_and_the_next_gets_its_own_answer(bundles):
+    # One slot: the worker still runs the abandoned job, answers it into the slot later, and the
+    # next job in that slot must read its own reply, not the late one.
+    acc = WorkerAccelerator({m: bundles[m] for m in (1, 2)}, slots=1, job_timeout=20.0)
+    acc.start()
+    try:
+        det = np.full(bundles[1].input_shape, 0.5, np.float32)
+        cls = np.random.RandomState(7).rand(*bundles[2].input_shape).astype(np.float32)
+        want = acc.run(2, [cls])
+        acc.run(1, [det])  # timed, so that a slow job is judged long
+        with pytest.raises(Timeout):
+            acc.run(1, [det], deadline=time.monotonic() + 0.1)  # running when its requester gives up
+        assert acc.status()["queue_depth"] == 1
+        end = time.monotonic() + 5.0
+        while acc.status()["queue_depth"] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert acc.status()["queue_depth"] == 0  # freed once the worker answered it
+        for _ in range(3):
+            got = acc.run(2, [cls])
+            assert [o.shape for o in got] == [o.shape for o in want]
+            assert all(np.allclose(a, b) for a, b in zip(got, want))
+    finally:
+        acc.stop()
 
 
 def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
