@@ -271,6 +271,8 @@ def test_worker_cpus_keep_the_http_process_off_them(start_server, fast_model_dir
     r = requests.post(server.url + "/api/model/service/binary?mid=2", data=text_jpeg, timeout=30)
     assert r.status_code == 200 and r.json()["code"] == 0
     assert _allowed_cpus(worker) == {str(reserved)}  # every thread of it, Paddle Lite's included
+    with open("/proc/%d/cmdline" % worker, "rb") as f:
+        assert b"\0--spin-ms\x005\0" in f.read()  # on a CPU of its own it polls for the next job
     http = _allowed_cpus(server.proc.pid)
     assert len(http) == 1 and str(reserved) not in http.pop().replace("-", ",").split(",")
     assert "CPUs: HTTP" in server.log()

@@ -228,6 +228,37 @@ def test_a_job_given_up_while_running_frees_its_slot_and_the_next_gets_its_own_a
         acc.stop()
 
 
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_worker_polls_for_the_next_job_a_moment_then_sleeps(bundles):
+    acc = WorkerAccelerator({2: bundles[2]}, slots=1, spin_ms=150)
+    acc.start()
+    try:
+        x = np.full(bundles[2].input_shape, 0.5, np.float32)
+        for _ in range(3):
+            acc.run(2, [x])
+            before = _cpu_seconds(acc.pid)
+            time.sleep(1.0)
+            used = _cpu_seconds(acc.pid) - before
+            assert 0.03 <= used <= 0.4, used  # busy up to 150 ms after the job, then asleep
+    finally:
+        acc.stop()
+
+
+def test_only_a_worker_on_cpus_of_its_own_polls(bundles):
+    from edgeapp import config, server
+    pinned = config.load(environ={"EDGEAPP_WORKER_CPUS": "1"})
+    assert pinned.worker_spin_ms == 5
+    assert server._make_accelerator(bundles, pinned)._spin_ms == 5
+    assert server._make_accelerator(bundles, config.load(environ={}))._spin_ms == 0  # it would take HTTP's CPU
+    off = config.load(environ={"EDGEAPP_WORKER_CPUS": "1", "EDGEAPP_WORKER_SPIN_MS": "0"})
+    assert server._make_accelerator(bundles, off)._spin_ms == 0
+
+
 def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])

@@ -139,6 +139,9 @@ FIELDS = {
     "worker_cpus": (_cpu_list, None,
                     "CPUs reserved for the accelerator worker, e.g. 1 or 2-3; the HTTP process then runs on the "
                     "others (none: the kernel places both)"),
+    "worker_spin_ms": (lambda s: _integer(s, 0, 100), 5,
+                       "ms the worker keeps polling for its next job after each one before it sleeps, only on "
+                       "CPUs of its own (worker_cpus): a CPU that went idle runs the next inference slower"),
     "lite_power_mode": (_choice("default", "high", "low", "full", "no_bind", "rand_high", "rand_low"), "default",
                         "Paddle Lite power mode on ARM: which cores its kernels use (default: its own)"),
     "board": (_text, None, "board profile name, shown in the ready banner and by edgeapp-diag"),

@@ -30,6 +30,7 @@ def _make_accelerator(bundles, settings, excluded=None):
                              hang_timeout=settings.hang_timeout or None, queue_wait=settings.queue_wait_ms / 1000.0,
                              threads=settings.lite_threads or None, excluded=excluded,
                              cpus=config.cpu_set(settings.worker_cpus) or None,
+                             spin_ms=settings.worker_spin_ms if settings.worker_cpus else 0,
                              power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode)
 
 
