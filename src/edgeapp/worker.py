@@ -673,7 +673,7 @@ def worker_main(argv=None):
     while True:
         if spin:
             # A CPU that goes idle between jobs runs the next one slower (measured on x86: a 2 ms
-            # model 1.1-1.45x slower after 2.5 ms asleep, 1.0-1.1x after 2.5 ms busy); a client
+            # model 1.1-1.45x slower after 2.5 ms asleep, 1.0-1.2x after 2.5 ms busy); a client
             # that sends one request at a time leaves such gaps.
             end = time.monotonic() + spin
             while not conn.poll(0) and time.monotonic() < end:
