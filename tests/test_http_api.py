@@ -705,3 +705,43 @@ def test_uploads_waiting_for_a_thread_are_counted_until_one_starts():
         assert srv._waiting == 0 and seen and min(seen) == 0, (srv._waiting, seen)
     finally:
         srv.stop()
+
+
+def test_an_answer_leaves_in_one_write_head_and_body(monkeypatch):
+    # One system call per answer (and one TCP segment for a small one), not one for the head and
+    # one for the body; an answer with no body still goes out.
+    import threading
+
+    from edgeapp import httpd
+
+    def app(environ, start_response):
+        environ["wsgi.input"].read()
+        body = b"" if environ["PATH_INFO"] == "/empty" else b'{"code": 0}'
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body] if body else []
+
+    writes, real_write = [], os.write
+
+    def counting_write(fd, data):
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    srv.prepare()
+    threading.Thread(target=srv.serve, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d" % srv.bind_addr[1]
+        monkeypatch.setattr(httpd.os, "write", counting_write)
+        with requests.Session() as s:
+            for _ in range(3):
+                r = s.post(base + "/api/model/service/binary?mid=2", data=b"x" * 50000, timeout=10)
+                assert r.status_code == 200 and r.json() == {"code": 0}
+            r = s.post(base + "/empty", data=b"y", timeout=10)
+            assert r.status_code == 200 and r.content == b""
+        monkeypatch.undo()
+        answers = [w for w in writes if w.startswith(b"HTTP/1.1 ")]
+        assert len(answers) == 4, writes
+        assert all(w.endswith(b'\r\n\r\n{"code": 0}') for w in answers[:3])
+        assert answers[3].endswith(b"\r\n\r\n")
+    finally:
+        srv.stop()

@@ -390,7 +390,8 @@ class _RawReader(socket.SocketIO):
             b[:n] = self.pending[:n]
             del self.pending[:n]
             return n
-        return self.conn.transfer(super().readinto, b)
+        n = self.conn.at_once(os.readv, [b])
+        return n if n is not None else self.conn.transfer(super().readinto, b)
 
 
 class _RawWriter(socket.SocketIO):
@@ -399,7 +400,8 @@ class _RawWriter(socket.SocketIO):
         self.conn = conn
 
     def write(self, b):
-        return self.conn.transfer(super().write, b)
+        n = self.conn.at_once(os.write, b)
+        return n if n else self.conn.transfer(super().write, b)
 
 
 class _Reader(makefile.StreamReader):
@@ -409,9 +411,26 @@ class _Reader(makefile.StreamReader):
 
 
 class _Writer(makefile.StreamWriter):
+    """cheroot's writer, which sends every write at once, plus a cork: corked, writes are kept
+    until uncork() or the next uncorked write, so an answer's head and body leave in one send."""
+    corked = False
+
     def __init__(self, raw, bufsize):
         makefile.BufferedWriter.__init__(self, raw, bufsize)
         self.bytes_written = 0
+
+    def write(self, b):
+        if not self.corked:
+            return super().write(b)
+        with self._write_lock:
+            self._write_buf.extend(b)
+        self.bytes_written += len(b)
+        return len(b)
+
+    def uncork(self):
+        self.corked = False
+        with self._write_lock:
+            self._flush_unlocked()
 
 
 class _Connection(cheroot_server.HTTPConnection):
@@ -445,6 +464,20 @@ class _Connection(cheroot_server.HTTPConnection):
             start, grace, rate = self._clock
             return start + grace + self._moved / float(rate)
         return None
+
+    def at_once(self, op, b):
+        """os.readv/os.write on the socket's fd if that needs no waiting (None if it would):
+        one system call where a socket with a timeout makes three to five (poll, and two
+        ioctls for the deadline's timeout)."""
+        if self.socket.gettimeout() is None:
+            return None  # a blocking socket (never here: cheroot gives each one a timeout)
+        try:
+            n = op(self.socket.fileno(), b)
+        except BlockingIOError:
+            return None
+        if n:
+            self._moved += n
+        return n
 
     def transfer(self, op, b):
         """op(b) (a socket read or write) with the socket timeout cut to the phase's deadline."""
@@ -509,7 +542,10 @@ class _Request(cheroot_server.HTTPRequest):
             conn.clock("body")
         try:
             super().respond()
+            if conn.wfile.corked:  # a head with no body after it
+                conn.wfile.uncork()
         finally:
+            conn.wfile.corked = False  # after an error cheroot closes the connection
             conn.clock(None)
             if has_body and self.close_connection:
                 conn.linger_wanted = True
@@ -519,7 +555,12 @@ class _Request(cheroot_server.HTTPRequest):
         if asked_close or self.conn.timed_out:
             self.close_connection = True  # and cheroot then does not wait for an unread body
         self.conn.clock("answer")
+        self.conn.wfile.corked = True  # the head goes out with the body's first bytes (write())
         super().send_headers()
+
+    def write(self, chunk):
+        self.conn.wfile.corked = False
+        super().write(chunk)
 
     def simple_response(self, status, msg=""):
         """cheroot's own answers (bad request line, 408, 414, 431, ...): the JSON envelope."""
