@@ -51,6 +51,7 @@ def _cpu_ms_per_call(fn, n=500):
 
 @pytest.mark.benchmark(group="hand-over")
 def test_bench_raw_predictor_run(benchmark, worker, local_engine, tensor):
+    # `worker` is here for its CPU split: this process runs on the CPUs the worker does not use.
     run = lambda: local_engine.accel.run(MID, [tensor])  # noqa: E731
     outs = benchmark(run)
     assert outs[0].shape[0] == 1
