@@ -745,3 +745,31 @@ def test_an_answer_leaves_in_one_write_head_and_body(monkeypatch):
         assert answers[3].endswith(b"\r\n\r\n")
     finally:
         srv.stop()
+
+
+def test_a_refused_upload_is_dropped_without_being_copied():
+    # The selector thread drops a refused upload's body while lingering; on Linux the kernel frees
+    # it without copying it out (MSG_TRUNC), so the scratch buffer stays as it was. The client,
+    # which reads only after sending everything (as requests does), still gets its JSON 503.
+    import sys
+    import threading
+
+    from edgeapp import httpd
+    from edgeapp.errors import Busy
+
+    def app(environ, start_response):
+        raise AssertionError("a refused request never reaches the application")
+
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    srv.shed = lambda method, target, waiting: Busy("full; retry", retry_after=1) if method == b"POST" else None
+    srv.prepare()
+    threading.Thread(target=srv.serve, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/api/model/service/binary?mid=1" % srv.bind_addr[1]
+        for _ in range(2):
+            r = requests.post(url, data=b"\xff" * (4 * 1024 * 1024), timeout=30)
+            assert r.status_code == 503 and r.json()["code"] != 0 and r.headers["Retry-After"] == "1"
+        if sys.platform.startswith("linux"):
+            assert httpd.DROP_FLAGS and not any(srv._scratch)
+    finally:
+        srv.stop()

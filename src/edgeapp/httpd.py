@@ -35,6 +35,7 @@ import queue
 import re
 import selectors
 import socket
+import sys
 import threading
 import time
 
@@ -63,6 +64,8 @@ LIGHT_THREADS = 2            # threads for requests without a body
 LIGHT_QUEUE = 16             # such requests waiting for one of them (then they try the main pool)
 ACCEPT_BURST = 64            # connections accepted per selector turn (cheroot takes one)
 MAX_PARKED = 256             # connections waiting in the selector; beyond it the longest idle are closed
+# recv flags that drop input without copying it (Linux, TCP); elsewhere it lands in a scratch buffer
+DROP_FLAGS = getattr(socket, "MSG_TRUNC", 0) if sys.platform.startswith("linux") else 0
 KEEP_ALIVE_LIMIT = 128       # idle connections kept open for another request (cheroot's default: 10)
 
 
@@ -82,7 +85,7 @@ class Server(wsgi.Server):
         self.ConnectionClass = _Connection
         self._light = queue.Queue(maxsize=LIGHT_QUEUE)
         self._light_count = light_threads
-        self._scratch = bytearray(1024 * 1024)  # the selector thread's: dropped input lands here
+        self._scratch = bytearray(1024 * 1024)  # the selector thread's: dropped input lands here without DROP_FLAGS
         # shed(method, target, waiting) -> an error to answer at once from the request line, or
         # None; waiting: POSTs handed to the threads that none has started yet. The application
         # sets it (edgeapp.api.shedder: a full accelerator queue). Must never wait.
@@ -299,6 +302,8 @@ class Server(wsgi.Server):
             return conn.close_now()
         try:
             conn.socket.shutdown(socket.SHUT_WR)
+            # From here on no read may wait: with a timeout, every recv would poll first.
+            conn.socket.settimeout(0)
         except OSError:
             return conn.close_now()
         conn.lingering = True
@@ -306,14 +311,15 @@ class Server(wsgi.Server):
         self._park(conn)
 
     def _drain(self, conn):
-        """Drop what has arrived, all of it (up to DRAIN_BURST), into one reused buffer: a 4 MB
-        upload refused with 503 is then dropped in a few reads, not 64 trips through the selector,
-        each of which may wait for the GIL (measured: 503s to 64 clients sending 4 MB took
-        0.5 s at the median with 64 KB per trip)."""
-        fd, got = conn.socket.fileno(), 0
+        """Drop what has arrived, all of it (up to DRAIN_BURST): a 4 MB upload refused with 503
+        is then dropped in a few reads, not 64 trips through the selector, each of which may wait
+        for the GIL (measured: 503s to 64 clients sending 4 MB took 0.5 s at the median with
+        64 KB per trip). MSG_TRUNC: Linux frees TCP input without copying it out (0.13-0.22 ->
+        0.01-0.02 ms of CPU per MB here); new connections wait in the backlog while this runs."""
+        sock, got = conn.socket, 0
         while got < DRAIN_BURST:
             try:
-                n = os.readv(fd, [self._scratch])
+                n = sock.recv_into(self._scratch, len(self._scratch), DROP_FLAGS)
             except BlockingIOError:
                 break
             except OSError:
