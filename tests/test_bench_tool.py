@@ -53,8 +53,11 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
         s = summary["servers"][kind]
         assert s["startup_s"] > 0 and s["idle_mb"] > 0 and s["peak_mb"] >= s["idle_mb"] * 0.9, (kind, s)
 
-    pair = summary["pairs"]["2"]  # one round of raw loop + edgeapp saturated, back to back
+    pair = summary["pairs"]["2"]  # one round: raw loop, edgeapp saturated, raw loop, back to back
     assert len(pair["ratios"]) == 1 and pair["ratio"] == pair["ratios"][0] > 0, pair
+    (one,) = json.loads(results.read_text())["runs"][0]["pairs"]["2"]
+    before, after = one["raw_before_after"]  # the reference: the mean of the raw loops either side
+    assert before > 0 and after > 0 and one["raw_rps"] == pytest.approx((before + after) / 2) == pair["raw_rps"]
     assert pair["raw_rps"] > 0 and pair["rps"] > 0 and pair["concurrency"] >= 1
     assert pair["utilisation"] is None or 0 < pair["utilisation"] < 1.5, pair
     assert pair["health"]["n"] > 0 and pair["health"]["p99_ms"] > 0, pair  # /api/health polled meanwhile

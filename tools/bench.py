@@ -823,9 +823,11 @@ def one_case(args, srv, mid, endpoint, c, seconds, path, body_file, ctype, wrk, 
 
 
 def paired_rounds(args, srv, mid, body, seconds, wrk, run_no):
-    """args.pairs rounds of: the raw loop, then edgeapp saturated for as long, back to back. This
-    host's speed drifts by tens of percent within minutes; a ratio taken within one round
-    compares like with like, and the median of the rounds is the figure for the targets.
+    """args.pairs rounds of edgeapp saturated between two raw loops as long, back to back (raw,
+    edgeapp, raw, edgeapp, ..., raw: a raw loop ends one round and starts the next). This host's
+    speed drifts by tens of percent within minutes: a round's reference is the mean of the raw
+    loops on either side of it, so a drift that is steady over the round cancels, and the median
+    of the rounds is the figure for the targets.
     Saturated: as many clients as the accelerator queue has slots (every slot kept full, none
     refused), the binary endpoint; /api/health is polled meanwhile. Models slower than STEADY_MS
     a run: our Python client, and the rate between its first and last answer (py_load's
@@ -835,28 +837,37 @@ def paired_rounds(args, srv, mid, body, seconds, wrk, run_no):
     status = srv.get_json("/api/status")["data"]
     c = int(status.get("queue_capacity") or 4)
     rounds = []
+
+    def raw_rate():
+        return raw_loop(args.model_dir, mid, args.image_path, seconds, args.min_requests, args.max_requests,
+                        args.settings)
+
+    after = raw_rate()
     for i in range(args.pairs):
-        raw = raw_loop(args.model_dir, mid, args.image_path, seconds, args.min_requests, args.max_requests,
-                       args.settings)
-        steady = raw["ms_per_run"] > STEADY_MS
+        before = after
+        steady = before["ms_per_run"] > STEADY_MS
         srv.wait_idle(args.request_timeout + 10)
-        before, t_before = _model_status(srv, mid), time.monotonic()
+        st0, t_before = _model_status(srv, mid), time.monotonic()
         poller = HealthPoller(srv.host, srv.port).start()
         try:
             r = run_load(args, None if steady else wrk, srv.url + path, body_file, ctype, c, seconds)
         finally:
             health = poller.stop()
-        after, t_after = _model_status(srv, mid), time.monotonic()
-        busy = [m.get("accelerator_s_total") for m in (before, after) if m]
+        st1, t_after = _model_status(srv, mid), time.monotonic()
+        busy = [m.get("accelerator_s_total") for m in (st0, st1) if m]
         util = (busy[1] - busy[0]) / (t_after - t_before) if len(busy) == 2 and None not in busy else None
         rps = r["steady_rps"] if steady and r.get("steady_rps") else r["rps"]
-        rounds.append({"raw_rps": raw["runs_per_s"], "rps": rps, "window_rps": r["rps"], "ratio": rps / raw["runs_per_s"],
+        after = raw_rate()
+        raw_rps = (before["runs_per_s"] + after["runs_per_s"]) / 2.0
+        rounds.append({"raw_rps": raw_rps, "raw_before_after": [before["runs_per_s"], after["runs_per_s"]],
+                       "rps": rps, "window_rps": r["rps"], "ratio": rps / raw_rps,
                        "busy": r["busy"], "utilisation": util, "concurrency": c, "client": r["client"],
                        "rate": "first to last answer" if steady else "whole window", "health": health,
                        "health_ms": [round(_ms(x), 3) for x in sorted(poller.latencies)]})
-        log("run %d pair %d  mid %d: raw %.1f runs/s, edgeapp c=%d %.1f req/s = %.2f× (503: %d, accelerator busy %s, "
-            "health p99 %s ms)" % (run_no, i + 1, mid, raw["runs_per_s"], c, rps, rps / raw["runs_per_s"], r["busy"],
-                                   "%.0f%%" % (100 * util) if util is not None else "?", f1(health["p99_ms"])))
+        log("run %d pair %d  mid %d: raw %.1f runs/s (%.1f before, %.1f after), edgeapp c=%d %.1f req/s = %.2f× "
+            "(503: %d, accelerator busy %s, health p99 %s ms)" % (
+                run_no, i + 1, mid, raw_rps, before["runs_per_s"], after["runs_per_s"], c, rps, rps / raw_rps,
+                r["busy"], "%.0f%%" % (100 * util) if util is not None else "?", f1(health["p99_ms"])))
     return rounds
 
 
@@ -1153,11 +1164,13 @@ def render(summary, meta):
             f1(raw["p50_ms"], "%.2f"),
             f1(eh[0]["p99_ms"] if eh else None), f1(nh[0]["p99_ms"] if nh else None)))
     if summary.get("pairs"):
-        lines += ["", "Paired rounds, the figures the targets are judged on: the raw loop, then edgeapp saturated "
-                      "(binary endpoint, as many clients as queue slots) for as long, back to back, with /api/health "
-                      "polled every 20 ms on a fresh connection meanwhile; the ratio is taken within each round, then "
-                      "the median per run and over the runs. Load: wrk; for a model slower than %.0f ms a run, our "
-                      "Python client, and its rate from the first to the last answer of the round (n - 1 answers "
+        lines += ["", "Paired rounds, the figures the targets are judged on: edgeapp saturated (binary endpoint, as "
+                      "many clients as queue slots) between two raw loops as long, back to back (raw, edgeapp, raw, "
+                      "edgeapp, ..., raw), with /api/health polled every 20 ms on a fresh connection meanwhile; a "
+                      "round's ratio is its edgeapp rate over the mean of the raw loops on either side of it (a "
+                      "steady drift of this host's speed cancels), then the median per run and over the runs. "
+                      "Load: wrk; for a model slower than %.0f ms a run, our Python client, and its rate from "
+                      "the first to the last answer of the round (n - 1 answers "
                       "over that time, as the raw loop's rate is taken; the whole-window count, which ends in a "
                       "partial run, is in brackets). /api/health over every sample of every round. Accelerator "
                       "busy = the growth of the model's accelerator_s_total (/api/status) over the wall time "
