@@ -101,3 +101,14 @@ def test_steady_rate_counts_answers_between_the_first_and_the_last():
     bench = load_bench()
     assert bench.steady_rate([2.0, 0.5, 1.5, 1.0]) == pytest.approx(2.0)
     assert bench.steady_rate([1.0, 1.0]) is None and bench.steady_rate([]) is None
+
+
+def test_load_clients_pay_their_first_lookup_before_the_clock():
+    # A process's first getaddrinfo imports the idna codec (milliseconds, holding the GIL); the
+    # load clients do it before timing anything, or the first burst measures the client.
+    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('b', %r); "
+            "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b); "
+            "before = 'encodings.idna' in sys.modules; b.warm_up_resolver('127.0.0.1', 9); "
+            "print(before, 'encodings.idna' in sys.modules)" % str(BENCH))
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"], out.stdout
