@@ -1424,8 +1424,8 @@ def main(argv=None):
     p.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--start-timeout", type=float, default=300.0, help="seconds a server may take to be ready")
     p.add_argument("--pairs", type=int, default=3,
-                   help="rounds of raw loop + edgeapp saturated, back to back, per model and run: the ratios "
-                        "the targets are judged on (default 3; 0 skips them)")
+                   help="rounds of edgeapp saturated between two raw loops (raw, edgeapp, raw, ...), back to "
+                        "back, per model and run: the ratios the targets are judged on (default 3; 0 skips them)")
     p.add_argument("--overload-clients", type=int, default=64,
                    help="clients of the overload case (default 64; 0: skip it)")
     p.add_argument("--overload-mb", type=float, default=4.0, help="size of its JPEG, MB (default 4)")
