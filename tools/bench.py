@@ -1180,9 +1180,9 @@ def render(summary, meta):
                       "round's ratio is its edgeapp rate over the mean of the raw loops on either side of it (a "
                       "steady drift of this host's speed cancels), then the median per run and over the runs. "
                       "Load: wrk; for a model slower than %.0f ms a run, our Python client, and its rate from "
-                      "the first to the last answer of the round (n - 1 answers "
-                      "over that time, as the raw loop's rate is taken; the whole-window count, which ends in a "
-                      "partial run, is in brackets). /api/health over every sample of every round. Accelerator "
+                      "the first to the last answer of the round (n - 1 answers over that time, as the raw loop's "
+                      "rate is taken; the whole-window count, which ends in a partial run, is in brackets). "
+                      "/api/health over every sample of every round. Accelerator "
                       "busy = the growth of the model's accelerator_s_total (/api/status) over the wall time "
                       "between the two readings around the load (the load's start and end included):" % STEADY_MS,
                   "",
