@@ -7,7 +7,9 @@ import base64
 import io
 import json
 import os
+import resource
 import signal
+import sys
 import socket
 import time
 from wsgiref.util import setup_testing_defaults
@@ -751,7 +753,6 @@ def test_a_refused_upload_is_dropped_without_being_copied():
     # The selector thread drops a refused upload's body while lingering; on Linux the kernel frees
     # it without copying it out (MSG_TRUNC), so the scratch buffer stays as it was. The client,
     # which reads only after sending everything (as requests does), still gets its JSON 503.
-    import sys
     import threading
 
     from edgeapp import httpd
@@ -773,3 +774,50 @@ def test_a_refused_upload_is_dropped_without_being_copied():
             assert httpd.DROP_FLAGS and not any(srv._scratch)
     finally:
         srv.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice is Linux's")
+def test_the_selector_thread_runs_above_the_request_threads(monkeypatch, caplog):
+    # Under a burst of uploads the selector thread (accepting, refusing) must not queue behind the
+    # decodes of the admitted requests on the same CPU: it alone gets a higher priority where the
+    # service may (root, RLIMIT_NICE), and says why where it may not.
+    import threading
+
+    from edgeapp import httpd
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    def serve(srv):
+        srv.prepare()
+        selector = threading.Thread(target=srv.serve, daemon=True)
+        selector.start()
+        url = "http://127.0.0.1:%d/" % srv.bind_addr[1]
+        assert requests.get(url, timeout=10).text == "ok"  # it is serving
+        return selector
+
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    selector = serve(srv)
+    try:
+        nice = {t.native_id: os.getpriority(os.PRIO_PROCESS, t.native_id) for t in threading.enumerate()}
+        others = [t.native_id for t in srv.requests._threads] + [threading.get_native_id()]
+        assert all(nice[tid] == 0 for tid in others), nice
+        allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - httpd.SELECTOR_NICE
+        assert nice[selector.native_id] == (httpd.SELECTOR_NICE if allowed else 0), nice
+    finally:
+        srv.stop()
+
+    def refused(which, who, nice):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(httpd.os, "setpriority", refused)
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    with caplog.at_level("INFO", logger="edgeapp.http"):
+        selector = serve(srv)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, selector.native_id) == 0
+        assert "the selector thread keeps its CPU priority" in caplog.text and "RLIMIT_NICE" in caplog.text
+    finally:
+        srv.stop()
+

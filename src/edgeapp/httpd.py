@@ -67,6 +67,11 @@ MAX_PARKED = 256             # connections waiting in the selector; beyond it th
 # recv flags that drop input without copying it (Linux, TCP); elsewhere it lands in a scratch buffer
 DROP_FLAGS = getattr(socket, "MSG_TRUNC", 0) if sys.platform.startswith("linux") else 0
 KEEP_ALIVE_LIMIT = 128       # idle connections kept open for another request (cheroot's default: 10)
+# The selector thread's CPU priority (nice; the other threads keep 0). It accepts, reads heads and
+# refuses, a little work each time, but under a burst of uploads it queued behind the admitted
+# requests' decodes on the same CPU and new connections waited in the listen backlog. Needs root
+# (the init scripts run the service as root) or RLIMIT_NICE; without either it keeps 0, and says so.
+SELECTOR_NICE = -5
 
 
 class Server(wsgi.Server):
@@ -146,6 +151,12 @@ class Server(wsgi.Server):
         selector.select = select_then_refuse
         for i in range(self._light_count):
             threading.Thread(target=self._light_loop, name="http-light-%d" % i, daemon=True).start()
+
+    def serve(self):
+        # Run by the thread that becomes the selector thread; the pool threads started earlier.
+        # (cheroot's thread for a full queue, started next, inherits it: put_conn leaves it idle.)
+        raise_priority(SELECTOR_NICE, "the selector thread")
+        super().serve()
 
     def stop(self):
         self._stopped.set()
@@ -579,6 +590,20 @@ class _Request(cheroot_server.HTTPRequest):
         except socket.error as ex:
             if ex.args[0] not in cheroot_errors.socket_errors_to_ignore:
                 raise
+
+
+def raise_priority(nice, who):
+    """Give the calling thread (Linux: nice is per thread) a higher CPU priority; True if it has it."""
+    if nice >= 0 or not sys.platform.startswith("linux") or not hasattr(threading, "get_native_id"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as e:
+        log.info("%s keeps its CPU priority (nice %d, not %d): %s; run as root or raise RLIMIT_NICE"
+                 " (ulimit -e, systemd LimitNICE=)", who, os.getpriority(os.PRIO_PROCESS, 0), nice,
+                 e.strerror)
+        return False
+    return True
 
 
 def error_response(err):
