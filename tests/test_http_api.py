@@ -821,3 +821,46 @@ def test_the_selector_thread_runs_above_the_request_threads(monkeypatch, caplog)
     finally:
         srv.stop()
 
+
+def test_a_selector_turn_drops_few_refused_bodies_and_every_upload_still_gets_its_503(monkeypatch):
+    # New connections are taken first in a selector turn, and only DRAINS_PER_TURN refused uploads
+    # are dropped in it (new heads waited behind the drops); the others wait for later turns, and
+    # every client, which reads only after sending all (as requests does), still gets its 503.
+    import threading
+
+    from edgeapp import httpd
+    from edgeapp.errors import Busy
+
+    def app(environ, start_response):
+        raise AssertionError("a refused request never reaches the application")
+
+    monkeypatch.setattr(httpd, "DRAINS_PER_TURN", 1)
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    srv.shed = lambda method, target, waiting: Busy("full; retry", retry_after=1) if method == b"POST" else None
+    srv.prepare()
+    drains, select = [], srv._connections._selector.select
+
+    def counting_select(timeout=None):
+        ready = select(timeout)
+        drains.append(sum(1 for _, conn in ready if getattr(conn, "lingering", False)))
+        return ready
+
+    srv._connections._selector.select = counting_select
+    threading.Thread(target=srv.serve, daemon=True).start()
+    url = "http://127.0.0.1:%d/api/model/service/binary?mid=1" % srv.bind_addr[1]
+    answers, body = [], b"\xff" * (16 * 1024 * 1024)  # more than the socket buffers hold: drops needed
+
+    def upload():
+        r = requests.post(url, data=body, timeout=30)
+        answers.append((r.status_code, r.json()["code"]))
+
+    clients = [threading.Thread(target=upload) for _ in range(6)]
+    try:
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(60)
+        assert len(answers) == 6 and all(status == 503 and code != 0 for status, code in answers), answers
+        assert max(drains) == 1 and sum(drains) >= 6, drains
+    finally:
+        srv.stop()
