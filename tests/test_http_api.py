@@ -9,8 +9,8 @@ import json
 import os
 import resource
 import signal
-import sys
 import socket
+import sys
 import time
 from wsgiref.util import setup_testing_defaults
 

@@ -146,13 +146,11 @@ class Server(wsgi.Server):
             # New connections and requests first, then at most DRAINS_PER_TURN refused uploads
             # to drop: under a flood of uploads the drops were most of a turn, and new heads
             # waited behind them. The other lingering connections stay ready for the next turns.
-            ready = list(select(timeout=timeout))
-            fresh = [item for item in ready if not getattr(item[1], "lingering", False)]
-            if len(fresh) < len(ready):
-                fresh += [item for item in ready if getattr(item[1], "lingering", False)][:DRAINS_PER_TURN]
-            ready = fresh
+            fresh, drops = [], []
+            for item in select(timeout=timeout):
+                (drops if getattr(item[1], "lingering", False) else fresh).append(item)
             self._refuse_due()
-            return ready
+            return fresh + drops[:DRAINS_PER_TURN]
 
         selector.select = select_then_refuse
         for i in range(self._light_count):
