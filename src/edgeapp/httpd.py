@@ -16,6 +16,9 @@ hold every thread and nobody else would be served. So here:
   answer must be read by the client at that rate too: a slow client holds a thread for a bounded
   time only;
 - when every thread is busy and the accepted queue is full, the answer is an immediate 503;
+- the selector thread runs above the other threads (SELECTOR_NICE), so that under a burst of
+  uploads it accepts and refuses before the admitted images' decodes, and each of its turns takes
+  new connections first and drops at most DRAINS_PER_TURN refused bodies;
 - every answer cheroot gives by itself (malformed request, timeouts, limits, busy) is the JSON
   envelope with an edgeapp error code, like the application's answers;
 - after an answer sent before the whole request was read (413, 503, 408, ...), the rest of the
@@ -597,17 +600,15 @@ class _Request(cheroot_server.HTTPRequest):
 
 
 def raise_priority(nice, who):
-    """Give the calling thread (Linux: nice is per thread) a higher CPU priority; True if it has it."""
+    """Give the calling thread (Linux: nice is per thread) a higher CPU priority, or log why not."""
     if nice >= 0 or not sys.platform.startswith("linux") or not hasattr(threading, "get_native_id"):
-        return False
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except OSError as e:
         log.info("%s keeps its CPU priority (nice %d, not %d): %s; run as root or raise RLIMIT_NICE"
                  " (ulimit -e, systemd LimitNICE=)", who, os.getpriority(os.PRIO_PROCESS, 0), nice,
                  e.strerror)
-        return False
-    return True
 
 
 def error_response(err):
