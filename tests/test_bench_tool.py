@@ -1,6 +1,7 @@
 """tools/bench.py in a tiny configuration: the fast model, concurrency 1 and 2, 1 s per case, our
 Python client only (no wrk needed). Checks that the report has every row and that the numbers are
 sane, not that they are fast: this machine is shared and noisy."""
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -112,3 +113,43 @@ def test_load_clients_pay_their_first_lookup_before_the_clock():
             "print(before, 'encodings.idna' in sys.modules)" % str(BENCH))
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
     assert out.stdout.split() == ["False", "True"], out.stdout
+
+
+def test_raw_server_times_runs_when_asked_without_loading_again(tmp_path, fast_model_dir):
+    # A slow model's paired rounds: one raw process, loaded once, timing a few runs at a time.
+    bench = load_bench()
+    image = str(tmp_path / "page.jpg")
+    bench.default_image(image)
+    raw = bench.RawServer(str(fast_model_dir), 2, image)
+    try:
+        assert raw.info["input_shape"] == [1, 3, 48, 192] and raw.info["load_s"] > 0
+        first, second = raw.runs(3), raw.runs(5)
+        assert (first["runs"], second["runs"]) == (3, 5)
+        assert second["runs_per_s"] > 0 and second["ms_per_run"] == pytest.approx(1000.0 / second["runs_per_s"])
+        assert second["load_s"] == raw.info["load_s"]  # the same process: loaded once
+    finally:
+        raw.close()
+    assert raw.proc.returncode == 0  # stdin closed: it ends by itself
+
+    with pytest.raises(SystemExit, match="no model 99"):
+        bench.RawServer(str(fast_model_dir), 99, image)
+
+
+def test_steady_busy_is_the_accelerator_share_between_the_first_and_the_last_answer():
+    bench = load_bench()
+    header = "queue;dur=0.40, decode;dur=0.55, inference;dur=450.00, postprocess;dur=3.10"
+    assert bench.timing_ms(header, "inference") == 450.0 and bench.timing_ms(header, "render") is None
+    # Answers 0.5 s apart, 450 ms of inference each: the accelerator busy 90% of the time between.
+    answers = [(1.0 + 0.5 * k, bench.timing_ms(header, "inference")) for k in range(5)]
+    assert bench.steady_busy(answers[::-1]) == pytest.approx(0.9)
+    assert bench.steady_busy(answers[:2]) is None and bench.steady_busy([]) is None
+
+
+def test_raw_against_raw_rounds_a_loaded_raw_process_between_fresh_ones(tmp_path, fast_model_dir):
+    bench = load_bench()
+    image = str(tmp_path / "page.jpg")
+    bench.default_image(image)
+    args = argparse.Namespace(model_dir=str(fast_model_dir), image_path=image, settings={}, pairs=2,
+                              min_requests=5, max_requests=1000)
+    ratios = bench.raw_against_raw(args, 2, 0.2, 2.0, 1)
+    assert len(ratios) == 2 and all(0.2 < x < 5 for x in ratios), ratios  # the same loop: near 1, host allowing

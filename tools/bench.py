@@ -159,6 +159,8 @@ def cmd_raw(argv):
     p.add_argument("--max-runs", type=int, default=100000)
     p.add_argument("--threads", type=int, default=0, help="Paddle Lite threads, as EDGEAPP_LITE_THREADS")
     p.add_argument("--cpus", default="", help="CPUs to run on, as EDGEAPP_WORKER_CPUS")
+    p.add_argument("--serve", action="store_true",
+                   help="load once, then for each line N on stdin time N runs and print them (EOF ends)")
     args = p.parse_args(argv)
     from edgeapp import config, lite
 
@@ -171,25 +173,36 @@ def cmd_raw(argv):
     for _ in range(2):  # warm-up, as the service does: Paddle Lite allocates on the first runs
         pred.run([tensor])
     load_s = time.monotonic() - t0
+    info = {"mid": b.id, "name": b.name, "type": b.type, "input_shape": list(tensor.shape), "load_s": load_s}
+    if not args.serve:
+        info.update(time_runs(pred, tensor, args.seconds, args.min_runs, args.max_runs))
+        print(json.dumps(info))
+        return 0
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        info.update(time_runs(pred, tensor, 0.0, n, n))
+        print(json.dumps(info), flush=True)
+    return 0
+
+
+def time_runs(pred, tensor, seconds, min_runs, max_runs):
+    """predictor.run back to back for seconds (and at least min_runs, at most max_runs)."""
     times = []
     start = time.perf_counter()
-    end, cap = start + args.seconds, start + hard_cap(args.seconds)
+    end, cap = start + seconds, start + hard_cap(max(seconds, 1.0))
     now = start
-    while len(times) < args.max_runs and now < cap and (now < end or len(times) < args.min_runs):
+    while len(times) < max_runs and now < cap and (now < end or len(times) < min_runs):
         pred.run([tensor])
         t = time.perf_counter()
         times.append(t - now)
         now = t
     elapsed = now - start
     times.sort()
-    print(json.dumps({
-        "mid": b.id, "name": b.name, "type": b.type, "input_shape": list(tensor.shape),
-        "runs": len(times), "seconds": elapsed, "runs_per_s": len(times) / elapsed,
-        "ms_per_run": 1000.0 * elapsed / len(times),
-        "p50_ms": 1000.0 * percentile(times, 50), "p99_ms": 1000.0 * percentile(times, 99),
-        "load_s": load_s, "rss_mb": mb(rss_of(os.getpid())),
-    }))
-    return 0
+    return {"runs": len(times), "seconds": elapsed, "runs_per_s": len(times) / elapsed,
+            "ms_per_run": 1000.0 * elapsed / len(times),
+            "p50_ms": 1000.0 * percentile(times, 50), "p99_ms": 1000.0 * percentile(times, 99),
+            "rss_mb": mb(rss_of(os.getpid()))}
 
 
 def hard_cap(seconds):
@@ -197,22 +210,67 @@ def hard_cap(seconds):
     return 10 * seconds + 60
 
 
-def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None):
-    """The raw loop in a fresh process, run as the server's settings run its worker: its Paddle
-    Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's OMP_NUM_THREADS) and its CPUs
+def raw_command(model_dir, mid, image_path, settings):
+    """The raw loop's command and environment, run as the server's settings run its worker: its
+    Paddle Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's OMP_NUM_THREADS) and its CPUs
     (EDGEAPP_WORKER_CPUS)."""
     from edgeapp.worker import threads_env
 
     threads = int((settings or {}).get("EDGEAPP_LITE_THREADS") or 0)
     cmd = [sys.executable, os.path.abspath(__file__), "raw", "--model-dir", model_dir, "--mid", str(mid),
-           "--image", image_path, "--seconds", str(seconds), "--min-runs", str(min_runs),
-           "--max-runs", str(max_runs), "--threads", str(threads),
-           "--cpus", (settings or {}).get("EDGEAPP_WORKER_CPUS") or ""]
-    out = subprocess.run(cmd, env=child_env(threads_env(threads)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+           "--image", image_path, "--threads", str(threads), "--cpus", (settings or {}).get("EDGEAPP_WORKER_CPUS") or ""]
+    return cmd, child_env(threads_env(threads))
+
+
+def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None):
+    """The raw loop in a fresh process (raw_command)."""
+    cmd, env = raw_command(model_dir, mid, image_path, settings)
+    cmd += ["--seconds", str(seconds), "--min-runs", str(min_runs), "--max-runs", str(max_runs)]
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=hard_cap(seconds) + 300)
     if out.returncode != 0:
         raise SystemExit("the raw loop for mid %d failed:\n%s%s" % (mid, out.stdout, out.stderr))
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class RawServer:
+    """One raw-loop process (raw_command, --serve) that times N runs whenever asked: short raw
+    rounds without loading the model each time."""
+
+    def __init__(self, model_dir, mid, image_path, settings=None, timeout=300.0):
+        cmd, env = raw_command(model_dir, mid, image_path, settings)
+        self.mid, self.timeout = mid, timeout
+        self.err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: Paddle Lite's log cannot fill it
+        self.proc = subprocess.Popen(cmd + ["--serve"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, universal_newlines=True)
+        self.info = self._answer()
+
+    def runs(self, n):
+        self.proc.stdin.write("%d\n" % n)
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self):
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.err.seek(0)
+            raise SystemExit("the raw loop for mid %d failed:\n%s" % (self.mid, self.err.read()))
+        return json.loads(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.err.close()
 
 
 # ---- the Python load client (subprocess) ---------------------------------------------------------
@@ -431,6 +489,7 @@ def py_load(url, body, content_type, concurrency, seconds, max_requests, timeout
     out = _run_clients(worker, results, start, "py")
     out["server_timing"] = server_timing([h for r in results for h in r[4]])
     out["steady_rps"] = steady_rate(x for r in results for x in r[5])
+    out["steady_busy"] = steady_busy([(t, timing_ms(h, "inference")) for r in results for t, h in zip(r[5], r[4])])
     return out
 
 
@@ -440,6 +499,32 @@ def steady_rate(done):
     last interval in a fixed window would count against it: one 0.5 s run in 6 s is 8%."""
     done = sorted(done)
     return (len(done) - 1) / (done[-1] - done[0]) if len(done) >= 3 and done[-1] > done[0] else None
+
+
+def steady_busy(answers):
+    """(answer time s, its Server-Timing inference ms) pairs -> the share of the time from the
+    first to the last answer that the accelerator spent on the answers after the first. Inference
+    is the worker's tensors in, run and tensors out, what the raw loop times, so a host that slows
+    down slows both sides: about 1.0 means the accelerator never waited for work."""
+    answers = sorted((t, ms) for t, ms in answers if ms is not None)
+    if len(answers) < 3 or answers[-1][0] <= answers[0][0]:
+        return None
+    return sum(ms for _, ms in answers[1:]) / 1000.0 / (answers[-1][0] - answers[0][0])
+
+
+def timing_ms(header, phase):
+    """One phase's milliseconds from a Server-Timing header, None when absent."""
+    for part in (header or "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name == phase:
+            for param in params.split(";"):
+                key, _, value = param.strip().partition("=")
+                if key == "dur":
+                    try:
+                        return float(value)
+                    except ValueError:
+                        return None
+    return None
 
 
 def server_timing(headers):
@@ -806,6 +891,9 @@ def one_run(args, run_no, work, bodies, wrk):
         best = dict(again if again["runs_per_s"] > first["runs_per_s"] else first)
         best["runs_per_s_before_after"] = [first["runs_per_s"], again["runs_per_s"]]
         run["raw"][mid] = best
+    if args.pairs:  # the noise floor of the slower models' paired ratio, where the target is tight
+        run["raw_against_raw"] = {mid: raw_against_raw(args, mid, seconds[mid], run["raw"][mid]["ms_per_run"], run_no)
+                                  for mid in args.mids if run["raw"][mid]["ms_per_run"] > STEADY_MS}
     return run
 
 
@@ -871,14 +959,43 @@ def paired_rounds(args, srv, mid, body, seconds, wrk, run_no):
         raw_rps = (before["runs_per_s"] + after["runs_per_s"]) / 2.0
         rounds.append({"raw_rps": raw_rps, "raw_before_after": [before["runs_per_s"], after["runs_per_s"]],
                        "rps": rps, "window_rps": r["rps"], "ratio": rps / raw_rps,
-                       "busy": r["busy"], "utilisation": util, "concurrency": c, "client": r["client"],
+                       "busy": r["busy"], "utilisation": util, "steady_busy": r.get("steady_busy") if steady else None,
+                       "concurrency": c, "client": r["client"],
                        "rate": "first to last answer" if steady else "whole window", "health": health,
                        "health_ms": [round(_ms(x), 3) for x in sorted(poller.latencies)]})
         log("run %d pair %d  mid %d: raw %.1f runs/s (%.1f before, %.1f after), edgeapp c=%d %.1f req/s = %.2f× "
-            "(503: %d, accelerator busy %s, health p99 %s ms)" % (
+            "(503: %d, accelerator busy %s%s, health p99 %s ms)" % (
                 run_no, i + 1, mid, raw_rps, before["runs_per_s"], after["runs_per_s"], c, rps, rps / raw_rps,
-                r["busy"], "%.0f%%" % (100 * util) if util is not None else "?", f1(health["p99_ms"])))
+                r["busy"], "%.0f%%" % (100 * util) if util is not None else "?",
+                ", %.1f%% first to last answer" % (100 * r["steady_busy"]) if steady and r.get("steady_busy") else "",
+                f1(health["p99_ms"])))
     return rounds
+
+
+def raw_against_raw(args, mid, seconds, raw_ms, run_no):
+    """The paired rounds again, with a second raw process in edgeapp's place, loaded once as the
+    worker is (RawServer): args.pairs rounds as long as edgeapp's, each between two fresh raw
+    loops. Its ratio should be 1.0; how far it strays is what this host alone does to the ratio."""
+    runs = max(args.min_requests, int(round(seconds * 1000.0 / raw_ms)))
+    other = RawServer(args.model_dir, mid, args.image_path, args.settings)
+
+    def raw_rate():
+        return raw_loop(args.model_dir, mid, args.image_path, seconds, args.min_requests, args.max_requests,
+                        args.settings)["runs_per_s"]
+
+    ratios = []
+    try:
+        after = raw_rate()
+        for i in range(args.pairs):
+            before = after
+            rate = other.runs(runs)["runs_per_s"]
+            after = raw_rate()
+            ratios.append(rate / ((before + after) / 2.0))
+            log("run %d raw against raw %d  mid %d: %.2f runs/s between %.2f and %.2f = %.2f×" % (
+                run_no, i + 1, mid, rate, before, after, ratios[-1]))
+    finally:
+        other.close()
+    return ratios
 
 
 def _model_status(srv, mid):
@@ -1048,7 +1165,10 @@ def summarize(runs, mids):
         if rounds:
             per_run = [median([x["ratio"] for j, x in rounds if j == i]) for i in sorted({i for i, _ in rounds})]
             utils = [x["utilisation"] for _, x in rounds if x["utilisation"] is not None]
+            steady = [x["steady_busy"] for _, x in rounds if x.get("steady_busy") is not None]
             pairs[mid] = {"ratio": median(per_run), "ratios": [x["ratio"] for _, x in rounds],
+                          "steady_busy": median(steady) if steady else None,
+                          "steady_busy_range": [min(steady), max(steady)] if steady else None,
                           "raw_rps": median([x["raw_rps"] for _, x in rounds]),
                           "rps": median([x["rps"] for _, x in rounds]), "busy": sum(x["busy"] for _, x in rounds),
                           "utilisation": median(utils) if utils else None,
@@ -1056,7 +1176,14 @@ def summarize(runs, mids):
                           "rate": rounds[0][1].get("rate"), "window_ratio": median(
                               [x["window_rps"] / x["raw_rps"] for _, x in rounds if x.get("window_rps")] or [None]),
                           "health": _pooled_health([x.get("health_ms") or [] for _, x in rounds])}
+    floor = {}
+    for mid in mids:
+        per_run = [r["raw_against_raw"][mid] for r in runs if mid in (r.get("raw_against_raw") or {})]
+        if per_run:
+            floor[mid] = {"ratio": median([median(x) for x in per_run]), "ratios": [x for r in per_run for x in r],
+                          "per_run": [median(x) for x in per_run]}
     return {"raw": raw, "cases": cases, "servers": servers, "overload": overload, "pairs": pairs,
+            "raw_against_raw": floor,
             "case_seconds": {mid: median([r["case_seconds"][mid] for r in runs]) for mid in mids}}
 
 
@@ -1184,7 +1311,11 @@ def render(summary, meta):
                       "rate is taken; the whole-window count, which ends in a partial run, is in brackets). "
                       "/api/health over every sample of every round. Accelerator "
                       "busy = the growth of the model's accelerator_s_total (/api/status) over the wall time "
-                      "between the two readings around the load (the load's start and end included):" % STEADY_MS,
+                      "between the two readings around the load (the load's start and end included); for the "
+                      "slower models also, in brackets, the share of the time from the first to the last answer "
+                      "that the accelerator spent on the answers after the first (their Server-Timing inference: "
+                      "tensors in, run, tensors out, what the raw loop times; a host that slows down slows both, "
+                      "so this one is steady where the ratio is not):" % STEADY_MS,
                   "",
                   "| mid | rounds | c | load | raw runs/s | edgeapp req/s | ÷ raw, median | every round's ratio | 503 "
                   "| /api/health p50 / p99 ms | accelerator busy |",
@@ -1196,7 +1327,16 @@ def render(summary, meta):
                 mid, len(pr["ratios"]), pr["concurrency"], pr["client"], f1(pr["raw_rps"]), f1(pr["rps"]),
                 f1(pr["ratio"], "%.2f×"), " (%s)" % f1(pr.get("window_ratio"), "%.2f×") if steady else "",
                 " ".join("%.2f" % x for x in pr["ratios"]), pr["busy"], f1(h.get("p50_ms")), f1(h.get("p99_ms")),
-                "%.0f%%" % (100 * pr["utilisation"]) if pr["utilisation"] is not None else "–"))
+                ("%.0f%%" % (100 * pr["utilisation"]) if pr["utilisation"] is not None else "–")
+                + (" (%.1f%%, rounds %.1f–%.1f%%)" % (100 * pr["steady_busy"], 100 * pr["steady_busy_range"][0],
+                                                     100 * pr["steady_busy_range"][1])
+                   if pr.get("steady_busy") is not None else "")))
+        for mid, aa in (summary.get("raw_against_raw") or {}).items():
+            lines += ["", "The noise floor of mid %d's ratio: the same rounds with a second raw process in edgeapp's "
+                          "place (loaded once, as the worker is), between fresh raw loops: %s (per run %s; rounds "
+                          "%s). It should read 1.00×; the distance is this host's alone." % (
+                              mid, f1(aa["ratio"], "%.2f×"), ", ".join("%.2f×" % x for x in aa["per_run"]),
+                              " ".join("%.2f" % x for x in aa["ratios"]))]
     lines += [
         "",
         "Every case (req/s counts 200 answers only; ÷ raw uses the raw loop of the same run):",
