@@ -10,6 +10,9 @@ In ONE run, for each model, on the same input image (so the same input tensor):
   edgeapp  `python -m edgeapp serve` on 127.0.0.1 (a free port), at each concurrency on the binary,
            base64 and multipart endpoints, keep-alive connections;
   naive    tools/naive_server.py: decode + preprocess + predictor in the request thread.
+Then paired rounds (raw, edgeapp saturated, raw, ...: the ratios the targets are judged on) and, for
+models slower than STEADY_MS a run, the same rounds with a second raw process in edgeapp's place
+(raw_against_raw): how far this host's noise alone moves that ratio.
 Per case: successful req/s, p50/p95/p99 latency, 503 and error counts, peak RSS of the server and
 its children; /api/health latency, polled from a separate thread, during the highest concurrency;
 per server: start-up time to ready and idle RSS.
@@ -24,6 +27,7 @@ interpreter if it has matplotlib, else by build/chart-venv/bin/python if that ex
 
 Internal modes (run by the benchmark itself in subprocesses, usable by hand too):
     bench.py raw  --model-dir D --mid N --image F --seconds S --max-runs N
+    bench.py raw  --model-dir D --mid N --image F --serve       # then "N" lines on stdin: time N runs
     bench.py load --url U --body F --content-type T --concurrency C --seconds S --max-requests N
     bench.py chart RESULTS.json OUT.png
 """
@@ -234,8 +238,8 @@ def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=N
 
 
 class RawServer:
-    """One raw-loop process (raw_command, --serve) that times N runs whenever asked: short raw
-    rounds without loading the model each time."""
+    """One raw-loop process (raw_command, --serve), loaded once, that times N runs whenever asked:
+    the stand-in for the worker in raw_against_raw."""
 
     def __init__(self, model_dir, mid, image_path, settings=None, timeout=300.0):
         cmd, env = raw_command(model_dir, mid, image_path, settings)
@@ -514,33 +518,31 @@ def steady_busy(answers):
 
 def timing_ms(header, phase):
     """One phase's milliseconds from a Server-Timing header, None when absent."""
+    return timing_phases(header).get(phase)
+
+
+def timing_phases(header):
+    """{phase: milliseconds} of one Server-Timing header ("decode;dur=2.10, inference;dur=1.70")."""
+    phases = {}
     for part in (header or "").split(","):
         name, _, params = part.strip().partition(";")
-        if name == phase:
-            for param in params.split(";"):
-                key, _, value = param.strip().partition("=")
-                if key == "dur":
-                    try:
-                        return float(value)
-                    except ValueError:
-                        return None
-    return None
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur":
+                try:
+                    phases[name] = float(value)
+                except ValueError:
+                    pass
+    return phases
 
 
 def server_timing(headers):
-    """Median of each Server-Timing phase ("decode;dur=2.10, inference;dur=1.70, ...") over the
-    answers that carry one; None when the server sends no such header."""
+    """Median of each Server-Timing phase over the answers that carry one; None when the server
+    sends no such header."""
     phases = {}
     for h in headers:
-        for part in (h or "").split(","):
-            name, _, params = part.strip().partition(";")
-            for param in params.split(";"):
-                key, _, value = param.strip().partition("=")
-                if key == "dur":
-                    try:
-                        phases.setdefault(name, []).append(float(value))
-                    except ValueError:
-                        pass
+        for name, ms in timing_phases(h).items():
+            phases.setdefault(name, []).append(ms)
     return {name: statistics.median(v) for name, v in phases.items()} or None
 
 
