@@ -4,6 +4,7 @@ sane, not that they are fast: this machine is shared and noisy."""
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -28,6 +29,9 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
            "--seconds", "1", "--client", "py", "--overload-clients", "8", "--overload-mb", "0.5",
            "--overload-rounds", "1",
            "--pairs", "1", "--out", str(out), "--json", str(results)]
+    pinned = len(os.sched_getaffinity(0)) >= 2  # the worker on CPU 1, and the overload's clients with it
+    if pinned:
+        cmd += ["--env", "WORKER_CPUS=1"]
     r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -66,11 +70,13 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
 
     over = summary["overload"]
     assert over["clients"] == 8 and over["body_mb"] >= 0.5 and over["mid"] == 2
-    for name in ("burst", "sustained"):
+    assert over["client_cpus"] == ("1" if pinned else "")
+    for name in ("burst", "sustained") + (("burst_shared",) if pinned else ()):
         x = over[name]
         assert x["ok"] + x["busy"] > 0 and x["errors"] == 0, over  # 200 or 503, nothing else
         assert x["peak_mb"] > 0, over
     assert over["burst"]["ok"] + over["burst"]["busy"] == 8, over  # one round: each client once, all answered
+    assert "burst_shared" not in over if not pinned else over["burst_shared"]["ok"] + over["burst_shared"]["busy"] == 8
     assert over["queue_budget_mb"] > 0
 
     text = out.read_text()
@@ -81,6 +87,8 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
                 "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
+    if pinned:
+        assert "| burst, the clients on any CPU | " in text and "run on the worker's CPUs (1)" in text
     assert "| edgeapp | 2 | multipart | py | 2 |" in r.stdout  # the same report went to stdout
 
 
