@@ -296,10 +296,12 @@ def cmd_load(argv):
                         "clients at once, from --start-at (epoch seconds) every --gap seconds")
     p.add_argument("--gap", type=float, default=OVERLOAD_GAP)
     p.add_argument("--start-at", type=float, default=None)
-    p.add_argument("--cpus", default="", help="comma-separated CPUs this client runs on (default: any)")
+    p.add_argument("--cpus", default="", help="CPUs this client runs on, as EDGEAPP_WORKER_CPUS (default: any)")
     args = p.parse_args(argv)
     if args.cpus:
-        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        from edgeapp import config
+
+        os.sched_setaffinity(0, config.cpu_set(args.cpus))  # the same CPU lists as EDGEAPP_WORKER_CPUS
     with open(args.body, "rb") as f:
         body = f.read()
     if args.early:
@@ -1034,7 +1036,7 @@ def early_clients(url, body_file, content_type, clients, seconds, max_requests, 
     """`clients` early-reading clients in processes of per_process threads each: one Python
     process with 64 threads measured its own GIL more than the server. rounds > 0: bursts (see
     early_load), the first two seconds from now (the processes start first). cpus: the CPUs the
-    client processes run on ("1,2"; default any)."""
+    client processes run on, as EDGEAPP_WORKER_CPUS ("1", "2-3"; default any)."""
     counts = [per_process] * (clients // per_process) + ([clients % per_process] if clients % per_process else [])
     start_at = time.time() + 2.0
     procs = []
