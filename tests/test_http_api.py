@@ -864,3 +864,45 @@ def test_a_selector_turn_drops_few_refused_bodies_and_every_upload_still_gets_it
         assert max(drains) == 1 and sum(drains) >= 6, drains
     finally:
         srv.stop()
+
+
+def test_a_refusal_costs_the_selector_no_writer_and_shares_its_answer_bytes(monkeypatch):
+    # Under a burst the selector thread refuses dozens of uploads in a row: each must stay cheap.
+    # A refused connection never gets cheroot's writer (it is made when a thread first answers
+    # through it), and equal refusals share one built answer; every client still reads its 503.
+    import threading
+
+    from edgeapp import httpd
+    from edgeapp.errors import Busy
+
+    writers = []
+
+    class CountingWriter(httpd._Writer):
+        def __init__(self, raw, bufsize):
+            writers.append(raw)
+            super().__init__(raw, bufsize)
+
+    monkeypatch.setattr(httpd, "_Writer", CountingWriter)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = httpd.Server(("127.0.0.1", 0), app, numthreads=2)
+    srv.shed = lambda method, target, waiting: Busy("full; retry", retry_after=3) if method == b"POST" else None
+    srv.prepare()
+    threading.Thread(target=srv.serve, daemon=True).start()
+    url = "http://127.0.0.1:%d/" % srv.bind_addr[1]
+    try:
+        for _ in range(3):
+            r = requests.post(url + "api/model/service/binary?mid=1", data=b"\xff" * 100000, timeout=10)
+            assert r.status_code == 503 and r.json()["code"] != 0 and r.headers["Retry-After"] == "3", r.text
+        assert writers == []
+        assert requests.get(url, timeout=10).text == "ok" and len(writers) == 1  # a thread's answer: made then
+    finally:
+        srv.stop()
+
+    first = httpd.error_response(Busy("full; retry", retry_after=3))
+    assert httpd.error_response(Busy("full; retry", retry_after=3)) is first
+    other = httpd.error_response(Busy("full; retry", retry_after=7))
+    assert b"Retry-After: 7\r\n" in other and b"Retry-After: 3\r\n" in first and other != first

@@ -200,7 +200,7 @@ class Server(wsgi.Server):
                 if conn.head_started is None:
                     conn.head_started = time.monotonic()
                 raw.pending += data
-                want = _still_wanted(raw.pending)
+                want = None  # known below, unless the request line alone has it refused
         end = _head_end(raw.pending)
         if end >= 0 and self.shed is not None:
             line = bytes(raw.pending[:raw.pending.find(b"\n")]).split()
@@ -208,6 +208,8 @@ class Server(wsgi.Server):
             if err is not None:  # under overload: no thread, no parsing, the body is dropped
                 return self._refuse_later(conn, err)
             conn.waiting = line[0] == b"POST"
+        if want is None:
+            want = _still_wanted(raw.pending)
         if end >= 0 and self.quick is not None and self._answer_quick(conn, end):
             return
         if want:
@@ -466,15 +468,31 @@ class _Connection(cheroot_server.HTTPConnection):
     waiting = False         # a POST the shed let through, counted in Server._waiting until started
 
     def __init__(self, server, sock, makefile=None):
+        # cheroot's __init__, minus its two lru_cache wrappers per connection (for the peer
+        # credentials of a UNIX socket) and with the writer made when first used: the selector
+        # thread makes one of these for every connection of a burst, and a refused upload never
+        # writes through cheroot (with the shared 503 bytes, the selector's CPU per refusal went
+        # from 130-170 to 60-90 us).
         self._clock = None  # (start, grace, rate) of the current transfer phase
         self._moved = 0
-        super().__init__(server, sock, self._files)
+        self.server = server
+        self.socket = sock
+        self.rfile = _Reader(_RawReader(sock, self), self.rbufsize)
+        self._wfile = None
+        self.requests_seen = 0
+        self.peercreds_enabled = server.peercreds_enabled
+        self.peercreds_resolve_enabled = server.peercreds_resolve_enabled
         self.RequestHandlerClass = _Request
 
-    def _files(self, sock, mode, bufsize):
-        if "r" in mode:
-            return _Reader(_RawReader(sock, self), bufsize)
-        return _Writer(_RawWriter(sock, self), bufsize)
+    @property
+    def wfile(self):
+        if self._wfile is None:
+            self._wfile = _Writer(_RawWriter(self.socket, self), self.wbufsize)
+        return self._wfile
+
+    @wfile.setter
+    def wfile(self, f):  # cheroot replaces it for a protocol upgrade
+        self._wfile = f
 
     def clock(self, phase):
         """Start the deadline of a phase: "body" (reading it), "answer" (writing it) or None."""
@@ -611,18 +629,30 @@ def raise_priority(nice, who):
                  e.strerror)
 
 
+_ERROR_RESPONSES = {}  # error_response's answers: in a burst of refusals they are all the same 503
+_ERROR_RESPONSES_MAX = 64
+
+
 def error_response(err):
     """A whole HTTP/1.1 response (Connection: close) carrying err's envelope."""
+    retry = retry_after_header(err)
+    key = (type(err), err.status, err.code, err.msg, retry)
+    out = _ERROR_RESPONSES.get(key)
+    if out is not None:
+        return out
     body = dumps(failure(err.code, err.msg)).encode("utf-8")
     try:
         phrase = http.HTTPStatus(err.status).phrase
     except ValueError:
         phrase = "Error"
     headers = [("Content-Type", JSON_TYPE), ("Connection", "close")] + SECURITY_HEADERS
-    retry = retry_after_header(err)
     if retry is not None:
         headers.append(("Retry-After", retry))
-    return _response(err.status, headers, body, phrase)
+    out = _response(err.status, headers, body, phrase)
+    if len(_ERROR_RESPONSES) >= _ERROR_RESPONSES_MAX:
+        _ERROR_RESPONSES.clear()
+    _ERROR_RESPONSES[key] = out
+    return out
 
 
 def _response(status, headers, body, phrase=None):
