@@ -73,9 +73,11 @@ DROP_FLAGS = getattr(socket, "MSG_TRUNC", 0) if sys.platform.startswith("linux")
 KEEP_ALIVE_LIMIT = 128       # idle connections kept open for another request (cheroot's default: 10)
 # The selector thread's CPU priority (nice; the other threads keep 0). It accepts, reads heads and
 # refuses, a little work each time, but under a burst of uploads it queued behind the admitted
-# requests' decodes on the same CPU and new connections waited in the listen backlog. Needs root
-# (the init scripts run the service as root) or RLIMIT_NICE; without either it keeps 0, and says so.
-SELECTOR_NICE = -5
+# requests' decodes on the same CPU and new connections waited in the listen backlog. At -5 it
+# still waited for that CPU as long as it ran (CFS shares it by weight: -5 against four decoding
+# threads is 43%); at -10, 70%. Needs root (the init scripts run the service as root) or
+# RLIMIT_NICE (ulimit -e 30); without either it keeps 0, and says so.
+SELECTOR_NICE = -10
 
 
 class Server(wsgi.Server):
