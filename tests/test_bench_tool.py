@@ -76,6 +76,10 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
         x = over[name]
         assert x["ok"] + x["busy"] > 0 and x["errors"] == 0, over  # 200 or 503, nothing else
         assert x["peak_mb"] > 0, over
+        if x["busy"] and sys.platform.startswith("linux"):
+            # the kernel's receive stamp on each 503: in the socket before the client read it
+            assert x["arrived_within_50ms"] >= x["busy_within_50ms"], x
+            assert 0 < x["arrived_p50_ms"] <= x["busy_p50_ms"] and x["arrived_max_ms"] <= x["busy_max_ms"], x
     assert over["burst"]["ok"] + over["burst"]["busy"] == 8, over  # one round: each client once, all answered
     assert "burst_shared" not in over if not pinned else over["burst_shared"]["ok"] + over["burst_shared"]["busy"] == 8
     assert over["queue_budget_mb"] > 0
@@ -88,6 +92,7 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
                 "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
+    assert "the same at the clients' sockets |" in text and "SO_TIMESTAMPNS" in text
     if pinned:
         assert "| burst, the clients on any CPU | " in text and "run on the worker's CPUs (%d)" % cpus[-1] in text
     assert "| edgeapp | 2 | multipart | py | 2 |" in r.stdout  # the same report went to stdout
