@@ -1090,21 +1090,29 @@ def early_clients(url, body_file, content_type, clients, seconds, max_requests, 
     ok = sorted(x for o in outs for x in o["ok_ms_all"])
     busy = sorted(x for o in outs for x in o["busy_ms_all"])
     stamped = [o.get("busy_arrived_ms_all") for o in outs]
-    arrived = sorted(x for xs in stamped for x in xs) if all(xs is not None for xs in stamped) else []
+    arrived = sorted(x for xs in stamped for x in xs) if all(xs is not None for xs in stamped) else None
     elapsed = max(o["seconds"] for o in outs)
     errors = {}
     for o in outs:
         for k, v in o["error_kinds"].items():
             errors[k] = errors.get(k, 0) + v
-    return {"client": "early", "seconds": elapsed, "ok": len(ok), "busy": len(busy),
-            "busy_p50_ms": percentile(busy, 50), "busy_p99_ms": percentile(busy, 99),
-            "busy_max_ms": busy[-1] if busy else None, "busy_within_50ms": sum(1 for x in busy if x <= 50.0),
-            "arrived_p50_ms": percentile(arrived, 50), "arrived_p99_ms": percentile(arrived, 99),
-            "arrived_max_ms": arrived[-1] if arrived else None,
-            "arrived_within_50ms": sum(1 for x in arrived if x <= 50.0) if arrived else None,
-            "errors": sum(o["errors"] for o in outs), "error_kinds": errors,
-            "rps": len(ok) / elapsed if elapsed > 0 else 0.0, "p50_ms": percentile(ok, 50),
-            "processes": len(counts)}
+    out = {"client": "early", "seconds": elapsed, "ok": len(ok), "busy": len(busy),
+           "errors": sum(o["errors"] for o in outs), "error_kinds": errors,
+           "rps": len(ok) / elapsed if elapsed > 0 else 0.0, "p50_ms": percentile(ok, 50),
+           "processes": len(counts)}
+    out.update(latency_tail(busy, "busy"))
+    out.update(latency_tail(arrived, "arrived"))
+    return out
+
+
+def latency_tail(values, name):
+    """name_p50_ms, name_p99_ms, name_max_ms and name_within_50ms (a count) of sorted latencies in
+    ms; all None when values is None (not measured)."""
+    keys = [name + k for k in ("_p50_ms", "_p99_ms", "_max_ms", "_within_50ms")]
+    if values is None:
+        return dict.fromkeys(keys)
+    return dict(zip(keys, (percentile(values, 50), percentile(values, 99), values[-1] if values else None,
+                           sum(1 for x in values if x <= 50.0))))
 
 
 OVERLOAD_LOADS = ("burst", "burst_shared", "sustained")  # burst_shared: the clients on any CPU (overload_case)
