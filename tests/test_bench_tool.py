@@ -40,6 +40,11 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     summary = json.loads(results.read_text())["summary"]
     raw = summary["raw"]["2"]
     assert raw["runs"] > 0 and raw["runs_per_s"] > 0 and raw["input_shape"] == [1, 3, 48, 192]
+    # concurrency 1's floor: whole requests through edgeapp's code in the raw process, no HTTP
+    req = raw["requests"]
+    assert req["p50_ms"] > 0 and set(req["phases_ms"]) == {"decode", "preprocess", "inference", "postprocess"}, req
+    assert all(ms > 0 for ms in req["phases_ms"].values()), req
+    assert summary["servers"]["edgeapp"]["health_c1_p50_ms"] is None  # wrk's figure; this run has no wrk
 
     cases = {(c["server"], c["endpoint"], c["concurrency"]): c for c in summary["cases"]}
     expected = {("edgeapp", e, c) for e in ("binary", "base64", "multipart") for c in (1, 2)}
@@ -92,6 +97,7 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
                 "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text
+    assert "Concurrency 1, mid 2: the raw run's p50 is " in text and "with neither HTTP nor the worker" in text
     assert "the same at the clients' sockets |" in text and "SO_TIMESTAMPNS" in text
     if pinned:
         assert "| burst, the clients on any CPU | " in text and "run on the worker's CPUs (%d)" % cpus[-1] in text

@@ -10,6 +10,9 @@ In ONE run, for each model, on the same input image (so the same input tensor):
   edgeapp  `python -m edgeapp serve` on 127.0.0.1 (a free port), at each concurrency on the binary,
            base64 and multipart endpoints, keep-alive connections;
   naive    tools/naive_server.py: decode + preprocess + predictor in the request thread.
+Concurrency 1's floor beside them: after its first loop the raw process also times whole requests
+through edgeapp's own code, one at a time, with neither HTTP nor the worker (time_requests), and
+wrk times a bodiless GET /api/health at c=1 over keep-alive.
 Then paired rounds (raw, edgeapp saturated, raw, ...: the ratios the targets are judged on) and, for
 models slower than STEADY_MS a run, the same rounds with a second raw process in edgeapp's place
 (raw_against_raw): how far this host's noise alone moves that ratio.
@@ -26,7 +29,7 @@ interpreter if it has matplotlib, else by build/chart-venv/bin/python if that ex
     .venv/bin/python -m venv build/chart-venv && build/chart-venv/bin/pip install matplotlib
 
 Internal modes (run by the benchmark itself in subprocesses, usable by hand too):
-    bench.py raw  --model-dir D --mid N --image F --seconds S --max-runs N
+    bench.py raw  --model-dir D --mid N --image F --seconds S --max-runs N [--requests]
     bench.py raw  --model-dir D --mid N --image F --serve       # then "N" lines on stdin: time N runs
     bench.py load --url U --body F --content-type T --concurrency C --seconds S --max-requests N
     bench.py chart RESULTS.json OUT.png
@@ -170,6 +173,8 @@ def cmd_raw(argv):
     p.add_argument("--cpus", default="", help="CPUs to run on, as EDGEAPP_WORKER_CPUS")
     p.add_argument("--serve", action="store_true",
                    help="load once, then for each line N on stdin time N runs and print them (EOF ends)")
+    p.add_argument("--requests", action="store_true",
+                   help="after the runs, time whole requests in this process, one at a time (time_requests)")
     args = p.parse_args(argv)
     from edgeapp import config, lite
 
@@ -185,6 +190,8 @@ def cmd_raw(argv):
     info = {"mid": b.id, "name": b.name, "type": b.type, "input_shape": list(tensor.shape), "load_s": load_s}
     if not args.serve:
         info.update(time_runs(pred, tensor, args.seconds, args.min_runs, args.max_runs))
+        if args.requests:
+            info["requests"] = time_requests(b, args.image, args.threads, min(args.seconds, 2.0), 5, args.max_runs)
         print(json.dumps(info))
         return 0
     print(json.dumps(info), flush=True)
@@ -214,6 +221,36 @@ def time_runs(pred, tensor, seconds, min_runs, max_runs):
             "rss_mb": mb(rss_of(os.getpid()))}
 
 
+def time_requests(b, image_path, threads, seconds, min_runs, max_runs):
+    """One request after another through the service's own code, with neither HTTP nor the worker
+    process: Engine.decode and Engine.infer (preprocess, run, postprocess) on a LocalAccelerator,
+    from the image file's bytes, as the binary endpoint gets them. Concurrency 1's floor."""
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.engine import Engine
+
+    with open(image_path, "rb") as f:
+        data = f.read()
+    engine = Engine({b.id: b}, LocalAccelerator({b.id: b}, threads=threads or None))
+    times, phases = [], {}
+    start = time.perf_counter()
+    end, cap = start + seconds, start + hard_cap(max(seconds, 1.0))
+    now = start
+    while len(times) < max_runs and now < cap and (now < end or len(times) < min_runs):
+        timing = {}
+        t0 = time.monotonic()
+        image, size = engine.decode(data, 10 ** 9, [b.id])
+        timing["decode"] = (time.monotonic() - t0) * 1000.0
+        engine.infer(b.id, image, timing=timing, size=size)
+        t = time.perf_counter()
+        times.append(t - now)
+        now = t
+        for k, v in timing.items():
+            phases.setdefault(k, []).append(v)
+    times.sort()
+    return {"n": len(times), "p50_ms": 1000.0 * percentile(times, 50),
+            "phases_ms": {k: statistics.median(v) for k, v in phases.items() if k != "queue"}}
+
+
 def hard_cap(seconds):
     """The longest a raw loop or a case may run, whatever --min-requests asks for."""
     return 10 * seconds + 60
@@ -231,10 +268,12 @@ def raw_command(model_dir, mid, image_path, settings):
     return cmd, child_env(threads_env(threads))
 
 
-def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None):
-    """The raw loop in a fresh process (raw_command)."""
+def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None, requests=False):
+    """The raw loop in a fresh process (raw_command); with requests, then time_requests as well."""
     cmd, env = raw_command(model_dir, mid, image_path, settings)
     cmd += ["--seconds", str(seconds), "--min-runs", str(min_runs), "--max-runs", str(max_runs)]
+    if requests:
+        cmd.append("--requests")
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=hard_cap(seconds) + 300)
     if out.returncode != 0:
@@ -607,10 +646,11 @@ def run_py_client(url, body_file, content_type, concurrency, seconds, max_reques
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_wrk(wrk, url, body_file, content_type, concurrency, seconds, max_requests, timeout):
+def run_wrk(wrk, url, body_file, content_type, concurrency, seconds, max_requests, timeout, method="POST"):
+    """wrk POSTing body_file to url (method "GET": GETting url, body_file and content_type unused)."""
     secs = max(1, int(math.ceil(seconds)))  # wrk takes whole seconds
     cmd = [wrk, "-t", "1", "-c", str(concurrency), "-d", "%ds" % secs, "--timeout", "%ds" % int(math.ceil(timeout)),
-           "-s", LUA, url, "--", body_file, content_type, str(max_requests)]
+           "-s", LUA, url, "--", body_file, content_type, str(max_requests), method]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                          timeout=secs + timeout + 60)
     line = [x for x in out.stdout.splitlines() if x.startswith("BENCH-JSON ")]
@@ -879,7 +919,7 @@ def one_run(args, run_no, work, bodies, wrk):
     seconds = {}
     for mid in args.mids:
         run["raw"][mid] = r = raw_loop(args.model_dir, mid, args.image_path, args.seconds, args.min_requests,
-                                       args.max_requests, args.settings)
+                                       args.max_requests, args.settings, requests=True)
         # A slow model gets longer cases, so that each has at least --min-requests answers' worth.
         seconds[mid] = min(max(args.seconds, args.min_requests * r["ms_per_run"] / 1000.0), hard_cap(args.seconds))
         log("run %d raw    mid %d: %.1f runs/s, %.2f ms/run; %.1f s per case" % (
@@ -895,6 +935,10 @@ def one_run(args, run_no, work, bodies, wrk):
             poller = HealthPoller(srv.host, srv.port).start()
             time.sleep(min(3.0, args.seconds))
             idle_health = poller.stop()
+            # The HTTP stack's floor at concurrency 1: a bodiless request over keep-alive.
+            health_c1 = (run_wrk(wrk, srv.url + "/api/health", "-", "-", 1, min(2.0, args.seconds), args.max_requests,
+                                 args.request_timeout, method="GET")
+                         if kind == "edgeapp" and wrk is not None else None)
             endpoints = [e for e in args.endpoints if kind == "edgeapp" or e in NAIVE_ENDPOINTS]
             for mid in args.mids:
                 for endpoint in endpoints:
@@ -915,7 +959,7 @@ def one_run(args, run_no, work, bodies, wrk):
                                                 run_no)
             status = srv.get_json("/api/status") if kind == "edgeapp" else None
             run["servers"][kind] = {"startup_s": srv.startup_s, "idle": srv.idle, "peak_mb": srv.sampler.peak(),
-                                    "status": status, "idle_health": idle_health}
+                                    "status": status, "idle_health": idle_health, "health_c1": health_c1}
         finally:
             srv.stop()
     # This machine's speed drifts by minutes (shared host): the raw loop runs again after the
@@ -927,6 +971,7 @@ def one_run(args, run_no, work, bodies, wrk):
         log("run %d raw    mid %d again: %.1f runs/s (before: %.1f); the faster is the reference" % (
             run_no, mid, again["runs_per_s"], first["runs_per_s"]))
         best = dict(again if again["runs_per_s"] > first["runs_per_s"] else first)
+        best["requests"] = first.get("requests")
         best["runs_per_s_before_after"] = [first["runs_per_s"], again["runs_per_s"]]
         run["raw"][mid] = best
     if args.pairs:  # the noise floor of the slower models' paired ratio, where the target is tight
@@ -1184,6 +1229,10 @@ def summarize(runs, mids):
         for k in ("runs_per_s", "ms_per_run", "p50_ms", "p99_ms", "rss_mb", "load_s"):
             raw[mid][k] = median([x[k] for x in rs])
         raw[mid]["runs_per_s_all"] = [x["runs_per_s"] for x in rs]
+        reqs = [x["requests"] for x in rs if x.get("requests")]
+        raw[mid]["requests"] = {"p50_ms": median([x["p50_ms"] for x in reqs]),
+                                "phases_ms": {k: median([x["phases_ms"].get(k) for x in reqs])
+                                              for k in reqs[0]["phases_ms"]}} if reqs else None
     cases = []
     keys = []
     for c in runs[0]["cases"]:
@@ -1213,7 +1262,9 @@ def summarize(runs, mids):
                          "idle_mb": median([s["idle"]["total_mb"] for s in ss]),
                          "idle_processes_mb": ss[0]["idle"]["processes_mb"],
                          "peak_mb": median([s["peak_mb"] for s in ss]),
-                         "idle_health": {k: median([s["idle_health"][k] for s in ss]) for k in ("p50_ms", "p99_ms")}}
+                         "idle_health": {k: median([s["idle_health"][k] for s in ss]) for k in ("p50_ms", "p99_ms")},
+                         "health_c1_p50_ms": median([s["health_c1"]["p50_ms"] for s in ss if s.get("health_c1")]
+                                                    or [None])}
     overload = None
     loads = [r["overload"] for r in runs if r.get("overload")]
     if loads:
@@ -1366,6 +1417,23 @@ def render(summary, meta):
             f1(e1[0]["p50_ms"] if e1 else None, "%.2f"), f1(n1[0]["p50_ms"] if n1 else None, "%.2f"),
             f1(raw["p50_ms"], "%.2f"),
             f1(eh[0]["p99_ms"] if eh else None), f1(nh[0]["p99_ms"] if nh else None)))
+    health_c1 = summary["servers"].get("edgeapp", {}).get("health_c1_p50_ms")
+    for mid, raw in summary["raw"].items():
+        req = raw.get("requests")
+        e1 = [c for c in pick("edgeapp", mid) if c["concurrency"] == 1]
+        if not req or not req["p50_ms"]:
+            continue
+        ph = req["phases_ms"]
+        lines += ["", "Concurrency 1, mid %d: the raw run's p50 is %s ms. The same request through edgeapp's own "
+                      "code in one process, with neither HTTP nor the worker (decode %s, preprocess %s, run %s, "
+                      "postprocess %s ms): p50 %s ms, raw + %s. A bodiless request to edgeapp (/api/health, wrk, "
+                      "keep-alive, c=1): p50 %s ms. edgeapp's binary endpoint at c=1: p50 %s ms, raw + %s." % (
+                          mid, f1(raw["p50_ms"], "%.2f"), f1(ph.get("decode"), "%.2f"),
+                          f1(ph.get("preprocess"), "%.2f"), f1(ph.get("inference"), "%.2f"),
+                          f1(ph.get("postprocess"), "%.2f"), f1(req["p50_ms"], "%.2f"),
+                          f1(req["p50_ms"] - raw["p50_ms"], "%.2f"), f1(health_c1, "%.2f"),
+                          f1(e1[0]["p50_ms"] if e1 else None, "%.2f"),
+                          f1(e1[0]["p50_ms"] - raw["p50_ms"] if e1 else None, "%.2f"))]
     if summary.get("pairs"):
         lines += ["", "Paired rounds, the figures the targets are judged on: edgeapp saturated (binary endpoint, as "
                       "many clients as queue slots) between two raw loops as long, back to back (raw, edgeapp, raw, "

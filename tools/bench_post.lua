@@ -1,6 +1,7 @@
 -- wrk script for tools/bench.py: POST one body file over keep-alive connections, count the
 -- answers by status, stop after a request cap, print one machine-readable line at the end.
---   wrk -t1 -c8 -d5s --timeout 60s -s tools/bench_post.lua URL -- BODY_FILE CONTENT_TYPE MAX_REQUESTS
+--   wrk -t1 -c8 -d5s --timeout 60s -s tools/bench_post.lua URL -- BODY_FILE CONTENT_TYPE MAX_REQUESTS [GET]
+-- With GET last, it GETs the URL instead (no body; BODY_FILE and CONTENT_TYPE are not read).
 -- MAX_REQUESTS is per wrk thread (bench.py runs one thread: it is plenty for a Python server).
 local threads = {}
 
@@ -9,11 +10,15 @@ function setup(thread)
 end
 
 function init(args)
-  local f = assert(io.open(args[1], "rb"))
-  wrk.method = "POST"
-  wrk.body = f:read("*a")
-  f:close()
-  wrk.headers["Content-Type"] = args[2]
+  if args[4] == "GET" then
+    wrk.method = "GET"
+  else
+    local f = assert(io.open(args[1], "rb"))
+    wrk.method = "POST"
+    wrk.body = f:read("*a")
+    f:close()
+    wrk.headers["Content-Type"] = args[2]
+  end
   max_requests = tonumber(args[3]) or 1000000
   ok, busy, other, seen = 0, 0, 0, 0
 end
