@@ -204,21 +204,27 @@ def cmd_raw(argv):
 
 def time_runs(pred, tensor, seconds, min_runs, max_runs):
     """predictor.run back to back for seconds (and at least min_runs, at most max_runs)."""
+    times, elapsed = timed_loop(lambda: pred.run([tensor]), seconds, min_runs, max_runs)
+    return {"runs": len(times), "seconds": elapsed, "runs_per_s": len(times) / elapsed,
+            "ms_per_run": 1000.0 * elapsed / len(times),
+            "p50_ms": 1000.0 * percentile(times, 50), "p99_ms": 1000.0 * percentile(times, 99),
+            "rss_mb": mb(rss_of(os.getpid()))}
+
+
+def timed_loop(step, seconds, min_runs, max_runs):
+    """step() back to back for seconds (at least min_runs, at most max_runs, never past the hard
+    cap): (sorted seconds per step, elapsed seconds)."""
     times = []
     start = time.perf_counter()
     end, cap = start + seconds, start + hard_cap(max(seconds, 1.0))
     now = start
     while len(times) < max_runs and now < cap and (now < end or len(times) < min_runs):
-        pred.run([tensor])
+        step()
         t = time.perf_counter()
         times.append(t - now)
         now = t
-    elapsed = now - start
     times.sort()
-    return {"runs": len(times), "seconds": elapsed, "runs_per_s": len(times) / elapsed,
-            "ms_per_run": 1000.0 * elapsed / len(times),
-            "p50_ms": 1000.0 * percentile(times, 50), "p99_ms": 1000.0 * percentile(times, 99),
-            "rss_mb": mb(rss_of(os.getpid()))}
+    return times, now - start
 
 
 def time_requests(b, image_path, threads, seconds, min_runs, max_runs):
@@ -231,22 +237,18 @@ def time_requests(b, image_path, threads, seconds, min_runs, max_runs):
     with open(image_path, "rb") as f:
         data = f.read()
     engine = Engine({b.id: b}, LocalAccelerator({b.id: b}, threads=threads or None))
-    times, phases = [], {}
-    start = time.perf_counter()
-    end, cap = start + seconds, start + hard_cap(max(seconds, 1.0))
-    now = start
-    while len(times) < max_runs and now < cap and (now < end or len(times) < min_runs):
+    phases = {}
+
+    def request():
         timing = {}
         t0 = time.monotonic()
         image, size = engine.decode(data, 10 ** 9, [b.id])
         timing["decode"] = (time.monotonic() - t0) * 1000.0
         engine.infer(b.id, image, timing=timing, size=size)
-        t = time.perf_counter()
-        times.append(t - now)
-        now = t
         for k, v in timing.items():
             phases.setdefault(k, []).append(v)
-    times.sort()
+
+    times, _ = timed_loop(request, seconds, min_runs, max_runs)
     return {"n": len(times), "p50_ms": 1000.0 * percentile(times, 50),
             "phases_ms": {k: statistics.median(v) for k, v in phases.items() if k != "queue"}}
 
