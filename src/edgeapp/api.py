@@ -28,11 +28,10 @@ from edgeapp.errors import (BadRequest, Busy, EdgeError, Internal, MethodNotAllo
                             RequestTimeout, TooLarge, Unauthorized)
 from edgeapp.memory import rss_bytes
 from edgeapp.metrics import Metrics
-from edgeapp.results import dumps, failure, success
+from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, failure, retry_after_header, success
 
 log = logging.getLogger("edgeapp.api")
 
-JSON_TYPE = "application/json; charset=utf-8"
 DEADLINE_HEADER = "X-Edgeapp-Deadline-Ms"
 TOKEN_HEADER = "X-Edgeapp-Token"
 ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/binary?mid=N, "
@@ -43,9 +42,6 @@ UI_FILES = ("index.html", "app.js", "style.css")
 _READ_CHUNK = 64 * 1024
 _DATA_URL = re.compile(r"^\s*data:[^,]{0,200},")
 _MAX_INT_DIGITS = 30  # JSON integers longer than this are refused: int() is quadratic in the digits
-# On every answer: JSON is never to be sniffed as HTML, and results (maybe behind a token) are
-# not for caches. cheroot's own answers (edgeapp.httpd) carry them too.
-SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, %s, %s" % (TOKEN_HEADER, DEADLINE_HEADER)
 
 
@@ -81,12 +77,6 @@ def _error_body(err):
     if isinstance(err, Unauthorized):
         response.set_header("WWW-Authenticate", 'Bearer realm="edgeapp"')
     return dumps(failure(err.code, err.msg)).encode("utf-8")
-
-
-def retry_after_header(err):
-    """err's Retry-After header value (whole seconds, at least 1), or None."""
-    retry = getattr(err, "retry_after", None)
-    return None if retry is None else str(max(1, int(math.ceil(retry))))
 
 
 def starting_app(environ, start_response):

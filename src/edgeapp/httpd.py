@@ -47,9 +47,8 @@ from cheroot import makefile
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 
-from edgeapp.api import JSON_TYPE, SECURITY_HEADERS, retry_after_header
 from edgeapp.errors import BadRequest, Busy, Internal, MethodNotAllowed, RequestTimeout, TooLarge
-from edgeapp.results import dumps, failure
+from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, failure, retry_after_header
 
 log = logging.getLogger("edgeapp.http")
 

@@ -1,5 +1,13 @@
-"""Result records and the EdgeBoard JSON envelope (seed document: code, data, msg)."""
+"""Result records and the EdgeBoard JSON envelope (seed document: code, data, msg), with the
+headers every JSON answer carries. Both the application (edgeapp.api) and the HTTP server's own
+answers (edgeapp.httpd) build on this module, so neither imports the other."""
 import json
+import math
+
+JSON_TYPE = "application/json; charset=utf-8"
+# On every answer: JSON is never to be sniffed as HTML, and results (maybe behind a token) are
+# not for caches.
+SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
 
 
 def result(label, index, score, left, top, width, height, extended=None):
@@ -53,3 +61,14 @@ def failure(code, msg):
 
 def dumps(envelope):
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_bytes(err):
+    """The failure envelope of an EdgeError as UTF-8 bytes."""
+    return dumps(failure(err.code, err.msg)).encode("utf-8")
+
+
+def retry_after_header(err):
+    """err's Retry-After header value (whole seconds, at least 1), or None."""
+    retry = getattr(err, "retry_after", None)
+    return None if retry is None else str(max(1, int(math.ceil(retry))))
