@@ -26,9 +26,8 @@ VPY := $(VENV)/bin/python
 TOOL_VENV ?= build/tool-venv
 ZOO_DIR   := build/zoo/$(LITE_TARGET)
 
-# Every python run sees the package from src/ (no install needed) and the built models.
-export PYTHONPATH := $(CURDIR)/src
-export EDGEAPP_MODEL_DIR := $(CURDIR)/$(MODEL_DIR)
+# The package is installed into $(VENV) in editable mode (pyproject.toml): no PYTHONPATH. Tools and
+# the service find the built models in their default folder, $(MODEL_DIR) (config.py).
 
 # Shell code that prints the first CPython $(1) that really runs: python$(1) on PATH,
 # then pyenv's installs. (A pyenv shim can be on PATH and still refuse to run.)
@@ -40,11 +39,12 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service soak clean install overlay test-tools
+.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
-	@echo "  setup       create $(VENV), install requirements*.txt, build the models (idempotent)"
+	@echo "  setup       create $(VENV), install requirements*.txt and the package (editable), build the"
+	@echo "              models (idempotent); then $(VENV)/bin/edgeapp and edgeapp-diag work as they are"
 	@echo "  models      build the model bundles into $(MODEL_DIR) (needs tool-venv for the tflite/onnx ones)"
 	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
 	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
@@ -52,7 +52,7 @@ help:
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test)"
 	@echo "              if missing (Debian packages, apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
-	@echo "  run         setup, then serve on 0.0.0.0:9876 (python -m edgeapp serve \$$(ARGS)),"
+	@echo "  run         setup, then serve on 0.0.0.0:9876 ($(VENV)/bin/edgeapp serve \$$(ARGS)),"
 	@echo "              memory budget, Paddle Lite threads and worker CPUs from the board profile"
 	@echo "              (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
@@ -65,6 +65,7 @@ help:
 	@echo "  install     install into a board image: make install DESTDIR=<rootfs> BOARD=<name>"
 	@echo "              ($(PREFIX), /etc/default/edgeapp, init: $(INIT); models for $(LITE_TARGET))"
 	@echo "  overlay     the same tree as a tarball for image builders: $(OVERLAY_TAR)"
+	@echo "  wheel       the package as a wheel in $(WHEEL_DIR) (what install puts on the board)"
 	@echo "Variables:"
 	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS)"
 	@echo "  PYTHON=...         CPython 3.10 for $(VENV) (default: python3.10 on PATH, then pyenv)"
@@ -95,8 +96,11 @@ $(VENV)/.created:
 	  v == "3.10" or print("warning: $(VENV) uses Python " + v + "; the pins are tested on 3.10")'
 	@touch $@
 
-$(VENV)/.installed: $(VENV)/.created requirements.txt requirements-dev.txt
+# The exact lock first, then the package itself (editable, no dependencies: the lock has them), so
+# `.venv/bin/edgeapp`, `.venv/bin/edgeapp-diag` and `import edgeapp` work from anywhere.
+$(VENV)/.installed: $(VENV)/.created requirements.txt requirements-dev.txt pyproject.toml
 	$(VPY) -m pip install -r requirements.txt -r requirements-dev.txt
+	$(VPY) -m pip install --no-deps -e .
 	@touch $@
 
 deps: $(VENV)/.installed
@@ -144,14 +148,15 @@ $(VENV38)/.created:
 	@"$(PYTHON38)" -m venv $(VENV38)
 	@touch $@
 
-$(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt
+$(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt pyproject.toml
 	$(VENV38)/bin/python -m pip install -r requirements-py38.txt
+	$(VENV38)/bin/python -m pip install --no-deps -e .
 	@touch $@
 
 run: setup
 	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
 	  EDGEAPP_LITE_THREADS=$${EDGEAPP_LITE_THREADS:-$(LITE_THREADS)} EDGEAPP_WORKER_CPUS=$${EDGEAPP_WORKER_CPUS-$(WORKER_CPUS)} \
-	  $(VPY) -m edgeapp serve $(ARGS)
+	  $(VENV)/bin/edgeapp serve $(ARGS)
 
 bench: setup
 	$(VPY) -m pytest tests/bench --benchmark-only $(PYTEST_ARGS)
@@ -209,15 +214,29 @@ $(VENDOR)/.installed: board/vendor-requirements.txt | deps
 	  --python-version $(IMAGE_PYTHON_VERSION) --target $(VENDOR)/lib -r board/vendor-requirements.txt
 	@touch $@
 
+# The package as a wheel: the board gets exactly the files `pip install` gives (modules, the page's
+# files, metadata), rebuilt when a source file changes. setuptools builds in build/lib, which may
+# keep modules that were deleted since: cleared first.
+WHEEL_DIR := build/wheel
+PKG_FILES := $(shell find src -type f ! -path '*__pycache__*' ! -path '*.egg-info*' 2>/dev/null)
+WHEEL     := $(WHEEL_DIR)/edgeapp-$(VERSION)-py3-none-any.whl
+
+$(WHEEL): pyproject.toml $(PKG_FILES) | deps
+	rm -rf $(WHEEL_DIR) build/lib build/bdist.*
+	$(VPY) -m pip wheel --quiet --no-deps -w $(WHEEL_DIR) .
+
+wheel: $(WHEEL)
+
 # Models are built here only when they come from the default folder; INSTALL_MODEL_DIR=... takes
 # bundles built elsewhere as they are.
-install: $(if $(filter $(MODEL_DIR),$(INSTALL_MODEL_DIR)),models) $(VENDOR)/.installed
+install: $(if $(filter $(MODEL_DIR),$(INSTALL_MODEL_DIR)),models) $(VENDOR)/.installed $(WHEEL)
 	@if [ -z "$(DESTDIR)" ]; then \
 	  echo "error: set DESTDIR to the root of the image tree (DESTDIR=/ installs on this machine)" >&2; \
 	  exit 1; \
 	fi
 	DEST="$(patsubst %/,%,$(DESTDIR))" BOARD=$(BOARD) VERSION=$(VERSION) PREFIX=$(PREFIX) RUN_DIR=$(RUN_DIR) \
 	  IMAGE_PYTHON="$(IMAGE_PYTHON)" MODELS="$(INSTALL_MODEL_DIR)" VENDOR=$(VENDOR)/lib INIT="$(INIT)" \
+	  WHEEL=$(WHEEL) HOST_PYTHON=$(VPY) \
 	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
 	  QUEUE_DEPTH=$(QUEUE_DEPTH) MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) MEMORY_CEILING_MB=$(MEMORY_CEILING_MB) \
 	  SYSTEMD_CGROUP_V1=$(SYSTEMD_CGROUP_V1) sh board/install-tree.sh

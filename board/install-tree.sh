@@ -1,13 +1,14 @@
 #!/bin/sh
 # Install edgeapp into a root file system tree: `make install` and `make overlay` run this with
-# the board profile's settings in the environment (see the Makefile). The tree mirrors the
+# the board profile's settings in the environment (see the Makefile), the package's wheel
+# (WHEEL) and a host Python to unpack it (HOST_PYTHON). The tree mirrors the
 # target: PREFIX (the app, its libraries, the models), /etc/default/edgeapp, the init script or
 # systemd unit the profile asks for, and edgeapp + edgeapp-diag on the PATH. Nothing in it
 # depends on where DEST is: every path inside is a target path.
 set -eu
 umask 022
 
-for v in DEST BOARD VERSION PREFIX RUN_DIR IMAGE_PYTHON MODELS VENDOR INIT LOG LITE_TARGET \
+for v in DEST BOARD VERSION PREFIX RUN_DIR IMAGE_PYTHON MODELS VENDOR WHEEL HOST_PYTHON INIT LOG LITE_TARGET \
          LITE_THREADS WORKER_CPUS LITE_POWER_MODE HTTP_THREADS QUEUE_DEPTH MEMORY_BUDGET_MB MEMORY_CEILING_MB; do
     eval "[ -n \"\${$v+x}\" ]" || { echo "install-tree.sh: $v is not set" >&2; exit 2; }
 done
@@ -42,11 +43,8 @@ subst() {
 # The app: a fresh copy each time, so files of an older version never linger.
 rm -rf "$app/lib" "$app/models" "$app/bin"
 mkdir -p "$app/bin" "$app/lib/python" "$app/models" "$DEST/etc/default" "$DEST/usr/bin"
-(cd "$here/src" && find edgeapp -name '*.py' ! -path '*__pycache__*') | while read -r f; do
-    mkdir -p "$app/lib/python/$(dirname "$f")"
-    cp "$here/src/$f" "$app/lib/python/$f"
-    chmod 644 "$app/lib/python/$f"
-done
+# The package from its wheel: the same files pip installs, the page's files included.
+"$HOST_PYTHON" -m zipfile -e "$WHEEL" "$app/lib/python"
 cp -R "$VENDOR/." "$app/lib/python/"
 rm -rf "$app/lib/python/bin"  # console scripts of the vendored packages: not used
 found=0

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Import every module of src/edgeapp under the running python (meant for CPython 3.8).
+"""Import every module of the installed edgeapp package under the running python (meant for CPython 3.8).
 
 Boards may only have Python 3.8, and paddlelite has no wheel for the host's 3.8
 here, so modules that import paddlelite are skipped; the rest must
 import cleanly. `edgeapp/__main__.py` is skipped too: importing it would start
 the program (compileall still checks its syntax).
 
-    python tools/check_py38.py [SRC]      (SRC defaults to the repo's src/)
+    python tools/check_py38.py [SRC]      (SRC defaults to the repo's src/, which `make check-py38`
+                                          installs into .venv38 in editable mode)
 """
 
 import importlib
+import importlib.util
 import re
 import sys
 import traceback
@@ -33,7 +35,11 @@ def main(argv):
     if not (src / PACKAGE).is_dir():
         print(f"error: {src / PACKAGE} not found", file=sys.stderr)
         return 1
-    sys.path.insert(0, str(src))  # same as PYTHONPATH=src, in case it isn't set
+    installed = importlib.util.find_spec(PACKAGE)
+    if installed is None or Path(installed.origin).resolve().parent != (src / PACKAGE).resolve():
+        print(f"error: this python does not import {PACKAGE} from {src / PACKAGE}: "
+              f"install it first (python -m pip install --no-deps -e .)", file=sys.stderr)
+        return 1
     print(f"checking imports with Python {sys.version.split()[0]}")
     imported, skipped, failed = 0, 0, []
     for name, path in module_names(src, PACKAGE):

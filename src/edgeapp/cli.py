@@ -5,10 +5,11 @@ import os
 import sys
 
 from edgeapp import __version__
+from edgeapp.config import default_model_dir
 from edgeapp.errors import EdgeError
 from edgeapp.results import dumps, failure, success
 
-DEFAULT_MODEL_DIR = os.path.join("build", "models", "x86")
+DEFAULT_MODEL_DIR = default_model_dir()
 DEFAULT_MAX_PIXELS = 40 * 1000 * 1000
 
 
@@ -155,12 +156,12 @@ def main(argv=None):
     ps.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     ps.add_argument("--port", help="TCP port (default 9876)")
     ps.add_argument("--config", metavar="FILE", help="KEY=value settings file (default: $EDGEAPP_CONFIG, if set)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     pr = sub.add_parser("reload", help="make the running service re-read its model folder (SIGHUP)")
     pr.add_argument("--pid", type=int, help="the service's pid (default: from its pidfile)")
     pr.add_argument("--config", help="config file (default: $EDGEAPP_CONFIG)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     handlers = {"models": cmd_models, "infer": cmd_infer, "selfcheck": cmd_selfcheck, "serve": cmd_serve,
                 "reload": cmd_reload}
     if args.command not in handlers:

@@ -109,6 +109,22 @@ def _log_target(text):
     return t
 
 
+def default_model_dir():
+    """Where the built bundles are when no setting names a folder: the board's own folder.
+
+    From a source checkout (an editable install of src/edgeapp), the checkout's build/models/x86,
+    which `make setup` builds; from an installed board tree (PREFIX/lib/python/edgeapp),
+    PREFIX/models; else build/models/x86 below the current folder."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    checkout = os.path.dirname(os.path.dirname(package))
+    if os.path.isfile(os.path.join(checkout, "pyproject.toml")):
+        return os.path.join(checkout, "build", "models", "x86")
+    board = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(package))), "models")
+    if os.path.isdir(board):
+        return board
+    return os.path.join("build", "models", "x86")
+
+
 # name: (parser, default, what it is). The environment variable is EDGEAPP_<NAME>.
 FIELDS = {
     "host": (_text, "0.0.0.0", "address to listen on"),
@@ -124,7 +140,7 @@ FIELDS = {
                        "decode a JPEG at 1/2, 1/4 or 1/8 size when the model's input is that much smaller "
                        "(results stay in full-image pixels; a rendered image is always full size)"),
     "max_mids": (lambda s: _integer(s, 1, 64), 8, "model ids per multipart request at most"),
-    "model_dir": (_text, os.path.join("build", "models", "x86"), "folder of the built model bundles"),
+    "model_dir": (_text, default_model_dir(), "folder of the built model bundles"),
     "token": (_text, None, "access token; if set, every endpoint but /api/health needs it"),
     "cors_origins": (_text, None, "origins (comma-separated, or *) whose web pages may call the API; none: CORS off"),
     "memory_budget_mb": (lambda s: _integer(s, 0), 0, "memory for all edgeapp processes, MB (0: no check)"),
