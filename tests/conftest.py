@@ -14,13 +14,15 @@ from textimages import encode
 
 @pytest.fixture(scope="session")
 def local_engine():
-    """Every bundled model on Paddle Lite in this process (no worker): for model-level tests."""
+    """Every bundled model on Paddle Lite in this process (no worker): for model-level tests.
+    Loaded, not warmed: a model warms up on its first run, so a test pays only for the models it
+    uses (warming all of them at their maximum shapes took 8-22 s; memory is the worker's tests')."""
     from edgeapp.accelerator import LocalAccelerator
     from edgeapp.bundle import load_bundles
     from edgeapp.engine import Engine
 
     bundles = load_bundles(MODEL_DIR)
-    return Engine(bundles, LocalAccelerator(bundles))
+    return Engine(bundles, LocalAccelerator(bundles, warm=False))
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +99,7 @@ def photos(tmp_path_factory):
     """astronaut.png and coffee.png out of the sha256-checked scikit-image wheel (downloaded once).
     skimage/data/astronaut.png: Eileen Collins, NASA, public domain; coffee.png: CC0 (Rachel Michetti)."""
     import zipfile
-    sys.path.insert(0, str(REPO / "tools"))
-    import build_models
+    from tools import build_models
     sources = build_models.load_sources(REPO / "models")
     wheel = build_models.fetch_wheel("scikit-image", sources["scikit-image"], REPO / "build" / "cache", print)
     out = tmp_path_factory.mktemp("photos")

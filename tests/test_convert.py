@@ -11,8 +11,7 @@ import pytest
 
 from support import REPO
 
-sys.path.insert(0, str(REPO / "tools" / "convert"))
-import pipeline  # noqa: E402
+from tools.convert import pipeline
 
 BUILD = REPO / "tools" / "build_models.py"
 CONVERT = REPO / "tools" / "convert" / "convert.py"

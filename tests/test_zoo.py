@@ -18,8 +18,7 @@ import requests
 from support import MODEL_DIR, REPO
 from textimages import encode, iou, loc_box
 
-sys.path.insert(0, str(REPO / "tools"))
-import build_models  # noqa: E402
+from tools import build_models
 
 ZOO_DIR = REPO / "build" / "zoo" / "x86"
 ASTRONAUT_FACE = (180, 82, 274, 176)   # checked by eye; see the module docstring

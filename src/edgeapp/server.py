@@ -58,14 +58,29 @@ def _start_within_budget(bundles, settings):
     return accel, budget.measure(accel, settings)
 
 
-class _Switch:
-    """The WSGI app cheroot calls: starting_app until the models are warm, then the real API."""
+class Front:
+    """What the HTTP server calls, from before the models are loaded: the WSGI app (starting_app
+    until the models are warm, then the real API) and the two answers the server's selector
+    thread may give from a request's head alone (shed and quick, None until the API is up)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self):
+        self.app = starting_app
+        self.api_shed = None
+        self.api_quick = None
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
+
+    def shed(self, method, target, waiting=0):
+        shed = self.api_shed
+        return None if shed is None else shed(method, target, waiting)
+
+    def quick(self, method, target):
+        quick = self.api_quick
+        return None if quick is None else quick(method, target)
+
+    def serve_api(self, app, shed):
+        self.app, self.api_shed, self.api_quick = app, shed, app.quick
 
 
 def serve(settings):
@@ -76,7 +91,7 @@ def serve(settings):
         except OSError as e:  # serving matters more than the pidfile: say so and go on
             log.warning("cannot write the pidfile %s: %s", settings.pidfile, e)
     try:
-        return _serve(settings)
+        return Service(settings).run()
     finally:
         if settings.pidfile:
             pidfile.remove(settings.pidfile)
@@ -107,28 +122,165 @@ def split_cpus(worker_cpus):
     return rest
 
 
-def _serve(settings):
-    t0 = time.monotonic()
-    memory.tame_malloc()
-    log.info("edgeapp %s starting: %s", __version__, settings.describe())
-    try:
-        http_cpus = split_cpus(settings.worker_cpus)
-    except ValueError as e:
-        log.error("%s", e)
-        return 1
-    if http_cpus:
-        log.info("CPUs: HTTP %s, accelerator worker %s", config.format_cpus(http_cpus), settings.worker_cpus)
-    # A broken bundle folder is reported and skipped: the others still serve. (A missing model
-    # folder still stops us: BundleError.)
-    unreadable = {}
-    bundles = load_bundles(settings.model_dir, errors=unreadable)
-    for folder, why in sorted(unreadable.items()):
-        log.error("skipping the bundle in %s: %s", folder, why)
+class Service:
+    """One run of the service, in uvicorn's shape: startup() (listen, then load and warm the
+    models), main_loop() (serve; reload on SIGHUP) and shutdown() (stop HTTP, then the worker).
 
-    switch = _Switch(starting_app)
-    # cheroot with edgeapp's defences against slow, idle and hostile clients (edgeapp/httpd.py).
+    SIGTERM and Ctrl-C during startup abandon the loading at once (the handler raises, as Ctrl-C
+    does: loading blocks in Paddle Lite for up to minutes); after it they end the main loop."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.front = Front()
+        self.server = self.http = self.accel = self.engine = self.memory = None
+        self.started_at = time.monotonic()
+        self.starting = True
+        self.stop_asked = threading.Event()
+        self.reload_asked = threading.Event()
+
+    def run(self):
+        self.started_at = time.monotonic()
+        memory.tame_malloc()
+        log.info("edgeapp %s starting: %s", __version__, self.settings.describe())
+        previous = self._install_signals()
+        try:
+            code = self.startup()
+            if code is None:
+                code = self.main_loop()
+            return self.shutdown(code)
+        except _Interrupted:
+            return self.shutdown(0)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _install_signals(self):
+        previous = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+        return previous
+
+    def _on_hangup(self, signum, frame):
+        self.reload_asked.set()  # done by the main loop: a signal handler must not block
+
+    def _on_stop(self, signum, frame):
+        name = signal.Signals(signum).name
+        log.info("%s received: stopping", name)
+        self.stop_asked.set()
+        if self.starting:
+            raise _Interrupted(name)  # abandon the loading now, as Ctrl-C would
+
+    # -- startup ---------------------------------------------------------------------------
+    def startup(self):
+        """Listen, then load the models. None when ready to serve, else the exit code."""
+        settings = self.settings
+        try:
+            http_cpus = split_cpus(settings.worker_cpus)
+        except ValueError as e:
+            log.error("%s", e)
+            return 1
+        if http_cpus:
+            log.info("CPUs: HTTP %s, accelerator worker %s", config.format_cpus(http_cpus), settings.worker_cpus)
+        # A broken bundle folder is reported and skipped: the others still serve. (A missing
+        # model folder still stops us: BundleError.)
+        unreadable = {}
+        bundles = load_bundles(settings.model_dir, errors=unreadable)
+        for folder, why in sorted(unreadable.items()):
+            log.error("skipping the bundle in %s: %s", folder, why)
+        if not self._listen():
+            return 1
+        log.info("listening on %s; loading %d model(s) from %s", netinfo.url(*self.address()), len(bundles),
+                 settings.model_dir)
+        code = self._load(bundles)
+        self.starting = False
+        if code is None:
+            self._announce_ready(bundles)
+        return code
+
+    def _listen(self):
+        """The port opens (and answers 503 "starting") before the models load."""
+        self.server = make_http_server(self.settings, self.front)
+        try:
+            self.server.prepare()
+        except OSError as e:
+            log.error("cannot listen on %s port %d: %s", self.settings.host, self.settings.port, e)
+            return False
+        self.http = threading.Thread(target=self.server.serve, name="http")
+        self.http.daemon = True
+        self.http.start()
+        return True
+
+    def address(self):
+        return self.server.bind_addr[:2]
+
+    def _load(self, bundles):
+        """Start the worker and the engine. None on success, else the exit code."""
+        settings = self.settings
+        try:
+            # In the main thread on purpose: the worker process asks the kernel to kill it when the
+            # thread that started it ends (PR_SET_PDEATHSIG is per thread), so that thread must live.
+            self.accel, self.memory = _start_within_budget(bundles, settings)
+            self.engine = Engine(bundles, self.accel, reduce=settings.reduced_decode == "on")
+        except budget.OverBudget as e:
+            log.error("%s", e)
+            return 1
+        except Exception as e:
+            log.error("loading the models failed: %s", e, exc_info=True)
+            return 1
+        app = make_app(self.engine, self.accel, settings, reload=self.reload)
+        self.front.serve_api(app, shedder(self.accel))
+        return None
+
+    def _announce_ready(self, bundles):
+        engine, fig, settings = self.engine, self.memory, self.settings
+        ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
+        failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
+                           for mid, why in sorted(engine.failed.items())) or "none"
+        _announce(banner(settings.board, netinfo.service_urls(*self.address()), len(engine.models), len(bundles)),
+                  settings.console)
+        log.info("ready in %.1f s; models ready: %s; failed: %s", time.monotonic() - self.started_at, ready, failed)
+        log.info("memory: %.0f MB = HTTP %.0f + worker %.0f + slots %.0f + bodies %.0f (budget %s)",
+                 fig["total_mb"], fig["http_mb"], fig["worker_mb"], fig["slots_mb"], fig["bodies_mb"],
+                 "%d MB" % settings.memory_budget_mb if settings.memory_budget_mb else "not set")
+        if not engine.models:
+            log.error("no model is ready: /api/health answers 503 until this is fixed")
+
+    # -- main loop and shutdown --------------------------------------------------------------
+    def main_loop(self):
+        """Serve until asked to stop; returns the exit code."""
+        while not self.stop_asked.wait(0.5):
+            if self.reload_asked.is_set():
+                self.reload_asked.clear()
+                try:
+                    self.reload()
+                except Exception:
+                    log.exception("reloading the models failed; the models loaded before still serve")
+            if not self.http.is_alive():
+                log.error("the HTTP server thread ended unexpectedly")
+                return 1
+        return 0
+
+    def reload(self):
+        return reload_models(self.engine, self.accel, self.settings)
+
+    def shutdown(self, code):
+        """Stop HTTP (in-flight requests get SHUTDOWN_TIMEOUT to finish), then the worker."""
+        self.starting = False
+        if self.server is not None:
+            self.server.stop()
+        if self.accel is not None:
+            try:
+                self.accel.stop()
+            except Exception:
+                log.exception("stopping the accelerator failed")
+                code = code or 1
+        log.info("stopped")
+        return code
+
+
+def make_http_server(settings, front):
+    """cheroot with edgeapp's defences against slow, idle and hostile clients (edgeapp/httpd.py)."""
     server = HTTPServer(
-        (settings.host, settings.port), switch,
+        (settings.host, settings.port), front,
         numthreads=settings.threads,  # threads for requests with a body (each may hold one in memory)
         server_name="edgeapp",  # no version in the Server header (GET /api/health tells it)
         # Listen backlog: connections the kernel holds until the selector thread accepts them (no
@@ -140,81 +292,9 @@ def _serve(settings):
         timeout=SOCKET_TIMEOUT,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
     )
-    try:
-        server.prepare()
-    except OSError as e:
-        log.error("cannot listen on %s port %d: %s", settings.host, settings.port, e)
-        return 1
-    host, port = server.bind_addr[:2]
-    http = threading.Thread(target=server.serve, name="http")
-    http.daemon = True
-    http.start()
-    log.info("listening on %s; loading %d model(s) from %s", netinfo.url(host, port), len(bundles),
-             settings.model_dir)
-
-    stop = threading.Event()
-    reload_asked = threading.Event()
-    loading = [True]
-
-    def on_hangup(signum, frame):
-        reload_asked.set()  # done by the main loop: a signal handler must not block
-
-    def on_signal(signum, frame):
-        name = signal.Signals(signum).name
-        log.info("%s received: stopping", name)
-        stop.set()
-        if loading[0]:
-            raise _Interrupted(name)  # abandon the loading now, as Ctrl-C would
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
-    accel = None
-    try:
-        try:
-            # In the main thread on purpose: the worker process asks the kernel to kill it when the
-            # thread that started it ends (PR_SET_PDEATHSIG is per thread), so that thread must live.
-            accel, fig = _start_within_budget(bundles, settings)
-            engine = Engine(bundles, accel, reduce=settings.reduced_decode == "on")
-        except _Interrupted:
-            loading[0] = False
-            return _shutdown(server, accel, 0)
-        except budget.OverBudget as e:
-            loading[0] = False
-            log.error("%s", e)
-            return _shutdown(server, None, 1)
-        except Exception as e:
-            loading[0] = False
-            log.error("loading the models failed: %s", e, exc_info=True)
-            return _shutdown(server, accel, 1)
-        loading[0] = False
-        switch.app = make_app(engine, accel, settings, reload=lambda: reload_models(engine, accel, settings))
-        server.shed = shedder(accel)
-        server.quick = switch.app.quick
-        ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
-        failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
-                           for mid, why in sorted(engine.failed.items())) or "none"
-        _announce(banner(settings.board, netinfo.service_urls(host, port), len(engine.models), len(bundles)),
-                  settings.console)
-        log.info("ready in %.1f s; models ready: %s; failed: %s", time.monotonic() - t0, ready, failed)
-        log.info("memory: %.0f MB = HTTP %.0f + worker %.0f + slots %.0f + bodies %.0f (budget %s)",
-                 fig["total_mb"], fig["http_mb"], fig["worker_mb"], fig["slots_mb"], fig["bodies_mb"],
-                 "%d MB" % settings.memory_budget_mb if settings.memory_budget_mb else "not set")
-        if not engine.models:
-            log.error("no model is ready: /api/health answers 503 until this is fixed")
-        while not stop.wait(0.5):
-            if reload_asked.is_set():
-                reload_asked.clear()
-                try:
-                    reload_models(engine, accel, settings)
-                except Exception:
-                    log.exception("reloading the models failed; the models loaded before still serve")
-            if not http.is_alive():
-                log.error("the HTTP server thread ended unexpectedly")
-                return _shutdown(server, accel, 1)
-        return _shutdown(server, accel, 0)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    server.shed = front.shed
+    server.quick = front.quick
+    return server
 
 
 def reload_models(engine, accel, settings):
@@ -236,18 +316,6 @@ def reload_models(engine, accel, settings):
 
 class _Interrupted(BaseException):
     """SIGTERM or Ctrl-C while the models load (a BaseException, like KeyboardInterrupt)."""
-
-
-def _shutdown(server, accel, code):
-    server.stop()  # closes the listener, lets in-flight requests finish (SHUTDOWN_TIMEOUT)
-    if accel is not None and hasattr(accel, "stop"):
-        try:
-            accel.stop()
-        except Exception:
-            log.exception("stopping the accelerator failed")
-            code = code or 1
-    log.info("stopped")
-    return code
 
 
 def banner(board, urls, ready, total):
