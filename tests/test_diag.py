@@ -2,17 +2,24 @@
 pseudo-terminal, with the service up, hung and down, answering within 2 seconds."""
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from boardimage import ANSI, Image, image_shell, make_install
-from support import MODEL_DIR
+from support import MODEL_DIR, free_port
 
-from edgeapp import netinfo, server
+from edgeapp import config, netinfo, server
+from edgeapp.diag.client import Answer, ServiceClient
+from edgeapp.diag.facts import BoardFacts, Facts, ProcessFacts, ServiceAnswers, gather, service_state
+from edgeapp.diag.summary import summary_lines
 
 LIMIT_S = 2.0
 
@@ -61,6 +68,8 @@ def test_summary_service_up(running):
     assert "1 ready, 0 failed" in plain and "text-direction" in plain
     for label in ("addresses :", "queue     :", "memory    :", "temp      :", "disk      :", "log       :"):
         assert label in plain
+    # "no job yet" or the time per job, never "no job yet per job".
+    assert re.search(r"jobs in flight, (no job yet|\d+ ms per job), worker pid", " ".join(plain.split())), plain
     assert "HEALTHY: service ready, every model ready" in plain
 
 
@@ -176,3 +185,121 @@ def test_banner_lists_every_non_loopback_ipv4_address():
     line = server.banner("edgeboard-fz", urls, 2, 3)
     assert line.startswith("edgeapp ") and " ready on edgeboard-fz: http://" in line
     assert line.endswith("(2 of 3 models ready)") and "\n" not in line
+
+
+# ---- the diag package's seams, without an installed image ------------------------------------
+
+class StandIn:
+    """Something on 127.0.0.1 that answers GETs with the JSON given per path, and remembers the
+    Authorization header of each request (a stranger on the port, or a service of another version)."""
+
+    def __init__(self, answers):
+        seen = self.seen = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen[self.path] = self.headers.get("Authorization")
+                body = json.dumps(answers.get(self.path, {"code": 404, "msg": "no"})).encode()
+                self.send_response(200 if self.path in answers else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_client_sends_the_token_except_to_health():
+    stand_in = StandIn({"/api/health": {"code": 0, "msg": "ready"}, "/api/status": {"code": 0, "data": {}}})
+    try:
+        client = ServiceClient("127.0.0.1", stand_in.port, token="s3cret")
+        health, status = client.health(), client.get("/api/status", 2)
+    finally:
+        stand_in.close()
+    assert health.status == 200 and health.msg == "ready" and health.error is None
+    assert status.status == 200 and status.data == {}
+    assert stand_in.seen == {"/api/health": None, "/api/status": "Bearer s3cret"}
+
+
+def test_client_turns_refusals_and_silence_into_answers():
+    refused = ServiceClient("127.0.0.1", free_port()).health()
+    assert refused.status is None and refused.error and not refused.timed_out
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        t0 = time.monotonic()
+        hung = ServiceClient("127.0.0.1", silent.getsockname()[1]).health(0.3)
+    assert hung.status is None and hung.timed_out and time.monotonic() - t0 < 1.5
+
+
+def _settings(tmp_path, port):
+    return config.load(None, environ={"EDGEAPP_HOST": "127.0.0.1", "EDGEAPP_PORT": str(port),
+                                      "EDGEAPP_MODEL_DIR": MODEL_DIR, "EDGEAPP_PIDFILE": str(tmp_path / "edgeapp.pid"),
+                                      "EDGEAPP_LOG": str(tmp_path / "edgeapp.log")})
+
+
+def test_summary_lists_the_installed_models_when_the_answer_is_no_model_list(tmp_path):
+    """Before, a 200 from /api/models whose data was not a list printed 'models    : ERROR None'."""
+    stand_in = StandIn({"/api/health": {"code": 0, "msg": "ready"}, "/api/status": {"code": 0, "data": []},
+                        "/api/models": {"code": 0, "data": {"models": "elsewhere"}}})
+    try:
+        facts = gather(_settings(tmp_path, stand_in.port), None, time.monotonic() + 1.7)
+    finally:
+        stand_in.close()
+    lines, ok = summary_lines(facts)
+    text = "\n".join(lines)
+    assert facts.state == "READY" and facts.listening and isinstance(facts.installed, dict)
+    assert "ERROR None" not in text and "%d installed in" % len(facts.installed) in text
+    assert "queue" not in text  # /api/status's data was not a dict: no queue line
+    assert ok and all(len(l) <= 80 for l in lines)
+
+
+def _facts(tmp_path, models, status=None, config_error=None):
+    settings = _settings(tmp_path, 9876)
+    answers = ServiceAnswers(Answer(200, {"code": 0}), Answer(200, {"data": status}), Answer(200, {"data": models}))
+    return Facts(settings, config_error, config.service_files(settings), ProcessFacts(pid=41, alive=True),
+                 True, answers, "READY", "", None, ["2024-05-01 10:00:00,123 edgeapp.server INFO started"],
+                 BoardFacts(memory_mb=(2048.0, 1024.0), python="Python 3.8.10", modules=[("numpy", True)]))
+
+
+def test_summary_lines_from_facts(tmp_path):
+    models = [{"id": 2, "name": "text-direction", "ready": True, "memory_mb": 15.8},
+              {"id": 1, "name": "ppocr-det", "ready": False, "reason": "cannot open ppocr-det/model.nb: " + "x" * 80}]
+    status = {"queue_depth": 1, "queue_capacity": 4, "service_ms": 12.4, "worker_pid": 42, "restarts": 0,
+              "requests_in_flight": 1, "models": [{"id": 2, "requests": 7, "errors": 1,
+                                                   "latency_ms": {"p50": 11.6, "p95": 30.2}}]}
+    lines, ok = summary_lines(_facts(tmp_path, models, status))
+    text = "\n".join(lines)
+    assert not ok and lines[-1] == "UNHEALTHY: 1 model(s) failed to load"
+    assert all(len(l) <= 80 for l in lines), lines
+    assert "models    : 1 ready, 1 failed" in text
+    assert "    2 text-direction   ready    16 MB      7 req    1 err  p50 12 p95 30 ms" in text
+    assert "    1 ppocr-det        FAILED cannot open" in text
+    assert "queue     : 1 of 4 jobs in flight, 12 ms per job, worker pid 42" in text
+    assert "system 1024 MB available of 2048 MB" in text and "10:00:00 INFO started" in text
+    assert "service   : READY, pid 41, port 9876 listening" in text
+
+    lines, ok = summary_lines(_facts(tmp_path, models[:1], config_error="EDGEAPP_PORT='http' is not a number"))
+    assert not ok and lines[-1] == "UNHEALTHY: the config has an error"
+    assert "config    : ERROR EDGEAPP_PORT='http' is not a number (showing defaults)" in lines
+
+
+def test_service_state_explains_what_it_sees():
+    alive = ProcessFacts(pid=41, alive=True, state="S")
+    assert service_state(alive, False, None, 9876, "/run/edgeapp/edgeapp.pid") == (
+        "STARTING", "pid 41 runs but does not listen on port 9876 yet")
+    starting = Answer(503, {"code": 1, "msg": "starting: loading the models"})
+    assert service_state(alive, True, starting, 9876, "-")[0] == "STARTING"
+    assert service_state(alive, True, Answer(503, {"msg": "worker down"}), 9876, "-") == ("NOT-READY", "worker down")
+    restarting = ProcessFacts(pid=41, supervisor=40, supervisor_alive=True)
+    assert service_state(restarting, False, None, 9876, "-") == (
+        "DOWN", "the pidfile names pid 41, which is not running: the service died; the supervisor (pid 40) "
+                "restarts it, see the log")

@@ -1,0 +1,155 @@
+"""The summary as console lines, one section per function, made from the gathered Facts."""
+import textwrap
+import time
+
+from edgeapp import __version__, netinfo
+from edgeapp.diag.console import WIDTH, field, more, table_row, to_ascii, wrap
+from edgeapp.diag.logs import short_log_line
+
+
+def summary_lines(facts):
+    """(lines, each at most WIDTH columns; True when the service and every model are healthy)."""
+    out = _header(facts)
+    for section in (_service, _network, _models, _queue, _memory, _board, _log):
+        out += section(facts)
+    ok, reason = verdict(facts)
+    out.append("-" * WIDTH)
+    out += wrap("%s: %s" % ("HEALTHY" if ok else "UNHEALTHY", reason), "", 2)
+    return out, ok
+
+
+def verdict(facts):
+    """(healthy, the reason in a few words)."""
+    if facts.state != "READY":
+        return False, "service %s" % facts.state.lower().replace("-", " ")
+    failed = facts.failed_models()
+    if failed:
+        return False, "%d model(s) failed to load" % len(failed)
+    if facts.config_error:
+        return False, "the config has an error"
+    return True, "service ready, every model ready"
+
+
+def _header(facts):
+    s = facts.settings
+    out = [to_ascii("edgeapp %s - board %s - %s" % (__version__, s.board or "unknown",
+                                                     time.strftime("%Y-%m-%d %H:%M:%S")))[:WIDTH],
+           "-" * WIDTH]
+    if facts.config_error:
+        out += field("config", "ERROR %s (showing defaults)" % facts.config_error)
+    return out
+
+
+def _service(facts):
+    p, port = facts.process, facts.settings.port
+    bits = [facts.state]
+    if p.alive:
+        bits.append("pid %d" % p.pid)
+        if p.uptime_s is not None:
+            bits.append("up %s" % duration(p.uptime_s))
+    if p.supervisor_alive:
+        bits.append("supervisor %d" % p.supervisor)
+    bits.append("port %d %s" % (port, "listening" if facts.listening else "closed"))
+    out = field("service", ", ".join(bits))
+    return out + more(facts.why) if facts.why else out
+
+
+def _network(facts):
+    s = facts.settings
+    addrs = ", ".join("%s %s" % a for a in facts.board.interfaces)
+    return (field("urls", "  ".join(netinfo.service_urls(s.host, s.port)))
+            + field("addresses", addrs or "none: no network interface is up with an IPv4 address"))
+
+
+def _models(facts):
+    models = facts.answers.model_list()
+    if models is not None:
+        return _served_models(models, facts.answers.status_data() or {})
+    if facts.answers.wants_token():
+        return field("models", "the service wants the access token: run as root so %s can be read"
+                     % (facts.settings.sources.get("token") or "the config"))
+    inst = facts.installed
+    if isinstance(inst, dict):
+        names = ", ".join("%d %s" % kv for kv in sorted(inst.items())) or "none"
+        return field("models", "%d installed in %s: %s" % (len(inst), facts.settings.model_dir, names))
+    return field("models", "ERROR %s" % inst)
+
+
+def _served_models(models, status):
+    stats = {m["id"]: m for m in status.get("models", [])}
+    ready = sum(1 for m in models if m.get("ready"))
+    out = field("models", "%d ready, %d failed" % (ready, len(models) - ready))
+    for m in models:
+        out += _model_row(m, stats.get(m["id"], {}))
+    return out
+
+
+def _model_row(m, st):
+    head = "  %3d %-16s " % (m["id"], to_ascii(m.get("name", ""))[:16])
+    if not m.get("ready"):
+        return table_row(head, "FAILED " + (m.get("reason") or ""))
+    mem = "%4.0f MB" % m["memory_mb"] if m.get("memory_mb") is not None else "    - MB"
+    lat = st.get("latency_ms") or {}
+    line = head + "ready  %s  %5d req %4d err" % (mem, st.get("requests", 0), st.get("errors", 0))
+    if lat.get("p50") is not None:
+        line += "  p50 %.0f p95 %.0f ms" % (lat["p50"], lat.get("p95") or 0)
+    return [line[:WIDTH]]
+
+
+def _queue(facts):
+    st = facts.answers.status_data()
+    if st is None:
+        return []
+    svc = st.get("service_ms")
+    return field("queue", "%s of %s jobs in flight, %s, worker pid %s, %s restarts, %s requests in flight" % (
+        st.get("queue_depth"), st.get("queue_capacity"), "%.0f ms per job" % svc if svc is not None else "no job yet",
+        st.get("worker_pid") or "-", st.get("restarts"), st.get("requests_in_flight")))
+
+
+def _memory(facts):
+    mem = []
+    fig = (facts.answers.status_data() or {}).get("memory")
+    if isinstance(fig, dict):
+        mem.append("edgeapp %s (budget %s; HTTP %.0f, worker %.0f, slots %.0f, bodies %.0f)" % (
+            mb(fig["total_mb"]), mb(fig["budget_mb"]) if fig.get("budget_mb") else "not set",
+            fig["http_mb"], fig["worker_mb"], fig["slots_mb"], fig["bodies_mb"]))
+    total, avail = facts.board.memory_mb
+    if total:
+        mem.append("system %s available of %s" % (mb(avail or 0), mb(total)))
+    return field("memory", "; ".join(mem) or "unknown")
+
+
+def _board(facts):
+    b = facts.board
+    temps = ", ".join("%s %.1f C" % t for t in b.temperatures) or "not exposed by this board"
+    disks = "; ".join("%s %.0f%% used, %s free" % (p, used, mb(free)) for p, used, free in b.disks)
+    mods = ", ".join("%s %s" % (m, "ok" if found else "MISSING") for m, found in b.modules)
+    return field("temp", temps) + field("disk", disks or "unknown") + field("runtime", "%s; %s" % (b.python, mods))
+
+
+def _log(facts):
+    where, lines = facts.files["log"], facts.log_lines
+    if lines is None:
+        return field("log", "%s: nothing to read" % where)
+    out = field("log", "%s, last %d lines:" % (where, len(lines)))
+    for line in lines:  # at most 3 screen lines each: a traceback line must not fill the screen
+        out += [("  " + l) for l in textwrap.wrap(to_ascii(short_log_line(line)), WIDTH - 4,
+                                                 subsequent_indent="  ")[:3]]
+    return out
+
+
+def duration(s):
+    """Seconds as the two largest units: '59s', '5m 03s', '2h 05m', '3d 04h'."""
+    s = int(s)
+    if s < 60:
+        return "%ds" % s
+    if s < 3600:
+        return "%dm %02ds" % (s // 60, s % 60)
+    if s < 86400:
+        return "%dh %02dm" % (s // 3600, s % 3600 // 60)
+    return "%dd %02dh" % (s // 86400, s % 86400 // 3600)
+
+
+def mb(x):
+    """Megabytes as '512 MB', or '12.5 GB' from 10 GB on."""
+    return "%.0f MB" % x if x < 10240 else "%.1f GB" % (x / 1024.0)
