@@ -43,12 +43,13 @@ PYTHON38 ?= $(shell $(call find_python,3.8))
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
-	@echo "  setup       create $(VENV), install requirements*.txt and the package (editable), build the"
+	@echo "  setup       create $(VENV), install requirements.txt + requirements-dev.txt and the package"
+	@echo "              (editable), build the"
 	@echo "              models (idempotent); then $(VENV)/bin/edgeapp and edgeapp-diag work as they are"
 	@echo "  models      build the model bundles into $(MODEL_DIR) (needs tool-venv for the tflite/onnx ones)"
 	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
 	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
-	@echo "  test        setup, check-py38, then run pytest over tests/"
+	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test)"
 	@echo "              if missing (Debian packages, apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
@@ -154,7 +155,7 @@ $(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt pyproject.toml
 	@touch $@
 
 run: setup
-	EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
+	EDGEAPP_MODEL_DIR=$${EDGEAPP_MODEL_DIR:-$(CURDIR)/$(MODEL_DIR)} EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
 	  EDGEAPP_LITE_THREADS=$${EDGEAPP_LITE_THREADS:-$(LITE_THREADS)} EDGEAPP_WORKER_CPUS=$${EDGEAPP_WORKER_CPUS-$(WORKER_CPUS)} \
 	  $(VENV)/bin/edgeapp serve $(ARGS)
 
