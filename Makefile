@@ -44,8 +44,8 @@ PYTHON38 ?= $(shell $(call find_python,3.8))
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
 	@echo "  setup       create $(VENV), install requirements.txt + requirements-dev.txt and the package"
-	@echo "              (editable), build the"
-	@echo "              models (idempotent); then $(VENV)/bin/edgeapp and edgeapp-diag work as they are"
+	@echo "              (editable), build the models (idempotent); then $(VENV)/bin/edgeapp and"
+	@echo "              $(VENV)/bin/edgeapp-diag work from any folder"
 	@echo "  models      build the model bundles into $(MODEL_DIR) (needs tool-venv for the tflite/onnx ones)"
 	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
 	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
