@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which fixed input size should the text detector (ppocr-det) use? Accuracy vs memory, measured.
 
-    PYTHONPATH=src .venv/bin/python tools/det_size_study.py [--sizes 480,640,800,960] [--pages 30]
+    .venv/bin/python tools/det_size_study.py [--sizes 480,640,800,960] [--pages 30]
         [--seed 7] [--model-dir build/models/x86] [--out build/det-size-study.md] [--save DIR]
 
 Generates a seeded set of synthetic photo-like pages with known text-line boxes, then for each
@@ -277,7 +277,7 @@ def main(argv=None):
             " | ".join("%.3f" % r["class_recall"][c] for c in CLASS_NAMES), r["ms"],
             mb(r["rss_base"]), mb(r["rss_warm"]), mb(r["rss_end"]), r["wall_s"]))
     given = "".join(" " + a for a in (argv if argv is not None else sys.argv[1:]))
-    out += ["", "Total %.0f s. Command: `PYTHONPATH=src .venv/bin/python tools/det_size_study.py%s`"
+    out += ["", "Total %.0f s. Command: `.venv/bin/python tools/det_size_study.py%s`"
             % (time.monotonic() - started, given)]
     text = "\n".join(out) + "\n"
     print(text)
