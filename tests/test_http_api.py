@@ -651,6 +651,7 @@ def test_large_images_are_decoded_one_per_cpu_at_a_time():
     import threading
 
     from edgeapp import api
+    from edgeapp.errors import BadRequest
 
     class Engine(_BrokenEngine):
         def __init__(self):
@@ -663,7 +664,7 @@ def test_large_images_are_decoded_one_per_cpu_at_a_time():
             time.sleep(0.1)
             with self.lock:
                 self.now -= 1
-            raise api.BadRequest("decoded")  # enough: the point was the decoding
+            raise BadRequest("decoded")  # enough: the point was the decoding
 
     class Settings(_Settings):
         max_pixels = 10 ** 8
