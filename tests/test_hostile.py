@@ -476,17 +476,17 @@ def test_cors_when_configured(cors_server, jpeg):
 def test_token_is_compared_in_constant_time(monkeypatch):
     import bottle
 
-    from edgeapp import api
+    from edgeapp import parsing
     from edgeapp.errors import Unauthorized
 
     calls = []
-    real = api.hmac.compare_digest
-    monkeypatch.setattr(api.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    real = parsing.hmac.compare_digest
+    monkeypatch.setattr(parsing.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     bottle.request.bind({"HTTP_AUTHORIZATION": "Bearer guess", "QUERY_STRING": ""})
     with pytest.raises(Unauthorized):
-        api._check_token("s3cret")
+        parsing.check_token("s3cret")
     bottle.request.bind({"HTTP_X_EDGEAPP_TOKEN": "s3cret", "QUERY_STRING": ""})
-    api._check_token("s3cret")
+    parsing.check_token("s3cret")
     assert calls == [(b"guess", b"s3cret"), (b"s3cret", b"s3cret")]
 
 

@@ -632,6 +632,156 @@ def test_starting_app_says_not_ready():
     assert body["code"] == 1011 and body["data"] is None and "starting" in body["msg"]
 
 
+# ---- the seams: handlers, plugins and the answer headers, each without a server ---------------
+
+class _Engine(_BrokenEngine):
+    bundles = {2: type("Bundle", (), {"name": "face", "input_shape": [1, 3, 8, 8]})()}
+    models, failed = {2: object()}, {5: "it failed to load"}
+
+    def describe(self):
+        return [{"id": 2, "name": "face"}]
+
+
+def test_api_handlers_are_methods_that_answer_without_http():
+    import bottle
+
+    from edgeapp.api import Api
+    from edgeapp.errors import BadRequest, NotFound, NotReady
+
+    class Accel(_Accel):
+        state = "ready"
+
+        def status(self):
+            return {"state": self.state}
+
+    api = Api(_Engine(), Accel(), _Settings())
+    assert api.models() == [{"id": 2, "name": "face"}]
+    health = api.health()
+    assert health["ready"] is True and health["models_ready"] == [2] and health["models_failed"] == [5]
+    with pytest.raises(NotFound):
+        api.reload_models()  # this Api was given no reload
+    reloaded = Api(_Engine(), Accel(), _Settings(), reload=lambda: {"added": [3], "failed": {4: "bad"}})
+    assert reloaded.reload_models() == {"added": [3], "failed": {"4": "bad"}}
+    bottle.request.bind({"REQUEST_METHOD": "POST", "PATH_INFO": "/api/model/service/binary",
+                         "QUERY_STRING": "mid=two", "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b"")})
+    with pytest.raises(BadRequest, match="mid must be a model id"):
+        api.service_binary()
+    api.accel.state = "restarting"
+    with pytest.raises(NotReady) as e:
+        api.health()
+    assert "restarting" in e.value.msg and e.value.retry_after == 2
+    status, headers, body = api.quick(b"GET", b"/api/health?verbose=1")  # the selector thread's answer
+    assert status == 503 and ("Retry-After", "2") in headers and json.loads(body)["code"] == 1011
+    assert api.quick(b"POST", b"/api/health") is None and api.quick(b"GET", b"/api/status") is None
+    assert api.shed(b"GET", b"/api/model/service/binary") is None  # only inference POSTs are shed
+
+
+def test_route_table_names_every_handler_once_per_path():
+    from edgeapp.api import INFERENCE, Api
+
+    api = Api(_Engine(), _Accel(), _Settings())
+    table = api.routes()
+    assert len({(method, path) for method, path, _, _ in table}) == len(table)
+    inference = {path for _, path, _, config in table if config is INFERENCE}
+    assert inference == {"/api/model/service/base64", "/api/model/service/base64/mid=<path_mid>",
+                         "/api/model/service/binary", "/api/model/service/binary/mid=<path_mid>",
+                         "/api/model/service/multipart"}
+    assert ("POST", "/v1/vision/detection") in {(m, p) for m, p, _, _ in table}  # DeepStack's, on the same Api
+    routes = {(r.method, r.rule) for r in api.bottle_app().routes}
+    assert routes == {(m, p) for m, p, _, _ in table}
+
+
+def test_envelope_plugin_wraps_each_route_as_its_config_says():
+    import bottle
+
+    from edgeapp.envelope import EnvelopePlugin, InFlight, request_timing
+    from edgeapp.metrics import Metrics
+
+    class Settings(_Settings):
+        token = "s3cret"
+
+    class Accel(_Accel):
+        drops = 0
+
+        def drop_claim(self):
+            self.drops += 1
+
+    def hello():
+        return {"hi": 1}
+
+    def infer():
+        request_timing()["decode"] = 1.5
+        return []
+
+    def own():
+        return b'{"own": true}'
+
+    accel, metrics = Accel(), Metrics()
+    app = bottle.Bottle()
+    app.install(EnvelopePlugin(Settings(), accel, metrics, InFlight()))
+    app.route("/open", "GET", hello, answer="envelope", open_access=True)
+    app.route("/guarded", "GET", hello, answer="envelope")
+    app.route("/infer", "POST", infer, answer="envelope", inference=True, open_access=True)
+    app.route("/own", "GET", own)
+    status, _, body = call_wsgi(app, "GET", "/open")
+    assert status.startswith("200") and body == {"code": 0, "data": {"hi": 1}, "msg": "success"}
+    status, headers, body = call_wsgi(app, "GET", "/guarded")
+    assert status.startswith("401") and body["code"] == 1008 and headers["Www-Authenticate"].startswith("Bearer")
+    status, headers, body = call_wsgi(app, "POST", "/infer")
+    assert status.startswith("200") and body["data"] == [] and accel.drops == 1
+    assert headers["Server-Timing"].startswith("decode;dur=1.50, total;dur=")
+    status, headers, body = call_wsgi(app, "GET", "/own")
+    assert body == {"own": True} and "Server-Timing" not in headers
+    text = metrics.render([])
+    for label in ('code="0",endpoint="hello"', 'code="1008",endpoint="hello"', 'code="0",endpoint="infer"'):
+        assert label in text, label
+    assert 'endpoint="own"' not in text
+
+
+def test_deepstack_routes_run_on_the_api_and_keep_their_answer_shape():
+    import bottle
+
+    from edgeapp import deepstack
+    from edgeapp.api import Api
+    from edgeapp.errors import UnknownModel
+
+    ds = deepstack.DeepStack(Api(_Engine(), _Accel(), _Settings()))
+    assert ds.by_name("face") == 2 and ds.update_available()["updateAvailable"] is False
+    with pytest.raises(UnknownModel):
+        ds.by_name("cat")
+
+    def found():
+        return {"predictions": []}
+
+    def missing():
+        ds.by_name("cat")
+
+    app = bottle.Bottle()
+    app.install(deepstack.AnswerPlugin())
+    app.route("/found", "POST", found, **deepstack.ROUTE)
+    app.route("/missing", "POST", missing, **deepstack.ROUTE)
+    status, _, body = call_wsgi(app, "POST", "/found")
+    assert status.startswith("200") and body["success"] is True and isinstance(body["duration"], int)
+    status, _, body = call_wsgi(app, "POST", "/missing")
+    assert status.startswith("404") and body == {"success": False, "code": 1003,
+                                                 "error": "no model named 'cat'; see POST /v1/vision/custom/list"}
+
+
+def test_answer_headers_add_security_headers_and_answer_preflights():
+    from edgeapp.headers import AnswerHeaders
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+        return [b"{}"]
+
+    outer = AnswerHeaders(app, "http://ui.local/, http://other.local")
+    status, headers, _ = call_wsgi(outer, "GET", "/", query="")
+    assert headers["X-Content-Type-Options"] == "nosniff" and "Access-Control-Allow-Origin" not in headers
+    assert outer.cors("http://ui.local") == [("Access-Control-Allow-Origin", "http://ui.local"), ("Vary", "Origin"),
+                                              ("Access-Control-Expose-Headers", "Retry-After, Server-Timing")]
+    assert outer.cors("http://evil.example") == [] and AnswerHeaders(app).cors("http://ui.local") == []
+
+
 def test_refusals_are_quick_in_a_burst_then_held_back():
     # httpd answers the first SHED_BURST refusals at once and SHED_RATE a second after that;
     # beyond, each waits SHED_DELAY (clients that retry at once).
@@ -651,6 +801,7 @@ def test_large_images_are_decoded_one_per_cpu_at_a_time():
     import threading
 
     from edgeapp import api
+    from edgeapp.errors import BadRequest
 
     class Engine(_BrokenEngine):
         def __init__(self):
@@ -663,7 +814,7 @@ def test_large_images_are_decoded_one_per_cpu_at_a_time():
             time.sleep(0.1)
             with self.lock:
                 self.now -= 1
-            raise api.BadRequest("decoded")  # enough: the point was the decoding
+            raise BadRequest("decoded")  # enough: the point was the decoding
 
     class Settings(_Settings):
         max_pixels = 10 ** 8

@@ -1,4 +1,4 @@
-"""Property-based tests of every request parser in edgeapp.api and of images.image_size.
+"""Property-based tests of every request parser in edgeapp.parsing and of images.image_size.
 
 Two properties each: on any input a parser returns a value of the right kind or raises the one
 documented EdgeError (never another exception, which would be a 500), and what a well-behaved
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from edgeapp import api, images
+from edgeapp import images, parsing
 from edgeapp.errors import BadImage, BadRequest, EdgeError, TooLarge
 
 # No example database in the work tree; no deadline (2 cores shared with other test runs).
@@ -50,18 +50,18 @@ def raises_only(fn, *args, errors=(BadRequest,)):
 @example("١")  # an Arabic-Indic digit: str.isdigit() says yes
 @example("9" * 50)
 def test_mid_is_an_id_or_a_bad_request(text):
-    mid = raises_only(api._mid, text)
+    mid = raises_only(parsing.model_id, text)
     assert mid is None or (type(mid) is int and 0 <= mid <= MAX_ID)
 
 
 @given(ids, st.sampled_from(["%d", " %d ", "+%d", "'%d'", '"%d"', "\t%d\n"]))
 def test_mid_round_trip(n, form):
-    assert api._mid(form % n) == n
+    assert parsing.model_id(form % n) == n
 
 
 @given(st.lists(any_text, max_size=5), st.integers(min_value=1, max_value=64))
 def test_mids_are_ids_within_the_limit_or_a_bad_request(values, limit):
-    mids = raises_only(api._mids, values, limit)
+    mids = raises_only(parsing.model_ids, values, limit)
     assert mids is None or (len(mids) <= limit and all(type(m) is int and 0 <= m <= MAX_ID for m in mids))
 
 
@@ -70,13 +70,13 @@ def test_mids_round_trip(mids, form):
     values = {"json": [json.dumps(mids)], "comma": [",".join(map(str, mids))],
               "space": [" ".join(map(str, mids))], "fields": [str(m) for m in mids],
               "semicolon": [";".join(map(str, mids))]}[form]
-    assert api._mids(values, 8) == mids
+    assert parsing.model_ids(values, 8) == mids
 
 
 @given(st.integers(min_value=9, max_value=100000))
 def test_mids_over_the_limit_stop_early(n):
     with pytest.raises(BadRequest) as e:
-        api._mids([",".join(["1"] * n)], 8)
+        parsing.model_ids([",".join(["1"] * n)], 8)
     assert "limit is 8" in e.value.msg
 
 
@@ -84,7 +84,7 @@ def test_mids_over_the_limit_stop_early(n):
 
 @given(json_values)
 def test_truthy_is_a_bool_and_true_only_for_the_documented_values(value):
-    t = api._truthy(value)
+    t = parsing.truthy(value)
     assert type(t) is bool
     documented = value is True or (type(value) in (int, float) and value == 1) or (
         isinstance(value, str) and value.strip().lower() in ("1", "true"))
@@ -93,7 +93,7 @@ def test_truthy_is_a_bool_and_true_only_for_the_documented_values(value):
 
 @given(st.sampled_from(["1", "true", "TRUE", " True ", "tRuE"]))
 def test_truthy_strings(text):
-    assert api._truthy(text) is True
+    assert parsing.truthy(text) is True
 
 
 # ---- base64 and JSON -------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def test_truthy_strings(text):
 @example("=" * 9)
 @example("A")
 def test_base64_image_is_bytes_or_a_bad_request(text):
-    data = raises_only(api._base64_image, text)
+    data = raises_only(parsing.base64_image, text)
     assert data is None or (type(data) is bytes and len(data) > 0)
 
 
@@ -120,7 +120,7 @@ def test_base64_round_trip(data, form):
         "url-safe": base64.urlsafe_b64encode(data).decode("ascii"),
         "crlf": "\r\n".join(text[i:i + 76] for i in range(0, len(text), 76)),
     }[form]
-    assert api._base64_image(text) == data
+    assert parsing.base64_image(text) == data
 
 
 @given(st.binary(max_size=300))
@@ -128,26 +128,26 @@ def test_base64_round_trip(data, form):
 @example(b'{"a": ' + b"1" * 10000 + b"}")
 @example(b"\xef\xbb\xbf{}")
 def test_json_object_is_a_dict_or_a_bad_request(body):
-    doc = raises_only(api._json_object, body)
+    doc = raises_only(parsing.json_object, body)
     assert doc is None or type(doc) is dict
 
 
 @given(st.dictionaries(st.text(max_size=10), json_values, max_size=5))
 def test_json_object_round_trip(doc):
-    assert api._json_object(json.dumps(doc).encode("utf-8")) == doc
+    assert parsing.json_object(json.dumps(doc).encode("utf-8")) == doc
 
 
 @given(st.integers(min_value=2, max_value=200000))
 def test_json_nesting_of_any_depth(depth):
     body = ("[" * depth + "]" * depth).encode()
-    assert raises_only(api._json_object, body) is None  # an array is no object; and no crash
+    assert raises_only(parsing.json_object, body) is None  # an array is no object; and no crash
 
 
 # ---- the query string, the deadline ----------------------------------------------------------
 
 @given(any_text, st.one_of(st.none(), st.text(alphabet=string.digits + "abc=&", max_size=10)))
 def test_query_is_a_dict_of_lists(qs, path_mid):
-    out = api._parse_query(qs, path_mid)
+    out = parsing.parse_query(qs, path_mid)
     assert all(isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
                for k, v in out.items())
     if path_mid is not None and "&" not in path_mid and "=" not in path_mid and "?" not in path_mid:
@@ -159,7 +159,7 @@ def test_query_round_trip(pairs):
     expected = {}
     for k, v in pairs:
         expected.setdefault(k, []).append(v)
-    assert api._parse_query(urlencode(pairs)) == expected
+    assert parsing.parse_query(urlencode(pairs)) == expected
 
 
 @given(st.one_of(st.none(), any_text, st.floats().map(repr), st.integers().map(str)),
@@ -170,20 +170,20 @@ def test_query_round_trip(pairs):
 @example("1_000", 30.0)
 @example("1e-320", 30.0)
 def test_deadline_is_within_the_cap_or_a_bad_request(raw, cap):
-    s = raises_only(api._deadline_seconds, raw, cap)
+    s = raises_only(parsing.deadline_seconds, raw, cap)
     assert s is None or 0 < s <= cap
 
 
 @given(st.floats(min_value=0.001, max_value=10 ** 7, allow_nan=False))
 def test_deadline_round_trip(ms):
-    assert api._deadline_seconds(repr(ms), 3600.0) == pytest.approx(min(ms / 1000.0, 3600.0))
+    assert parsing.deadline_seconds(repr(ms), 3600.0) == pytest.approx(min(ms / 1000.0, 3600.0))
 
 
 def test_single_value_params():
-    assert api._single({"mid": ["2", " 2"]}, "mid") == "2"
-    assert api._single({}, "mid") is None
+    assert parsing.single({"mid": ["2", " 2"]}, "mid") == "2"
+    assert parsing.single({}, "mid") is None
     with pytest.raises(BadRequest):
-        api._single({"mid": ["2", "3"]}, "mid")
+        parsing.single({"mid": ["2", "3"]}, "mid")
 
 
 # ---- the body and the form (through bottle's request, as the server runs them) ----------------
@@ -205,8 +205,8 @@ def test_body_is_read_within_its_length_and_limit(body, length, limit):
     bind(body, content_length=length)
 
     def read():
-        api._check_length(limit)
-        return api._read_body(limit)
+        parsing.check_length(limit)
+        return parsing.read_body(limit)
 
     got = raises_only(read, errors=(BadRequest, TooLarge))
     if got is not None:
@@ -220,7 +220,7 @@ def test_body_is_read_within_its_length_and_limit(body, length, limit):
 @example(b"--x\r\nContent-Disposition: form-data; name=\"m\"\r\n\r\n\xff\r\n--x--\r\n", "x")
 def test_form_is_fields_and_files_or_a_bad_request(body, boundary):
     bind(body, "multipart/form-data; boundary=" + boundary)
-    out = raises_only(api._form, body)
+    out = raises_only(parsing.form, body)
     if out is not None:
         fields, files = out
         assert all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in fields.values())
@@ -244,7 +244,7 @@ def test_form_round_trip(fields, files):
                      b"Content-Type: application/octet-stream\r\n\r\n%s\r\n" % (boundary.encode(), name.encode(), data))
     body = b"".join(parts) + b"--%s--\r\n" % boundary.encode()
     bind(body, "multipart/form-data; boundary=" + boundary)
-    got_fields, got_files = api._form(body)
+    got_fields, got_files = parsing.form(body)
     assert got_fields == {k: [v] for k, v in fields.items()}
     assert got_files == files
 

@@ -1,8 +1,8 @@
 """DeepStack / CodeProject.AI compatible endpoints.
 
 Home Assistant, Blue Iris, Frigate and Double Take all speak DeepStack's HTTP API, so a board that
-speaks it drops into their set-ups unchanged. The same models and accelerator serve these routes;
-only the request and answer shapes differ:
+speaks it drops into their set-ups unchanged. The same models and accelerator serve these routes
+(DeepStack runs them through the Api it is given); only the request and answer shapes differ:
 
     POST /v1/vision/detection       multipart `image`, `min_confidence`, `api_key` -> predictions
     POST /v1/vision/face            the face model
@@ -10,8 +10,8 @@ only the request and answer shapes differ:
     POST /v1/vision/custom/list     the bundle names
     GET  /v1/status/updateavailable
 
-Answers: {"success": true, "predictions": [{"label", "confidence", "x_min", "y_min", "x_max",
-"y_max"}], "duration": ms} or {"success": false, "error": "..."} with a 4xx/5xx status.
+Answers (AnswerPlugin): {"success": true, "predictions": [{"label", "confidence", "x_min", "y_min",
+"x_max", "y_max"}], "duration": ms} or {"success": false, "error": "..."} with a 4xx/5xx status.
 """
 import functools
 import json
@@ -21,7 +21,7 @@ import time
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__
+from edgeapp import __version__, parsing
 from edgeapp.errors import BadRequest, EdgeError, UnknownModel
 
 log = logging.getLogger("edgeapp.deepstack")
@@ -30,79 +30,135 @@ DEFAULT_MIN_CONFIDENCE = 0.4
 # min_confidence=0 would return every candidate box: clamp it, so a client cannot flood itself.
 MIN_CONFIDENCE_FLOOR = 0.05
 FACE_MODEL = "face"
+ROUTE = {"answer": "deepstack"}  # the route config AnswerPlugin wraps
 
 
-def add_routes(app, engine, settings, read_form, check_token, run):
-    """Register the routes on app. read_form() -> (fields, files) of the request body;
-    check_token(given) raises Unauthorized; run(mid, image_bytes) -> (results, width, height)."""
+class DeepStack:
+    """The DeepStack routes over an edgeapp.api.Api: its engine, settings, accelerator and its
+    decode and infer steps."""
 
-    def answer(fn):
-        @functools.wraps(fn)
-        def handler(**kw):
+    def __init__(self, api):
+        self.api = api
+
+    def routes(self):
+        """(method, path, handler, route config) of every DeepStack route."""
+        return [
+            ("POST", "/v1/vision/detection", self.vision_detection, ROUTE),
+            ("POST", "/v1/vision/face", self.vision_face, ROUTE),
+            ("POST", "/v1/vision/custom/list", self.vision_custom_list, ROUTE),
+            ("POST", "/v1/vision/custom/<name>", self.vision_custom, ROUTE),
+            ("GET", "/v1/status/updateavailable", self.update_available, ROUTE),
+        ]
+
+    # ---- the handlers: each returns the answer's fields besides "success" ----
+
+    def vision_detection(self):
+        return self.detect(self.by_name(getattr(self.api.settings, "deepstack_detection", None) or FACE_MODEL))
+
+    def vision_face(self):
+        return self.detect(self.by_name(FACE_MODEL))
+
+    def vision_custom_list(self):
+        fields, _ = self.read_form()
+        self.check_api_key(_field(fields, "api_key"))
+        engine = self.api.engine
+        return {"models": sorted(engine.bundles[mid].name for mid in engine.models)}
+
+    def vision_custom(self, name):
+        return self.detect(self.by_name(name))
+
+    def update_available(self):
+        return {"message": "edgeapp %s" % __version__, "version": __version__, "current": __version__,
+                "latest": __version__, "updateAvailable": False}
+
+    # ---- the steps ----
+
+    def detect(self, mid):
+        fields, files = self.read_form()
+        self.check_api_key(_field(fields, "api_key"))
+        data = files.get("image") or (next(iter(files.values())) if len(files) == 1 else None)
+        if not data:
+            raise BadRequest("send the picture as a multipart file part named 'image'")
+        floor = _min_confidence(_field(fields, "min_confidence"))
+        results = self.run(mid, data)
+        return {"predictions": [_prediction(r) for r in results if r["score"] >= floor]}
+
+    def by_name(self, name):
+        """The id of the model named name (the bundle's name)."""
+        for mid, b in self.api.engine.bundles.items():
+            if b.name == name:
+                return mid
+        raise UnknownModel("no model named %r; see POST /v1/vision/custom/list" % name)
+
+    def read_form(self):
+        """(fields, files) of the request's multipart body ({}, {} for none)."""
+        limit = self.api.settings.max_body_bytes
+        parsing.check_length(limit)
+        body = parsing.read_body(limit)
+        if not body:
+            return {}, {}
+        if not request.content_type.startswith("multipart/"):
+            raise BadRequest("send multipart/form-data with the picture in a part named 'image'")
+        return parsing.form(body)
+
+    def check_api_key(self, api_key):
+        """DeepStack clients send the token as the api_key field; the usual headers work too."""
+        token = self.api.settings.token
+        if not token:
+            return
+        if api_key and parsing.same_token(api_key, token):
+            return
+        parsing.check_token(token)  # or the usual headers; raises Unauthorized
+
+    def run(self, mid, data):
+        """The results of model mid on the image bytes data, no image rendered."""
+        api = self.api
+        api.check_model(mid)
+        until = time.monotonic() + api.settings.request_timeout
+        try:
+            decoded = api.decode(data, [mid], False, until)
+            out = api.infer(mid, decoded, False, until)
+        finally:
+            api.accel.drop_claim()  # a claim its job did not take (see admission.shed_if_full)
+        return out["result"]
+
+
+class AnswerPlugin:
+    """DeepStack's answer shape around every route whose config has answer="deepstack": the
+    handler's fields with success true (and the duration in ms beside predictions), or success
+    false with the error and its status. Always a JSON body with a Content-Length."""
+    name = "deepstack"
+    api = 2
+
+    def apply(self, callback, route):
+        if route.config.get("answer") != "deepstack":
+            return callback
+
+        @functools.wraps(callback)
+        def wrapper(*args, **kwargs):
             t0 = time.monotonic()
-            try:
-                out = fn(**kw)
-                out = dict({"success": True}, **out)
-                status = 200
-            except EdgeError as e:
-                log.info("%s %s -> %d: %s", request.method, request.path, e.status, e.msg)
-                out, status = {"success": False, "error": e.msg, "code": e.code}, e.status
-            except bottle.HTTPResponse:
-                raise
-            except Exception:
-                log.exception("%s %s failed", request.method, request.path)
-                out, status = {"success": False, "error": "internal error; see the server log"}, 500
+            out, status = _outcome(callback, args, kwargs)
             if "predictions" in out:
                 out["duration"] = int(round((time.monotonic() - t0) * 1000))
             response.status = status
             response.content_type = "application/json; charset=utf-8"
             return json.dumps(out).encode("utf-8")  # bytes: Content-Length, never chunked
 
-        return handler
+        return wrapper
 
-    def by_name(name):
-        for mid, b in engine.bundles.items():
-            if b.name == name:
-                return mid
-        raise UnknownModel("no model named %r; see POST /v1/vision/custom/list" % name)
 
-    def detect(mid):
-        fields, files = read_form()
-        check_token(_field(fields, "api_key"))
-        data = files.get("image") or (next(iter(files.values())) if len(files) == 1 else None)
-        if not data:
-            raise BadRequest("send the picture as a multipart file part named 'image'")
-        floor = _min_confidence(_field(fields, "min_confidence"))
-        results, _, _ = run(mid, data)
-        return {"predictions": [_prediction(r) for r in results if r["score"] >= floor]}
-
-    @app.post("/v1/vision/detection")
-    @answer
-    def vision_detection():
-        return detect(by_name(getattr(settings, "deepstack_detection", None) or FACE_MODEL))
-
-    @app.post("/v1/vision/face")
-    @answer
-    def vision_face():
-        return detect(by_name(FACE_MODEL))
-
-    @app.post("/v1/vision/custom/list")
-    @answer
-    def vision_custom_list():
-        fields, _ = read_form()
-        check_token(_field(fields, "api_key"))
-        return {"models": sorted(engine.bundles[mid].name for mid in engine.models)}
-
-    @app.post("/v1/vision/custom/<name>")
-    @answer
-    def vision_custom(name):
-        return detect(by_name(name))
-
-    @app.get("/v1/status/updateavailable")
-    @answer
-    def update_available():
-        return {"message": "edgeapp %s" % __version__, "version": __version__, "current": __version__,
-                "latest": __version__, "updateAvailable": False}
+def _outcome(callback, args, kwargs):
+    """(answer fields, status) of one call of a handler."""
+    try:
+        return dict({"success": True}, **callback(*args, **kwargs)), 200
+    except EdgeError as e:
+        log.info("%s %s -> %d: %s", request.method, request.path, e.status, e.msg)
+        return {"success": False, "error": e.msg, "code": e.code}, e.status
+    except bottle.HTTPResponse:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return {"success": False, "error": "internal error; see the server log"}, 500
 
 
 def _field(fields, name):

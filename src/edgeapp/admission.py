@@ -1,0 +1,42 @@
+"""Refusing inference before it costs anything: the accelerator's admission of a request.
+
+Two doors, one answer (Busy, with a Retry-After from the queue's depth): shedder() for the HTTP
+server's selector thread, from the request line alone, and shed_if_full() for a request thread
+before it reads or decodes the body. These are the only places that ask the accelerator for room
+(refuses_now, wait_for_slot); a claim shed_if_full makes is dropped by envelope.EnvelopePlugin
+and deepstack.DeepStack.run (accel.drop_claim()).
+"""
+import math
+
+from edgeapp.errors import Busy
+
+INFERENCE_PATHS = (b"/api/model/service/", b"/v1/vision/")
+
+
+def shedder(accel):
+    """shed(method, target, waiting) for httpd.Server: the 503 an inference request gets at once,
+    from its request line alone, when the accelerator queue is full (counting the `waiting`
+    requests the server's threads have not started yet); else None. Never waits."""
+    def shed(method, target, waiting=0):
+        if method == b"POST" and target.startswith(INFERENCE_PATHS) and accel.refuses_now(waiting):
+            return busy(accel)
+        return None
+    return shed
+
+
+def shed_if_full(accel, deadline):
+    """Busy before decoding when every accelerator slot is taken or claimed by requests admitted
+    before this one (after a short wait for one when jobs are short): under overload a request
+    would otherwise pay for its decoding and preprocessing only to be refused. On success the
+    room is claimed for this request thread until its job takes a slot or accel.drop_claim()."""
+    if not accel.wait_for_slot(deadline):
+        raise busy(accel)
+
+
+def busy(accel):
+    """The Busy error for a full queue: Retry-After is the time the queued jobs will take."""
+    st = accel.status() or {}
+    capacity, depth = st.get("queue_capacity") or 0, st.get("queue_depth") or 0
+    per_job = (st.get("service_ms") or 1000.0) / 1000.0
+    return Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
+                retry_after=max(1, int(math.ceil(depth * per_job))))
