@@ -31,11 +31,11 @@ class Classifier:
         if self.resize == "text_line":
             img = preprocess.text_line(image, h, w)
         elif self.resize == "letterbox":
-            img = preprocess.letterbox(image, h, w)[0]
+            img = (preprocess.letterbox(image, h, w) if self.interp is None else fit.letterbox(image, h, w, self.interp))[0]
         elif self.resize == "resize_short":
             img = fit.resize_short_crop(image, h, w, pre_short(self.bundle.pre, h, w), self.interp)[0]
         else:
-            img = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+            img = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR if self.interp is None else self.interp)
         return self.normalize.tensor(img, (h, w))
 
     def reduction(self, w, h):
