@@ -1,11 +1,12 @@
 """Fitting an image into a bundle's fixed input, and mapping canvas pixels back: the one place the
 model types resize.
 
-Preprocess.resize names the way (stretch, letterbox, resize_short, text_line); every way
-gives an image no larger than the bundle's H x W, which the type pads to exactly that shape (the
-only shape the accelerator takes: README, Memory). One interpolation rule for all of them:
+Preprocess.resize names the way (stretch, letterbox, resize_short, text_line); every way gives an
+image no larger than the bundle's H x W, which the type pads to exactly that shape (the only shape
+the accelerator takes: README, Memory). One interpolation rule for all of them:
 Preprocess.interpolation when the bundle names one; else the model type's own default (Fit's
-`default_interp`); else automatic: area when the image is scaled down, linear when it is scaled up.
+`default_interp`); else automatic: area when the image is scaled down (by a factor below 1 for the
+ways that keep the aspect, on both sides for the others), linear otherwise.
 """
 import math
 
@@ -54,6 +55,7 @@ class Placement:
 
 
 def _resize(image, w, h, interp, shrinking):
+    # Automatic: area averages the pixels a shrink drops (linear would alias), linear enlarges.
     if interp is None:
         interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(image, (int(w), int(h)), interpolation=interp)
