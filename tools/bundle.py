@@ -544,8 +544,8 @@ def run(args):
 
 def _known_types():
     sys.path.insert(0, str(REPO / "src"))
-    from edgeapp.bundle import KNOWN_TYPES as types
-    return types
+    from edgeapp.models import TYPES
+    return tuple(TYPES)
 
 
 KNOWN_TYPES = _known_types()

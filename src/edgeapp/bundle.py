@@ -7,7 +7,7 @@ built bundles only.
 import json
 import os
 
-KNOWN_TYPES = ("blazeface", "classify", "ctc_rec", "db_det", "detection", "ocr")
+from edgeapp.models import TYPES  # the registry alone: no type module, no OpenCV
 
 
 class BundleError(Exception):
@@ -25,8 +25,8 @@ class Bundle:
             self.input_shape = [int(x) for x in spec["input_shape"]]
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError("%s: bundle.json needs id, name, type and input_shape (%s)" % (folder, e))
-        if self.type not in KNOWN_TYPES:
-            raise BundleError("%s: unknown model type %r (known: %s)" % (folder, self.type, ", ".join(KNOWN_TYPES)))
+        if self.type not in TYPES:
+            raise BundleError("%s: unknown model type %r (known: %s)" % (folder, self.type, ", ".join(TYPES)))
         if len(self.input_shape) != 4 or self.input_shape[0] != 1 or self.input_shape[1] != 3:
             raise BundleError("%s: input_shape must be [1, 3, H, W], got %r" % (folder, self.input_shape))
         self.description = spec.get("description", "")

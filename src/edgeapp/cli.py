@@ -28,8 +28,7 @@ def _engine_for(args, mid):
     bundles = load_bundles(_model_dir(args))
     needs = []
     if mid in bundles:
-        m = models.build(bundles[mid], bundles)
-        needs = m.needs() if hasattr(m, "needs") else [mid]
+        needs = models.build(bundles[mid], bundles).needs()
     accel = LocalAccelerator({n: bundles[n] for n in needs if n in bundles}, warm=False)
     return Engine(bundles, accel)
 

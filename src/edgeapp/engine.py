@@ -35,8 +35,7 @@ class Engine:
             except Exception as e:
                 failed[mid] = "bundle error: %s" % e
                 continue
-            needs = m.needs() if hasattr(m, "needs") else [mid]
-            down = [n for n in needs if not status.get(n, {}).get("ready")]
+            down = [n for n in m.needs() if not status.get(n, {}).get("ready")]
             if down:
                 reasons = [(n, status.get(n, {}).get("reason") or "not loaded") for n in down]
                 failed[mid] = "; ".join(
@@ -69,7 +68,7 @@ class Engine:
 
     def _reduction(self, mid, w, h):
         m = self.models.get(mid)
-        return m.reduction(w, h) if hasattr(m, "reduction") else 1  # e.g. OCR: crops need every pixel
+        return 1 if m is None else m.reduction(w, h)  # None: infer() will answer why
 
     def infer(self, mid, image, show=False, deadline=None, timing=None, size=None):
         """The envelope's data for one model: {"result": [...]} plus "image" (base64 JPEG) if show.

@@ -1,20 +1,33 @@
 """Model types: one module each, pre-processing + post-processing around Accelerator.run().
 
 Adding a model of a known type is adding a bundle folder; adding a type is adding a module here
-(and its name to edgeapp.bundle.KNOWN_TYPES). fit.py holds resize helpers, not a type.
+with a ModelType subclass (base.py) and one line in TYPES. The other modules are the types' shared
+steps: fit.py (resize into the input), tensor.py (normalise into the tensor), base.py.
+
+TYPES is the one registry: edgeapp.bundle checks a bundle's "type" against its names. This file
+imports no type module (they import OpenCV), so reading bundles stays cheap (the worker process
+and diag read them without OpenCV) and edgeapp.bundle imports nothing that imports it back; a
+type's module is imported when a model of that type is first built.
 """
-from edgeapp.models import blazeface, classify, ctc_rec, db_det, detection, ocr
+import importlib
 
 TYPES = {
-    "blazeface": blazeface.FaceDetector,
-    "classify": classify.Classifier,
-    "ctc_rec": ctc_rec.Recognizer,
-    "db_det": db_det.TextDetector,
-    "detection": detection.Detector,
-    "ocr": ocr.OcrPipeline,
+    # bundle.json "type": (module in edgeapp.models, its ModelType class)
+    "blazeface": ("blazeface", "FaceDetector"),
+    "classify": ("classify", "Classifier"),
+    "ctc_rec": ("ctc_rec", "Recognizer"),
+    "db_det": ("db_det", "TextDetector"),
+    "detection": ("detection", "Detector"),
+    "ocr": ("ocr", "OcrPipeline"),
 }
+
+
+def type_class(name):
+    """The ModelType subclass of a type name (KeyError for a name not in TYPES)."""
+    module, cls = TYPES[name]
+    return getattr(importlib.import_module("edgeapp.models." + module), cls)
 
 
 def build(bundle, bundles):
     """The model object for a bundle; bundles lets a pipeline use other bundles' models."""
-    return TYPES[bundle.type](bundle, bundles)
+    return type_class(bundle.type)(bundle, bundles)

@@ -6,14 +6,14 @@ MediaPipe ones: per stride, a grid of cell centres with `per_cell` anchors each 
 
 Bundle keys: PostProcess.anchors = {"strides": [8, 16], "per_cell": [2, 6]} (short range;
 full range: [4], [1]), score_thresh (default 0.5), nms_thresh (0.3), max_faces (100).
-Preprocess: letterbox (default) or stretch; MediaPipe normalises RGB to [-1, 1].
+Preprocess.resize: letterbox (default), stretch or resize_short; MediaPipe normalises RGB to [-1, 1].
 Result: label "face", location in original pixels, extended.keypoints = {name: [x, y]}.
 """
 import cv2
 import numpy as np
 
-from edgeapp import preprocess
-from edgeapp.models import fit
+from edgeapp.models import fit, tensor
+from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
 KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
@@ -30,11 +30,12 @@ def anchors(input_h, input_w, strides, per_cell, offset=0.5):
     return np.concatenate(out, axis=0).astype(np.float32)
 
 
-class FaceDetector:
+class FaceDetector(ModelType):
     def __init__(self, bundle, bundles=None):
-        self.bundle = bundle
-        pre, post = bundle.pre, bundle.post
-        self.normalize = preprocess.Normalize(pre)
+        super().__init__(bundle)
+        post = bundle.post
+        self.fit = fit.Fit(bundle, "letterbox", ("stretch", "resize_short"))
+        self.normalize = tensor.Normalize(bundle.pre)
         h, w = bundle.max_hw
         spec = post.get("anchors", {"strides": [8, 16], "per_cell": [2, 6]})
         strides, per_cell = spec.get("strides"), spec.get("per_cell")
@@ -44,16 +45,11 @@ class FaceDetector:
         self.score_thresh = float(post.get("score_thresh", 0.5))
         self.nms_thresh = float(post.get("nms_thresh", 0.3))
         self.max_faces = int(post.get("max_faces", 100))
-        self.label = (bundle.labels or ["face"])[0]
+        self.face_label = (bundle.labels or ["face"])[0]
 
     def preprocess(self, image):
-        h, w = self.bundle.max_hw
-        img, place = fit.fit(image, self.bundle.pre, h, w, default="letterbox")
-        return self.normalize.tensor(img, (h, w)), place
-
-    def reduction(self, w, h):
-        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        return fit.bundle_reduction(self.bundle, w, h, "letterbox")
+        img, place = self.fit(image)
+        return self.normalize.tensor(img, self.bundle.max_hw), place
 
     def postprocess(self, outputs, place, image_shape):
         """outputs: regressors (1, N, 16) and score logits (1, N, 1) -> [(box x1 y1 x2 y2, score, kps)]."""
@@ -92,11 +88,11 @@ class FaceDetector:
         return faces
 
     def detect(self, image, accel):
-        tensor, place = self.preprocess(image)
-        return self.postprocess(accel.run(self.bundle.id, [tensor]), place, image.shape)
+        x, place = self.preprocess(image)
+        return self.postprocess(accel.run(self.bundle.id, [x]), place, image.shape)
 
     def infer(self, image, accel):
-        return [result(self.label, 0, score, x0, y0, x1 - x0, y1 - y0, {"keypoints": kps})
+        return [result(self.face_label, 0, score, x0, y0, x1 - x0, y1 - y0, {"keypoints": kps})
                 for (x0, y0, x1, y1), score, kps in self.detect(image, accel)]
 
 

@@ -1,27 +1,23 @@
 """CTC text recognition (PP-OCR rec): a text-line image → its text and a confidence."""
 
-from edgeapp import preprocess
-from edgeapp.models import fit
+from edgeapp.models import fit, tensor
+from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
 
-class Recognizer:
+class Recognizer(ModelType):
     def __init__(self, bundle, bundles=None):
-        self.bundle = bundle
-        pre, post = bundle.pre, bundle.post
-        self.normalize = preprocess.Normalize(pre)
+        super().__init__(bundle)
+        post = bundle.post
+        # One fixed tensor shape: the line is scaled to the height (linearly, as PaddleOCR), padded
+        # on the right, and squeezed only if it is wider than the tensor (reads well up to about
+        # twice as wide). Preprocess.resize is not read: a recogniser only reads text lines.
+        self.fit = fit.Fit(bundle, "text_line", default_interp="linear")
+        self.normalize = tensor.Normalize(bundle.pre)
         self.chars = load_charset(bundle.file(post["character_dict"]), post.get("use_space_char", True))
 
     def preprocess(self, image):
-        # One fixed tensor shape: the line is scaled to the height, padded on the right, and
-        # squeezed only if it is wider than the tensor (reads well up to about twice as wide).
-        h, w = self.bundle.max_hw
-        img = preprocess.text_line(image, h, w)
-        return self.normalize.tensor(img, (h, w))
-
-    def reduction(self, w, h):
-        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        return fit.bundle_reduction(self.bundle, w, h, "text_line", {})
+        return self.normalize.tensor(self.fit(image)[0], self.bundle.max_hw)
 
     def postprocess(self, probs):
         """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""

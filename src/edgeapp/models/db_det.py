@@ -2,36 +2,33 @@
 import cv2
 import numpy as np
 
-from edgeapp import preprocess
-from edgeapp.models import fit
+from edgeapp.models import fit, tensor
+from edgeapp.models.base import ModelType
 from edgeapp.results import box_result
 
 
-class TextDetector:
+class TextDetector(ModelType):
     def __init__(self, bundle, bundles=None):
-        self.bundle = bundle
-        pre, post = bundle.pre, bundle.post
-        self.normalize = preprocess.Normalize(pre, preprocess.IMAGENET_MEAN, preprocess.IMAGENET_STD)
+        super().__init__(bundle)
+        post = bundle.post
+        self.fit = fit.Fit(bundle, "letterbox")  # Preprocess.resize is not read: DB takes the whole page
+        self.normalize = tensor.Normalize(bundle.pre, tensor.IMAGENET_MEAN, tensor.IMAGENET_STD)
         self.thresh = float(post.get("thresh", 0.3))
         self.box_thresh = float(post.get("box_thresh", 0.6))
         self.unclip_ratio = float(post.get("unclip_ratio", 1.5))
         self.min_size = float(post.get("min_size", 3))
         self.max_candidates = int(post.get("max_candidates", 1000))
-        self.label = (bundle.labels or ["text"])[0]
+        self.text_label = (bundle.labels or ["text"])[0]
 
     # -- the three steps -------------------------------------------------------------------
     def preprocess(self, image):
-        h, w = self.bundle.max_hw
-        resized, box = preprocess.letterbox(image, h, w)
-        return self.normalize.tensor(resized, (h, w)), box
+        resized, place = self.fit(image)
+        return self.normalize.tensor(resized, self.bundle.max_hw), place
 
-    def reduction(self, w, h):
-        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        return fit.bundle_reduction(self.bundle, w, h, "letterbox", {})
-
-    def postprocess(self, prob, box, image_shape):
-        """prob: HxW map of the canvas. Returns a list of (4x2 float points, score), original pixels."""
-        prob = prob[:box.height, :box.width]
+    def postprocess(self, prob, place, image_shape):
+        """prob: HxW map of the canvas. Returns a list of (4x2 float points, score), original pixels
+        (mapped back by the letterbox's one scale, place.scale)."""
+        prob = prob[:place.height, :place.width]
         bitmap = (prob > self.thresh).astype(np.uint8)
         contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         ih, iw = image_shape[:2]
@@ -46,19 +43,19 @@ class TextDetector:
             rect = _unclip(rect, self.unclip_ratio)
             if min(rect[1]) < self.min_size + 2:
                 continue
-            pts = order_points(cv2.boxPoints(rect)) / box.scale
+            pts = order_points(cv2.boxPoints(rect)) / place.scale
             pts[:, 0] = np.clip(pts[:, 0], 0, iw)
             pts[:, 1] = np.clip(pts[:, 1], 0, ih)
             boxes.append((pts, score))
         return sort_reading_order(boxes)
 
     def detect(self, image, accel):
-        tensor, box = self.preprocess(image)
-        prob = accel.run(self.bundle.id, [tensor])[0]
-        return self.postprocess(prob[0, 0], box, image.shape)
+        x, place = self.preprocess(image)
+        prob = accel.run(self.bundle.id, [x])[0]
+        return self.postprocess(prob[0, 0], place, image.shape)
 
     def infer(self, image, accel):
-        return [box_result(self.label, 0, score, pts, {"points": _points_list(pts)})
+        return [box_result(self.text_label, 0, score, pts, {"points": _points_list(pts)})
                 for pts, score in self.detect(image, accel)]
 
 

@@ -19,24 +19,22 @@ Result: one per object, label from label_list, index = class id, location in ori
 import cv2
 import numpy as np
 
-from edgeapp import preprocess
-from edgeapp.models import fit
+from edgeapp.models import fit, tensor
+from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
 DECODERS = ("nms", "boxes_scores", "gfl")
 
 
-class Detector:
+class Detector(ModelType):
     def __init__(self, bundle, bundles=None):
-        self.bundle = bundle
-        pre, post = bundle.pre, bundle.post
-        self.normalize = preprocess.Normalize(pre, preprocess.IMAGENET_MEAN, preprocess.IMAGENET_STD)
+        super().__init__(bundle)
+        post = bundle.post
+        self.fit = fit.Fit(bundle, "stretch", ("letterbox",))
+        self.normalize = tensor.Normalize(bundle.pre, tensor.IMAGENET_MEAN, tensor.IMAGENET_STD)
         self.decode = post.get("decode", "nms")
         if self.decode not in DECODERS:
             raise ValueError("PostProcess.decode %r: use one of %s" % (self.decode, ", ".join(DECODERS)))
-        fit.interpolation(pre)  # a bad name fails at load, not per request
-        if pre.get("resize", "stretch") not in ("stretch", "letterbox"):
-            raise ValueError("Preprocess.resize for detection: stretch or letterbox")
         self.score_thresh = float(post.get("score_thresh", 0.5))
         self.nms_thresh = float(post.get("nms_thresh", 0.5))
         self.nms_top_k = int(post.get("nms_top_k", 1000))
@@ -46,17 +44,11 @@ class Detector:
         self.normalized = bool(post.get("normalized", False))
         self.scores_layout = post.get("scores_layout", "CM")
         self.strides = [int(s) for s in post.get("strides", [8, 16, 32, 64])]
-        self.labels = bundle.labels
 
     # -- steps -----------------------------------------------------------------------------------
     def preprocess(self, image):
-        h, w = self.bundle.max_hw
-        img, place = fit.fit(image, self.bundle.pre, h, w, default="stretch")
-        return self.normalize.tensor(img, (h, w)), place
-
-    def reduction(self, w, h):
-        """How much smaller a JPEG may be decoded for this model (engine.Engine.decode)."""
-        return fit.bundle_reduction(self.bundle, w, h, "stretch")
+        img, place = self.fit(image)
+        return self.normalize.tensor(img, self.bundle.max_hw), place
 
     def postprocess(self, outputs, place, image_shape):
         """Model outputs -> [(class, score, x1, y1, x2, y2)] in original pixels, best first."""
@@ -87,14 +79,11 @@ class Detector:
         return out[:self.keep_top_k]
 
     def detect(self, image, accel):
-        tensor, place = self.preprocess(image)
-        return self.postprocess(accel.run(self.bundle.id, [tensor]), place, image.shape)
+        x, place = self.preprocess(image)
+        return self.postprocess(accel.run(self.bundle.id, [x]), place, image.shape)
 
     def infer(self, image, accel):
         return [result(self.label(c), c, s, x1, y1, x2 - x1, y2 - y1) for c, s, x1, y1, x2, y2 in self.detect(image, accel)]
-
-    def label(self, cls):
-        return self.labels[cls] if 0 <= cls < len(self.labels) else str(cls)
 
     # -- decoders --------------------------------------------------------------------------------
     def _nms_rows(self, outputs):

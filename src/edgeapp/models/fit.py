@@ -1,9 +1,15 @@
-"""Fitting an image into a bundle's fixed input shape, and mapping canvas pixels back.
+"""Fitting an image into a bundle's fixed input, and mapping canvas pixels back: the one place the
+model types resize.
 
-Shared by the model types that are not text-specific (detection, blazeface, classify's
-PaddleClas-style resize_short + crop). Every result is exactly the bundle's H x W: the only shape
-the accelerator takes (README, Memory).
+Preprocess.resize names the way (stretch, letterbox, resize_short, text_line); every way gives an
+image no larger than the bundle's H x W, which the type pads to exactly that shape (the only shape
+the accelerator takes: README, Memory). One interpolation rule for all of them:
+Preprocess.interpolation when the bundle names one; else the model type's own default (Fit's
+`default_interp`); else automatic: area when the image is scaled down (by a factor below 1 for the
+ways that keep the aspect, on both sides for the others), linear otherwise.
 """
+import math
+
 import cv2
 
 INTERPOLATION = {
@@ -18,8 +24,10 @@ INTERP_BY_NUMBER = {0: "nearest", 1: "linear", 2: "cubic", 3: "area", 4: "lanczo
 
 
 def interpolation(pre, default=None):
-    """Preprocess.interpolation (a name, or OpenCV's number) -> an OpenCV flag, or None for automatic."""
-    value = pre.get("interpolation", default)
+    """Preprocess.interpolation (a name, or OpenCV's number; when the bundle names none, `default`)
+    -> an OpenCV flag, or None for automatic."""
+    value = pre.get("interpolation")
+    value = default if value is None else value
     if value is None:
         return None
     if isinstance(value, int) and value in INTERP_BY_NUMBER:
@@ -31,25 +39,33 @@ def interpolation(pre, default=None):
 
 
 class Placement:
-    """Where the image went in the canvas: canvas = original * (sx, sy) + (dx, dy)."""
+    """Where the image went in the canvas: canvas = original * (sx, sy) + (dx, dy).
 
-    def __init__(self, sx, sy, dx=0.0, dy=0.0, width=None, height=None):
+    scale: for the ways that keep the aspect (letterbox, resize_short), the one factor the size was
+    computed from; sx and sy are the rounded size's own factors and differ from it by under a pixel.
+    """
+
+    def __init__(self, sx, sy, dx=0.0, dy=0.0, width=None, height=None, scale=None):
         self.sx, self.sy, self.dx, self.dy = float(sx), float(sy), float(dx), float(dy)
         self.width, self.height = width, height  # the image's extent inside the canvas
+        self.scale = scale
 
     def to_original(self, x, y):
         return (x - self.dx) / self.sx, (y - self.dy) / self.sy
 
 
-def _resize(image, w, h, interp):
+def _resize(image, w, h, interp, shrinking):
+    # Automatic: area averages the pixels a shrink drops (linear would alias), linear enlarges.
     if interp is None:
-        interp = cv2.INTER_AREA if w < image.shape[1] and h < image.shape[0] else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(image, (int(w), int(h)), interpolation=interp)
 
 
 def stretch(image, out_h, out_w, interp=None):
+    """Both sides to the input's: the aspect is not kept."""
     h, w = image.shape[:2]
-    return _resize(image, out_w, out_h, interp), Placement(out_w / float(w), out_h / float(h), width=out_w, height=out_h)
+    img = _resize(image, out_w, out_h, interp, out_w < w and out_h < h)
+    return img, Placement(out_w / float(w), out_h / float(h), width=out_w, height=out_h)
 
 
 def letterbox(image, out_h, out_w, interp=None):
@@ -58,7 +74,8 @@ def letterbox(image, out_h, out_w, interp=None):
     s = min(out_h / float(h), out_w / float(w))
     nw = max(1, min(out_w, int(round(w * s))))
     nh = max(1, min(out_h, int(round(h * s))))
-    return _resize(image, nw, nh, interp), Placement(nw / float(w), nh / float(h), width=nw, height=nh)
+    img = _resize(image, nw, nh, interp, s < 1)
+    return img, Placement(nw / float(w), nh / float(h), width=nw, height=nh, scale=s)
 
 
 def resize_short_crop(image, out_h, out_w, short, interp=None):
@@ -66,23 +83,18 @@ def resize_short_crop(image, out_h, out_w, short, interp=None):
     h, w = image.shape[:2]
     s = float(short) / min(h, w)
     nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
-    img = _resize(image, nw, nh, interp)
+    img = _resize(image, nw, nh, interp, s < 1)
     x0, y0 = max(0, (nw - out_w) // 2), max(0, (nh - out_h) // 2)
     img = img[y0:y0 + out_h, x0:x0 + out_w]
-    return img, Placement(nw / float(w), nh / float(h), -x0, -y0, width=img.shape[1], height=img.shape[0])
+    return img, Placement(nw / float(w), nh / float(h), -x0, -y0, width=img.shape[1], height=img.shape[0], scale=s)
 
 
-def fit(image, pre, out_h, out_w, default="stretch", interp_default=None):
-    """The bundle's Preprocess.resize applied: (image no larger than out_h x out_w, Placement)."""
-    mode = pre.get("resize", default)
-    interp = interpolation(pre, interp_default)
-    if mode == "stretch":
-        return stretch(image, out_h, out_w, interp)
-    if mode == "letterbox":
-        return letterbox(image, out_h, out_w, interp)
-    if mode == "resize_short":
-        return resize_short_crop(image, out_h, out_w, pre.get("resize_short", max(out_h, out_w)), interp)
-    raise ValueError("Preprocess.resize %r: use stretch, letterbox or resize_short" % mode)
+def text_line(image, out_h, max_w, interp=None):
+    """A text line to height out_h, aspect kept, width capped at max_w (squeezed if wider)."""
+    h, w = image.shape[:2]
+    nw = max(1, min(max_w, int(math.ceil(out_h * w / float(max(h, 1))))))
+    img = _resize(image, nw, out_h, interp, nw < w and out_h < h)
+    return img, Placement(nw / float(w), out_h / float(h), width=nw, height=out_h)
 
 
 def resized_size(mode, w, h, out_h, out_w, short=None):
@@ -110,10 +122,36 @@ def reduction(w, h, need_w, need_h):
     return 1
 
 
-def bundle_reduction(bundle, w, h, default, pre=None):
-    """reduction() of a w x h image for a bundle: its input size and its Preprocess.resize (or
-    pre's, for a model type that resizes its own way). Model types call it as their reduction()."""
-    pre = bundle.pre if pre is None else pre
-    out_h, out_w = bundle.max_hw
-    nw, nh = resized_size(pre.get("resize", default), w, h, out_h, out_w, pre.get("resize_short"))
-    return reduction(w, h, nw, nh)
+class Fit:
+    """A bundle's Preprocess resize, read once when its model is built (a bad value fails the
+    load, not a request): fit(image) -> (image no larger than the input, Placement).
+
+    default: the way the type resizes when the bundle names none; others: the other ways the bundle
+    may name (none: the type always resizes `default`'s way and Preprocess.resize is not read).
+    default_interp: the type's interpolation (a name) when the bundle names none (None: automatic).
+    """
+
+    def __init__(self, bundle, default, others=(), default_interp=None):
+        pre = bundle.pre
+        allowed = (default,) + tuple(others)
+        self.mode = pre.get("resize", default) if others else default
+        if self.mode not in allowed:
+            raise ValueError("Preprocess.resize %r: %s takes %s" % (self.mode, bundle.type, ", ".join(allowed)))
+        self.out_h, self.out_w = bundle.max_hw
+        self.interp = interpolation(pre, default_interp)
+        self.short = int(pre.get("resize_short", max(self.out_h, self.out_w)))
+
+    def __call__(self, image):
+        h, w = self.out_h, self.out_w
+        if self.mode == "stretch":
+            return stretch(image, h, w, self.interp)
+        if self.mode == "letterbox":
+            return letterbox(image, h, w, self.interp)
+        if self.mode == "resize_short":
+            return resize_short_crop(image, h, w, self.short, self.interp)
+        return text_line(image, h, w, self.interp)
+
+    def reduction(self, w, h):
+        """How much smaller a w x h JPEG may be decoded for this fit (engine.Engine.decode)."""
+        nw, nh = resized_size(self.mode, w, h, self.out_h, self.out_w, self.short)
+        return reduction(w, h, nw, nh)

@@ -6,15 +6,18 @@ The detector and the direction classifier are the bundles named in PostProcess (
 import cv2
 import numpy as np
 
+from edgeapp.models.base import ModelType
 from edgeapp.models.classify import Classifier
 from edgeapp.models.ctc_rec import Recognizer
 from edgeapp.models.db_det import TextDetector
 from edgeapp.results import box_result
 
 
-class OcrPipeline:
+class OcrPipeline(ModelType):
+    """No fit of its own (so no reduction: its crops need every pixel of the image)."""
+
     def __init__(self, bundle, bundles):
-        self.bundle = bundle
+        super().__init__(bundle)
         post = bundle.post
         self.detector = TextDetector(_needed(bundles, post.get("detector"), "detector", bundle))
         direction = post.get("direction")
