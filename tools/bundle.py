@@ -425,9 +425,8 @@ def smoke_run(folder):
         "for img in (np.full((300, 400, 3), 128, np.uint8), rng.randint(0, 255, (480, 360, 3)).astype(np.uint8)):\n"
         "    e.infer(mid, img)\n"
         "print('ok', e.accel.model_status()[mid]['memory_mb'])\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=env, timeout=600)
+                          stderr=subprocess.PIPE, text=True, timeout=600)
     if proc.returncode != 0:
         raise BundleFailed("the bundle does not run: %s" % "\n".join(proc.stderr.strip().splitlines()[-6:]))
     return proc.stdout.split()[-1]
@@ -543,8 +542,7 @@ def run(args):
 
 
 def _known_types():
-    sys.path.insert(0, str(REPO / "src"))
-    from edgeapp.models import TYPES
+    from edgeapp.models import TYPES  # the installed package (make setup)
     return tuple(TYPES)
 
 
