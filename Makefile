@@ -165,12 +165,12 @@ bench-service: setup
 	    apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
 	  fi; \
 	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): the benchmark uses its Python client" >&2; }
-	$(VPY) -m tools.bench --out BENCHMARKS.md --chart BENCHMARKS-service.png \
+	$(VPY) -m tools.bench --model-dir $(MODEL_DIR) --out BENCHMARKS.md --chart BENCHMARKS-service.png \
 	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(BENCH_ARGS)
 
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
 soak: setup
-	$(VPY) -m tools.soak --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
+	$(VPY) -m tools.soak --model-dir $(MODEL_DIR) --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
 
 clean:
 	rm -rf build $(VENV) $(VENV38)

@@ -164,7 +164,7 @@ def calibrate(url, mix, seconds, clients=4):
 
 def run(args):
     work = tempfile.mkdtemp(prefix="edgeapp-soak-")
-    server = Server(work, args.model_dir or MODEL_DIR)
+    server = Server(work, os.path.abspath(args.model_dir or MODEL_DIR))
     code = 1
     try:
         try:
