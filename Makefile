@@ -57,10 +57,10 @@ help:
 	@echo "              memory budget, Paddle Lite threads and worker CPUs from the board profile"
 	@echo "              (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
-	@echo "  bench-service  setup, wrk (apt-get, as root), then tools/bench.py: edgeapp against the raw"
+	@echo "  bench-service  setup, wrk (apt-get, as root), then python -m tools.bench: edgeapp against the raw"
 	@echo "              Paddle Lite loop and a naive server, with the board profile's LITE_THREADS and"
 	@echo "              WORKER_CPUS, report into BENCHMARKS.md (several minutes)"
-	@echo "  soak        setup, then tools/soak.py: a real server at ~80% of its capacity for SOAK_SECONDS,"
+	@echo "  soak        setup, then python -m tools.soak: a real server at ~80% of its capacity for SOAK_SECONDS,"
 	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
 	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
 	@echo "  install     install into a board image: make install DESTDIR=<rootfs> BOARD=<name>"
@@ -74,8 +74,8 @@ help:
 	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)"
 	@echo "  ARGS=...           extra arguments for 'run'"
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
-	@echo "  BENCH_ARGS=...     extra arguments for tools/bench.py in 'bench-service' (e.g. --runs 3 --mid 2)"
-	@echo "  SOAK_SECONDS=1800  how long 'soak' loads the server; SOAK_ARGS=... more tools/soak.py options"
+	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
+	@echo "  SOAK_SECONDS=1800  how long 'soak' loads the server; SOAK_ARGS=... more python -m tools.soak options"
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
 	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
 	@echo "  INSTALL_MODEL_DIR= bundles to install (default $(MODEL_DIR), built by 'models')"
@@ -163,20 +163,20 @@ bench: setup
 	$(VPY) -m pytest tests/bench --benchmark-only $(PYTEST_ARGS)
 
 # wrk (C load generator) drives the binary endpoint when it is installed; without it (not root, no
-# apt) bench.py uses its own Python client. The chart needs matplotlib in build/chart-venv, else it is skipped.
+# apt) the benchmark uses its own Python client. The chart needs matplotlib in build/chart-venv, else it is skipped.
 bench-service: setup
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
 	  fi; \
-	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): bench.py uses its Python client" >&2; }
-	$(VPY) tools/bench.py --out BENCHMARKS.md --chart BENCHMARKS-service.png \
+	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): the benchmark uses its Python client" >&2; }
+	$(VPY) -m tools.bench --model-dir $(MODEL_DIR) --out BENCHMARKS.md --chart BENCHMARKS-service.png \
 	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(BENCH_ARGS)
 
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
 soak: setup
-	$(VPY) tools/soak.py --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
+	$(VPY) -m tools.soak --model-dir $(MODEL_DIR) --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
 
 clean:
 	rm -rf build $(VENV) $(VENV38)

@@ -1,8 +1,8 @@
-"""tools/bench.py in a tiny configuration: the fast model, concurrency 1 and 2, 1 s per case, our
-Python client only (no wrk needed). Checks that the report has every row and that the numbers are
-sane, not that they are fast: this machine is shared and noisy."""
+"""The service benchmark (python -m tools.bench) in a tiny configuration: the fast model,
+concurrency 1 and 2, 1 s per case, our Python client only (no wrk needed). Checks that the report
+has every row and that the numbers are sane, not that they are fast: this machine is shared and
+noisy."""
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,23 +11,15 @@ import sys
 import pytest
 
 from support import REPO, server_env
-
-BENCH = REPO / "tools" / "bench.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_tool", str(BENCH))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tools.bench import bodies, paired, raw, report, timing
 
 
 def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
     out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")
-    cmd = [sys.executable, str(BENCH), "--model-dir", str(fast_model_dir), "--mid", "2", "--concurrency", "1,2",
-           "--seconds", "1", "--client", "py", "--overload-clients", "8", "--overload-mb", "0.5",
-           "--overload-rounds", "1",
+    cmd = [sys.executable, "-m", "tools.bench", "--model-dir", str(fast_model_dir), "--mid", "2",
+           "--concurrency", "1,2", "--seconds", "1", "--client", "py", "--overload-clients", "8",
+           "--overload-mb", "0.5", "--overload-rounds", "1",
            "--pairs", "1", "--out", str(out), "--json", str(results)]
     cpus = sorted(os.sched_getaffinity(0))
     pinned = len(cpus) >= 2  # the worker on a CPU of its own, and the overload's clients with it
@@ -105,13 +97,12 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):
-    bench = load_bench()
     path = str(tmp_path / "B.md")
-    bench.write_section(path, "service", "Service", "first\n")
+    report.write_section(path, "service", "Service", "first\n")
     with open(path, "a") as f:
         f.write("\n## Notes by hand\n\nkeep me\n")
-    bench.write_section(path, "service", "Service", "second\n")
-    bench.write_section(path, "other", "Other", "third\n")
+    report.write_section(path, "service", "Service", "second\n")
+    report.write_section(path, "other", "Other", "third\n")
     text = open(path).read()
     assert "first" not in text and text.count("second") == 1 and "keep me" in text and "third" in text
     assert text.index("second") < text.index("keep me") < text.index("third")
@@ -119,57 +110,53 @@ def test_write_section_replaces_only_its_own_section(tmp_path):
 
 def test_steady_rate_counts_answers_between_the_first_and_the_last():
     # Four answers 0.5 s apart: 2 a second, however long the window around them was.
-    bench = load_bench()
-    assert bench.steady_rate([2.0, 0.5, 1.5, 1.0]) == pytest.approx(2.0)
-    assert bench.steady_rate([1.0, 1.0]) is None and bench.steady_rate([]) is None
+    assert timing.steady_rate([2.0, 0.5, 1.5, 1.0]) == pytest.approx(2.0)
+    assert timing.steady_rate([1.0, 1.0]) is None and timing.steady_rate([]) is None
 
 
 def test_load_clients_pay_their_first_lookup_before_the_clock():
     # A process's first getaddrinfo imports the idna codec (milliseconds, holding the GIL); the
     # load clients do it before timing anything, or the first burst measures the client.
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('b', %r); "
-            "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b); "
+    code = ("import sys; from tools.bench import clients as b; "
             "before = 'encodings.idna' in sys.modules; b.warm_up_resolver('127.0.0.1', 9); "
-            "print(before, 'encodings.idna' in sys.modules)" % str(BENCH))
-    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+            "print(before, 'encodings.idna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), stdout=subprocess.PIPE, universal_newlines=True,
+                         timeout=60)
     assert out.stdout.split() == ["False", "True"], out.stdout
 
 
 def test_raw_server_times_runs_when_asked_without_loading_again(tmp_path, fast_model_dir):
     # A slow model's paired rounds: one raw process, loaded once, timing a few runs at a time.
-    bench = load_bench()
     image = str(tmp_path / "page.jpg")
-    bench.default_image(image)
-    raw = bench.RawServer(str(fast_model_dir), 2, image)
+    bodies.default_image(image)
+    server = raw.RawServer(str(fast_model_dir), 2, image)
     try:
-        assert raw.info["input_shape"] == [1, 3, 48, 192] and raw.info["load_s"] > 0
-        first, second = raw.runs(3), raw.runs(5)
+        assert server.info["input_shape"] == [1, 3, 48, 192] and server.info["load_s"] > 0
+        first, second = server.runs(3), server.runs(5)
         assert (first["runs"], second["runs"]) == (3, 5)
         assert second["runs_per_s"] > 0 and second["ms_per_run"] == pytest.approx(1000.0 / second["runs_per_s"])
-        assert second["load_s"] == raw.info["load_s"]  # the same process: loaded once
+        assert second["load_s"] == server.info["load_s"]  # the same process: loaded once
     finally:
-        raw.close()
-    assert raw.proc.returncode == 0  # stdin closed: it ends by itself
+        server.close()
+    assert server.proc.returncode == 0  # stdin closed: it ends by itself
 
     with pytest.raises(SystemExit, match="no model 99"):
-        bench.RawServer(str(fast_model_dir), 99, image)
+        raw.RawServer(str(fast_model_dir), 99, image)
 
 
 def test_steady_busy_is_the_accelerator_share_between_the_first_and_the_last_answer():
-    bench = load_bench()
     header = "queue;dur=0.40, decode;dur=0.55, inference;dur=450.00, postprocess;dur=3.10"
-    assert bench.timing_ms(header, "inference") == 450.0 and bench.timing_ms(header, "render") is None
+    assert timing.timing_ms(header, "inference") == 450.0 and timing.timing_ms(header, "render") is None
     # Answers 0.5 s apart, 450 ms of inference each: the accelerator busy 90% of the time between.
-    answers = [(1.0 + 0.5 * k, bench.timing_ms(header, "inference")) for k in range(5)]
-    assert bench.steady_busy(answers[::-1]) == pytest.approx(0.9)
-    assert bench.steady_busy(answers[:2]) is None and bench.steady_busy([]) is None
+    answers = [(1.0 + 0.5 * k, timing.timing_ms(header, "inference")) for k in range(5)]
+    assert timing.steady_busy(answers[::-1]) == pytest.approx(0.9)
+    assert timing.steady_busy(answers[:2]) is None and timing.steady_busy([]) is None
 
 
 def test_raw_against_raw_rounds_a_loaded_raw_process_between_fresh_ones(tmp_path, fast_model_dir):
-    bench = load_bench()
     image = str(tmp_path / "page.jpg")
-    bench.default_image(image)
+    bodies.default_image(image)
     args = argparse.Namespace(model_dir=str(fast_model_dir), image_path=image, settings={}, pairs=2,
                               min_requests=5, max_requests=1000)
-    ratios = bench.raw_against_raw(args, 2, 0.2, 2.0, 1)
+    ratios = paired.raw_against_raw(args, 2, 0.2, 2.0, 1)
     assert len(ratios) == 2 and all(0.2 < x < 5 for x in ratios), ratios  # the same loop: near 1, host allowing

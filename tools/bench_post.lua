@@ -1,8 +1,9 @@
--- wrk script for tools/bench.py: POST one body file over keep-alive connections, count the
--- answers by status, stop after a request cap, print one machine-readable line at the end.
+-- wrk script for the service benchmark (tools/bench/wrk.py): POST one body file over keep-alive
+-- connections, count the answers by status, stop after a request cap, print one machine-readable
+-- line at the end.
 --   wrk -t1 -c8 -d5s --timeout 60s -s tools/bench_post.lua URL -- BODY_FILE CONTENT_TYPE MAX_REQUESTS [GET]
 -- With GET last, it GETs the URL instead (no body; BODY_FILE and CONTENT_TYPE are not read).
--- MAX_REQUESTS is per wrk thread (bench.py runs one thread: it is plenty for a Python server).
+-- MAX_REQUESTS is per wrk thread (the benchmark runs one thread: it is plenty for a Python server).
 local threads = {}
 
 function setup(thread)

@@ -1,6 +1,7 @@
-"""The naive baseline for tools/bench.py: one process, the predictor called in the request thread.
+"""The naive baseline of the service benchmark (tools.bench): one process, the predictor called in
+the request thread. The benchmark starts it with tools.launch (as it starts edgeapp); by hand:
 
-    python tools/naive_server.py --host 127.0.0.1 --port 9877 --model-dir build/models/x86
+    .venv/bin/python tools/naive_server.py --host 127.0.0.1 --port 9877 --model-dir build/models/x86
 
 What a first implementation would do: a Bottle app on cheroot whose handler decodes the image,
 preprocesses it with the same edgeapp model class, and calls Paddle Lite directly, with a lock
@@ -17,18 +18,16 @@ import sys
 import threading
 import time
 
+import bottle
+import numpy as np
+from cheroot import wsgi
+
+from edgeapp import images, lite, models
+from edgeapp.bundle import load_bundles
+from edgeapp.errors import EdgeError
+from edgeapp.results import dumps, failure, success
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "src"))
-
-import bottle  # noqa: E402
-import numpy as np  # noqa: E402
-from cheroot import wsgi  # noqa: E402
-
-from edgeapp import images, lite, models  # noqa: E402
-from edgeapp.bundle import load_bundles  # noqa: E402
-from edgeapp.errors import EdgeError  # noqa: E402
-from edgeapp.results import dumps, failure, success  # noqa: E402
-
 MAX_PIXELS = 40 * 1000 * 1000
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Soak test: a real edgeapp server under ~80% of its capacity for a long time.
 
 Starts `python -m edgeapp serve` on a free 127.0.0.1 port with the built models, measures the
@@ -17,7 +16,7 @@ Then --overload (60) seconds at 10 times the capacity of the slowest model: ever
 a success or a 503, and an accepted request must finish within queue depth x service time + margin.
 
     make soak                        # 30 minutes
-    make soak SOAK_SECONDS=600       # or: tools/soak.py --seconds 600
+    make soak SOAK_SECONDS=600       # or: python -m tools.soak --seconds 600 (from the repository's root)
 """
 import argparse
 import base64
@@ -25,10 +24,8 @@ import os
 import queue
 import random
 import shutil
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,39 +36,12 @@ import cv2
 import numpy as np
 import requests
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tools.launch import MODEL_DIR, Server
+
+READY_TIMEOUT = 180.0  # seconds for the server to load and warm every model
 
 
 # ---- the server -----------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir, log_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEAPP_")}
-    env["PYTHONPATH"] = os.path.join(REPO, "src")
-    env["EDGEAPP_MODEL_DIR"] = model_dir
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "edgeapp", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    end = time.monotonic() + 180
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited with %s; see %s" % (proc.returncode, log_path))
-        try:
-            if requests.get(url + "/api/health", timeout=2).status_code == 200:
-                return proc, url
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the server was not ready after 180 s; see %s" % log_path)
-
 
 def proc_figures(pid):
     """(rss MB, fds, threads) of a process."""
@@ -193,25 +163,24 @@ def calibrate(url, mix, seconds, clients=4):
 # ---- the run --------------------------------------------------------------------------------
 
 def run(args):
-    model_dir = args.model_dir or os.environ.get("EDGEAPP_MODEL_DIR") or os.path.join(REPO, "build", "models", "x86")
     work = tempfile.mkdtemp(prefix="edgeapp-soak-")
-    log_path = os.path.join(work, "server.log")
-    proc, url = start_server(model_dir, log_path)
+    server = Server(work, os.path.abspath(args.model_dir or MODEL_DIR))
     code = 1
     try:
-        code = soak(args, proc, url, log_path)
+        try:
+            server.wait_ready(READY_TIMEOUT)
+        except RuntimeError as e:
+            raise SystemExit("soak: %s" % e)
+        code = soak(args, server)
         return code
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop(timeout=30)
         if code == 0:
             shutil.rmtree(work, ignore_errors=True)  # the server log is kept only when something failed
 
 
-def soak(args, proc, url, log_path):
+def soak(args, server):
+    url, log_path = server.url, str(server.log_path)
     models = requests.get(url + "/api/models", timeout=10).json()["data"]
     ready = sorted(m["id"] for m in models if m["ready"])
     mix = build_mix(ready)
@@ -224,10 +193,27 @@ def soak(args, proc, url, log_path):
     sys.stdout.flush()
 
     stats = Stats()
-    work = queue.Queue(maxsize=64)
-    stop = threading.Event()
+    work, clients = start_clients(url, stats, args.clients)
+    restarts0 = requests.get(url + "/api/status", timeout=10).json()["data"]["restarts"]
+    t_start = time.monotonic()
+    samples, stop = start_sampler(url, server.proc.pid, t_start, warmup, args.sample)
+    sent, late = send_mix(work, mix, rate, args.seconds, t_start, samples)
+    stop.set()
+    hung = stop_clients(work, clients)
+    elapsed = time.monotonic() - t_start
+    status = requests.get(url + "/api/status", timeout=10).json()["data"]
+    code = report(args, stats, samples, elapsed, sent, late, hung, status["restarts"] - restarts0, log_path)
+    if args.overload > 0:
+        code = overload(url, args.overload, 1 if 1 in ready else ready[0]) or code
+    return code
 
-    def worker():
+
+def start_clients(url, stats, n):
+    """n client threads, each with its session, that send the mix items put on the returned
+    queue (a None ends one): (the queue, the threads)."""
+    work = queue.Queue(maxsize=64)
+
+    def client():
         session = requests.Session()
         while True:
             item = work.get()
@@ -235,33 +221,51 @@ def soak(args, proc, url, log_path):
                 return
             call(session, url, item, stats)
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(args.clients)]
-    for t in workers:
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(n)]
+    for t in threads:
         t.start()
+    return work, threads
 
-    samples = []  # (t, server (rss, fds, threads), worker (rss, fds, threads))
-    restarts0 = requests.get(url + "/api/status", timeout=10).json()["data"]["restarts"]
+
+def stop_clients(work, threads):
+    """End the clients once the queue is done; how many still hang after 180 s."""
+    for _ in threads:
+        work.put(None)
+    for t in threads:
+        t.join(180)
+    return sum(t.is_alive() for t in threads)
+
+
+def start_sampler(url, pid, t_start, warmup, every):
+    """A thread that appends (t, server (rss, fds, threads), worker (rss, fds, threads)) to the
+    returned list every `every` seconds after the warm-up, until the returned event is set."""
+    samples, stop = [], threading.Event()
 
     def sampler():
         next_at = time.monotonic() + warmup
         while not stop.wait(max(0.0, next_at - time.monotonic())):
             try:
                 wpid = requests.get(url + "/api/status", timeout=10).json()["data"]["worker_pid"]
-                samples.append((time.monotonic() - t_start, proc_figures(proc.pid), proc_figures(wpid)))
+                samples.append((time.monotonic() - t_start, proc_figures(pid), proc_figures(wpid)))
             except (OSError, requests.RequestException, ValueError) as e:
                 print("soak: sample failed: %s" % e)
-            next_at += args.sample
+            next_at += every
 
+    threading.Thread(target=sampler, daemon=True).start()
+    return samples, stop
+
+
+def send_mix(work, mix, rate, seconds, t_start, samples):
+    """Put a random item of the mix (by weight) on the clients' queue rate times a second for
+    seconds from t_start, with a progress line every minute: (sent, late)."""
     rng = random.Random(42)
     names = [item for item in mix for _ in range(int(item[1] * 2))]
-    t_start = time.monotonic()
-    threading.Thread(target=sampler, daemon=True).start()
     late = sent = 0
     last_report = t_start
     while True:
         now = time.monotonic()
-        if now - t_start >= args.seconds:
-            break
+        if now - t_start >= seconds:
+            return sent, late
         due = t_start + sent / rate
         if due > now:
             time.sleep(min(due - now, 0.5))
@@ -275,18 +279,6 @@ def soak(args, proc, url, log_path):
             last_report = now
             print("soak: %4.0f s: %d sent, %s" % (now - t_start, sent, _short_figures(samples)))
             sys.stdout.flush()
-    stop.set()
-    for _ in workers:
-        work.put(None)
-    for t in workers:
-        t.join(180)
-    hung = sum(t.is_alive() for t in workers)
-    elapsed = time.monotonic() - t_start
-    status = requests.get(url + "/api/status", timeout=10).json()["data"]
-    code = report(args, stats, samples, elapsed, sent, late, hung, status["restarts"] - restarts0, log_path)
-    if args.overload > 0:
-        code = overload(url, args.overload, 1 if 1 in ready else ready[0]) or code
-    return code
 
 
 def overload(url, seconds, mid):
@@ -302,38 +294,7 @@ def overload(url, seconds, mid):
     depth = requests.get(url + "/api/status", timeout=10).json()["data"]["queue_capacity"] or 1
     print("\nsoak: overload: %.1f requests/s (10 x %.2f/s) on mid %d for %.0f s" % (rate, 1 / per_request, mid, seconds))
     sys.stdout.flush()
-    results, lock = [], threading.Lock()
-    work = queue.Queue()
-    late = 0
-
-    def sender():
-        s = requests.Session()
-        while True:
-            if work.get() is None:
-                return
-            t1 = time.monotonic()
-            try:
-                r = s.post(url + path, data=body, timeout=120)
-                out = (r.status_code, r.json()["code"], _server_timing(r, "inference"))
-            except (requests.RequestException, ValueError) as e:
-                out = ("error %s" % type(e).__name__, None, None)
-            with lock:
-                results.append(out + (time.monotonic() - t1,))
-
-    senders = [threading.Thread(target=sender, daemon=True) for _ in range(64)]
-    for t in senders:
-        t.start()
-    start, n = time.monotonic(), int(rate * seconds)
-    for i in range(n):
-        time.sleep(max(0.0, start + i / rate - time.monotonic()))
-        if work.qsize() > 64:
-            late += 1  # every sender is waiting on an answer: a slow server, or a hang
-        work.put(1)
-    for _ in senders:
-        work.put(None)
-    for t in senders:
-        t.join(180)
-    hung = sum(t.is_alive() for t in senders)
+    results, late, hung = open_loop(url + path, body, rate, int(rate * seconds))
     ok = [r for r in results if r[:2] == (200, 0)]
     busy = [r for r in results if r[:2] == (503, 1005)]
     other = [r for r in results if r[:2] not in ((200, 0), (503, 1005))]
@@ -357,6 +318,43 @@ def overload(url, seconds, mid):
         print("soak: FAIL: %s" % f)
     print("soak: overload %s" % ("FAILED" if failures else "OK"))
     return 1 if failures else 0
+
+
+def open_loop(url, body, rate, n):
+    """n POSTs of body to url, rate a second whatever the answers (64 senders): ([(status, code,
+    inference seconds, latency)], late, senders still waiting at the end)."""
+    results, lock = [], threading.Lock()
+    work = queue.Queue()
+    late = 0
+
+    def sender():
+        s = requests.Session()
+        while True:
+            if work.get() is None:
+                return
+            t1 = time.monotonic()
+            try:
+                r = s.post(url, data=body, timeout=120)
+                out = (r.status_code, r.json()["code"], _server_timing(r, "inference"))
+            except (requests.RequestException, ValueError) as e:
+                out = ("error %s" % type(e).__name__, None, None)
+            with lock:
+                results.append(out + (time.monotonic() - t1,))
+
+    senders = [threading.Thread(target=sender, daemon=True) for _ in range(64)]
+    for t in senders:
+        t.start()
+    start = time.monotonic()
+    for i in range(n):
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        if work.qsize() > 64:
+            late += 1  # every sender is waiting on an answer: a slow server, or a hang
+        work.put(1)
+    for _ in senders:
+        work.put(None)
+    for t in senders:
+        t.join(180)
+    return results, late, sum(t.is_alive() for t in senders)
 
 
 def _server_timing(resp, name):
@@ -387,35 +385,7 @@ def report(args, stats, samples, elapsed, sent, late, hung, restarts, log_path):
         answers = ", ".join("%s: %d" % (o, n) for (k, o), n in sorted(stats.count.items(), key=str) if k == name)
         print("%-14s %7d  %-28s %8.0f %8.0f %8.0f" % (name, len(lat), answers, lat[len(lat) // 2] * 1000,
                                                       lat[int(len(lat) * 0.95)] * 1000, lat[-1] * 1000))
-    failures = []
-    if len(samples) < 6:
-        failures.append("too few samples after the warm-up (%d): run longer" % len(samples))
-    else:
-        first, last = samples[:3], samples[-3:]
-
-        def med(group, who, what):
-            return _median([s[1 + who][what] for s in group])
-
-        rss0 = med(first, 0, 0) + med(first, 1, 0)
-        rss1 = med(last, 0, 0) + med(last, 1, 0)
-        drift = (rss1 - rss0) / rss0 * 100
-        print("\nafter warm-up (t=%.0f s) -> end (t=%.0f s), %d samples:" % (samples[0][0], samples[-1][0], len(samples)))
-        for who, label in ((0, "server"), (1, "worker")):
-            rss = [s[1 + who][0] for s in samples]
-            fds = [s[1 + who][1] for s in samples]
-            thr = [s[1 + who][2] for s in samples]
-            print("  %-6s RSS %.1f -> %.1f MB (min %.1f, max %.1f); fds %d -> %d (max %d); threads %d -> %d (max %d)"
-                  % (label, med(first, who, 0), med(last, who, 0), min(rss), max(rss), med(first, who, 1),
-                     med(last, who, 1), max(fds), med(first, who, 2), med(last, who, 2), max(thr)))
-            # More at the end than at any sample of the warmed start is growth (open connections
-            # make the server's count move by a few; the worker's must not move at all).
-            if med(last, who, 1) > max(s[1 + who][1] for s in first):
-                failures.append("%s file descriptors grew: %s" % (label, [s[1 + who][1] for s in samples]))
-            if med(last, who, 2) > max(s[1 + who][2] for s in first):
-                failures.append("%s threads grew: %s" % (label, [s[1 + who][2] for s in samples]))
-        print("  total  RSS %.1f -> %.1f MB: drift %+.2f%% (limit %.1f%%)" % (rss0, rss1, drift, args.max_drift))
-        if drift >= args.max_drift:
-            failures.append("RSS drift %.2f%% >= %.1f%%" % (drift, args.max_drift))
+    failures = growth_failures(args, samples)
     if stats.unexpected:
         failures.append("unexpected answers: %s" % stats.unexpected[:10])
     if hung:
@@ -432,6 +402,40 @@ def report(args, stats, samples, elapsed, sent, late, hung, restarts, log_path):
         return 1
     print("soak: OK")
     return 0
+
+
+def growth_failures(args, samples):
+    """Print the figures after the warm-up against those at the end; the failures among them
+    (RSS drift, file descriptors or threads that grew, too few samples to tell)."""
+    if len(samples) < 6:
+        return ["too few samples after the warm-up (%d): run longer" % len(samples)]
+    failures = []
+    first, last = samples[:3], samples[-3:]
+
+    def med(group, who, what):
+        return _median([s[1 + who][what] for s in group])
+
+    rss0 = med(first, 0, 0) + med(first, 1, 0)
+    rss1 = med(last, 0, 0) + med(last, 1, 0)
+    drift = (rss1 - rss0) / rss0 * 100
+    print("\nafter warm-up (t=%.0f s) -> end (t=%.0f s), %d samples:" % (samples[0][0], samples[-1][0], len(samples)))
+    for who, label in ((0, "server"), (1, "worker")):
+        rss = [s[1 + who][0] for s in samples]
+        fds = [s[1 + who][1] for s in samples]
+        thr = [s[1 + who][2] for s in samples]
+        print("  %-6s RSS %.1f -> %.1f MB (min %.1f, max %.1f); fds %d -> %d (max %d); threads %d -> %d (max %d)"
+              % (label, med(first, who, 0), med(last, who, 0), min(rss), max(rss), med(first, who, 1),
+                 med(last, who, 1), max(fds), med(first, who, 2), med(last, who, 2), max(thr)))
+        # More at the end than at any sample of the warmed start is growth (open connections
+        # make the server's count move by a few; the worker's must not move at all).
+        if med(last, who, 1) > max(s[1 + who][1] for s in first):
+            failures.append("%s file descriptors grew: %s" % (label, [s[1 + who][1] for s in samples]))
+        if med(last, who, 2) > max(s[1 + who][2] for s in first):
+            failures.append("%s threads grew: %s" % (label, [s[1 + who][2] for s in samples]))
+    print("  total  RSS %.1f -> %.1f MB: drift %+.2f%% (limit %.1f%%)" % (rss0, rss1, drift, args.max_drift))
+    if drift >= args.max_drift:
+        failures.append("RSS drift %.2f%% >= %.1f%%" % (drift, args.max_drift))
+    return failures
 
 
 def main(argv=None):

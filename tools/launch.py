@@ -1,0 +1,106 @@
+"""Start edgeapp as a user would, `python -m edgeapp serve`, on a free 127.0.0.1 port.
+
+The one launcher of the tests (tests/support.py), the benchmark (tools.bench) and the soak
+(tools.soak): a free port, the child's environment, and a Server that is started, waited for
+and stopped the same way everywhere.
+"""
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_DIR = os.environ.get("EDGEAPP_MODEL_DIR") or str(REPO / "build" / "models" / "x86")
+START_TIMEOUT = 90.0  # seconds for loading and warming every model
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(extra=None):
+    """The environment of a child process: the caller's without its EDGEAPP_* settings (a
+    developer's EDGEAPP_TOKEN or THREADS would silently change what runs), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEAPP_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)  # src/, uninstalled
+    env.update(extra or {})
+    return env
+
+
+def server_env(model_dir=MODEL_DIR, **settings):
+    """The environment of a server: child_env, our model dir, and only the EDGEAPP_* settings
+    given here (token="x" is EDGEAPP_TOKEN=x)."""
+    extra = {"EDGEAPP_MODEL_DIR": str(model_dir)}
+    extra.update(("EDGEAPP_" + name.upper(), str(value)) for name, value in settings.items())
+    return child_env(extra)
+
+
+class Server:
+    """`python -m edgeapp serve` in a subprocess on 127.0.0.1, its output in a log file named
+    after `name` and the port in log_dir. Subclasses may run another command (command())."""
+
+    name = "server"
+
+    def __init__(self, log_dir, model_dir=MODEL_DIR, args=(), **settings):
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.url = "http://%s:%d" % (self.host, self.port)
+        self.log_path = Path(log_dir) / ("%s-%d.log" % (self.name, self.port))
+        self.startup_s = None  # seconds from the start to the first healthy answer (wait_ready)
+        self.started = time.monotonic()
+        with open(str(self.log_path), "wb") as log:
+            self.proc = subprocess.Popen(self.command(str(model_dir)) + list(args),
+                                         env=server_env(model_dir, **settings), cwd=str(REPO), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def command(self, model_dir):
+        """The command line (the model dir is in the environment too)."""
+        return [sys.executable, "-m", "edgeapp", "serve", "--host", self.host, "--port", str(self.port)]
+
+    def log(self):
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def health(self):
+        """The status of GET /api/health, None while nothing answers."""
+        try:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
+            try:
+                conn.request("GET", "/api/health")
+                return conn.getresponse().status
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            return None
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Until /api/health answers 200 (returns self); RuntimeError with the log if the server
+        exits first or is not ready in time (then it is stopped)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s before it was ready:\n%s"
+                                   % (self.name, self.proc.returncode, self.log()))
+            if self.health() == 200:
+                self.startup_s = time.monotonic() - self.started
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("%s not ready after %.0f s:\n%s" % (self.name, timeout, self.log()))
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        """Signal the server and wait for it; returns its exit code (killed if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
