@@ -29,7 +29,6 @@ def child_env(extra=None):
     """The environment of a child process: the caller's without its EDGEAPP_* settings (a
     developer's EDGEAPP_TOKEN or THREADS would silently change what runs), plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEAPP_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)  # src/, uninstalled
     env.update(extra or {})
     return env
 
