@@ -589,15 +589,15 @@ class _BrokenEngine:
         from edgeapp import images
         return images.decode_reduced(data, max_pixels)
 
-    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None):
+    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None, reservation=None):
         raise RuntimeError("secret internal detail")
 
 
 class _Accel:
-    def wait_for_slot(self, deadline=None):
-        return True
+    def reserve(self, deadline=None, renew=None):
+        return renew or object()
 
-    def drop_claim(self):
+    def release(self, reservation):
         pass
 
     def status(self):

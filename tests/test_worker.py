@@ -135,47 +135,27 @@ def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
         acc.stop()
 
 
-class _Requester:
-    """A request thread of its own: claims are per thread (WorkerAccelerator.wait_for_slot)."""
-
-    def __init__(self):
-        import queue
-        self._calls, self._results = queue.Queue(), queue.Queue()
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            fn, args = self._calls.get()
-            try:
-                self._results.put(fn(*args))
-            except Exception as e:  # handed to the test
-                self._results.put(e)
-
-    def __call__(self, fn, *args):
-        self._calls.put((fn, args))
-        return self._results.get(timeout=30)
-
-
-def test_room_claimed_by_admitted_requests_counts_until_their_job_runs(bundles, monkeypatch):
-    import edgeapp.worker as worker_module
+def test_room_reserved_by_admitted_requests_counts_until_their_job_runs(bundles, monkeypatch):
+    from edgeapp import slots
 
     fast = {2: bundles[2]}
     x = [np.zeros(fast[2].input_shape, np.float32)]
     acc = WorkerAccelerator(fast, slots=2, job_timeout=20.0)
     acc.start()
     try:
-        a, b, c = _Requester(), _Requester(), _Requester()
         assert not acc.refuses_now() and acc.refuses_now(waiting=2)  # two not started yet fill it
-        assert a(acc.wait_for_slot) is True and a(acc.wait_for_slot) is True  # one claim per thread
+        a = acc.reserve()
+        assert a is not None and acc.reserve(renew=a) is a  # one reservation per request, renewed
         assert not acc.refuses_now() and acc.refuses_now(waiting=1)
-        assert b(acc.wait_for_slot) is True
-        assert acc.refuses_now() and c(acc.wait_for_slot) is False  # the slots are free, but claimed
-        assert isinstance(a(acc.run, 2, x), list)  # a's claim became its slot, which came back
+        b = acc.reserve()
+        assert b is not None
+        assert acc.refuses_now() and acc.reserve() is None  # the slots are free, but reserved
+        assert isinstance(acc.run(2, x, reservation=a), list)  # a's reservation became its slot, which came back
         assert not acc.refuses_now() and acc.refuses_now(waiting=1)
-        b(acc.drop_claim)  # b failed (a bad image): its place is free again
-        assert not acc.refuses_now(waiting=1) and c(acc.wait_for_slot) is True
-        monkeypatch.setattr(worker_module, "CLAIM_SECONDS", 0.05)
-        time.sleep(0.1)  # c never came back (a stalled upload): its claim lapses
+        acc.release(b)  # b failed (a bad image): its place is free again
+        assert not acc.refuses_now(waiting=1) and acc.reserve() is not None
+        monkeypatch.setattr(slots, "CLAIM_SECONDS", 0.05)
+        time.sleep(0.1)  # c never came back (a stalled upload): its reservation lapses
         assert not acc.refuses_now(waiting=1)
         assert acc.status()["queue_depth"] == 0
     finally:
@@ -253,10 +233,10 @@ def test_only_a_worker_on_cpus_of_its_own_polls(bundles):
     from edgeapp import config, server
     pinned = config.load(environ={"EDGEAPP_WORKER_CPUS": "1"})
     assert pinned.worker_spin_ms == 5
-    assert server._make_accelerator(bundles, pinned)._spin_ms == 5
-    assert server._make_accelerator(bundles, config.load(environ={}))._spin_ms == 0  # it would take HTTP's CPU
+    assert server._make_accelerator(bundles, pinned).options.spin_ms == 5
+    assert server._make_accelerator(bundles, config.load(environ={})).options.spin_ms == 0  # it would take HTTP's CPU
     off = config.load(environ={"EDGEAPP_WORKER_CPUS": "1", "EDGEAPP_WORKER_SPIN_MS": "0"})
-    assert server._make_accelerator(bundles, off)._spin_ms == 0
+    assert server._make_accelerator(bundles, off).options.spin_ms == 0
 
 
 def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
@@ -387,7 +367,7 @@ def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
     acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=2)
     acc.start()
     try:
-        engine = Engine(acc._bundles, acc)
+        engine = Engine(acc.bundles, acc)
         line = text_line("HELLO")
         outcomes, stop = [], threading.Event()
 

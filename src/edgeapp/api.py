@@ -151,7 +151,7 @@ def make_app(engine, accel, settings, reload=None):
                 finally:
                     timing = request.environ.get("edgeapp.timing") or {}
                     if inference:
-                        accel.drop_claim()  # a claim its job did not take (see _shed_if_full)
+                        _release(accel)  # a reservation its job did not take (see _shed_if_full)
                         in_flight.add(-1)
                         response.set_header("Server-Timing", _server_timing(timing, t0))
                     timing["total"] = _ms(t0)
@@ -175,7 +175,8 @@ def make_app(engine, accel, settings, reload=None):
 
     def infer(mid, decoded, show, until):
         image, size = decoded
-        data = engine.infer(mid, image, show, deadline=until, timing=_timing(), size=size)
+        data = engine.infer(mid, image, show, deadline=until, timing=_timing(), size=size,
+                            reservation=request.environ.get(RESERVATION))
         if callbacks is not None:  # never waits: a full callback queue drops (and counts) it
             callbacks.submit(callback.payload(mid, data["result"], size[0], size[1]))
         return data
@@ -280,7 +281,7 @@ def make_app(engine, accel, settings, reload=None):
             decoded = decode(data, [mid], False, until)
             out = infer(mid, decoded, False, until)
         finally:
-            accel.drop_claim()
+            _release(accel)
         w, h = decoded[1]
         return out["result"], w, h
 
@@ -543,13 +544,24 @@ def _busy(accel):
                 retry_after=max(1, int(math.ceil(depth * per_job))))
 
 
+RESERVATION = "edgeapp.reservation"  # the request's accel.reserve(), in its environ
+
+
 def _shed_if_full(accel, deadline):
-    """Busy before decoding when every accelerator slot is taken or claimed by requests admitted
+    """Busy before decoding when every accelerator slot is taken or reserved by requests admitted
     before this one (after a short wait for one when jobs are short): under overload a request
     would otherwise pay for its decoding and preprocessing only to be refused. On success the
-    room is claimed for this request thread until its job takes a slot or accel.drop_claim()."""
-    if not accel.wait_for_slot(deadline):
+    request holds a reservation (kept in its environ, renewed on a second call) until its first
+    job takes a slot or _release()."""
+    reservation = accel.reserve(deadline, renew=request.environ.get(RESERVATION))
+    if reservation is None:
         raise _busy(accel)
+    request.environ[RESERVATION] = reservation
+
+
+def _release(accel):
+    """The request lets go of a reservation its job did not take (an error, or it is done)."""
+    accel.release(request.environ.pop(RESERVATION, None))
 
 
 def _accel_status(accel):
