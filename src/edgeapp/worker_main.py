@@ -76,14 +76,20 @@ def _load_models(args, chan):
 
     try:
         bundles = _select(load_bundles(args.model_dir, errors={}), args)
-        known = dict(item.split("=", 1) for item in args.warmed.split(",") if item)
-        cold = sorted(mid for mid, b in bundles.items() if known.get(str(mid)) == digest(b))
+        cold = cold_models(bundles, args.warmed)
         accel = LocalAccelerator(bundles, threads=args.threads, power_mode=args.power_mode, cold=cold,
                                  on_load=lambda mid: chan.send(Loading(mid)))
     except Exception as e:  # the runtime self-check, or unreadable bundles
         chan.send(Fatal(str(e)))
         return None, None
     return accel, [mid for mid in cold if accel.model_status().get(mid, {}).get("ready")]
+
+
+def cold_models(bundles, warmed):
+    """The models not to warm up: those of `warmed` ("mid=digest,...") whose bundle is the same
+    now (bundle.json and model file), so the parent's figures from their warm-up still hold."""
+    known = dict(item.split("=", 1) for item in warmed.split(",") if item)
+    return sorted(mid for mid, b in bundles.items() if known.get(str(mid)) == digest(b))
 
 
 def _serve(chan, accel, mem, args):
