@@ -440,7 +440,8 @@ def test_a_restart_does_not_warm_again_what_the_first_start_measured(bundles):
             time.sleep(0.02)
         restart = acc.status()["last_start_s"]
         cold_rss = rss_bytes(acc.pid)
-        print("\nfirst start %.2f s, %d MB; restart %.2f s, %d MB" % (first_start, warm_rss >> 20, restart, cold_rss >> 20))
+        print("\nfirst start %.2f s, %d MB; restart %.2f s, %d MB"
+              % (first_start, warm_rss >> 20, restart, cold_rss >> 20))
         assert acc.model_status() == figures           # the measured figures, not a cold load's
         assert cold_rss < warm_rss / 2, (cold_rss, warm_rss)  # not warmed (549 MB vs ~80 MB measured)
         assert restart < first_start, (restart, first_start)
@@ -599,9 +600,9 @@ def test_every_message_round_trips_through_a_channel():
     from edgeapp import protocol as p
 
     samples = [p.Loading(3), p.Fatal("numpy 2"), p.Ready(42, {1: {"ready": True}}, 4096, [1]),
-               p.Attach(4, 1024, 512), p.Job(7, 2, 1, [(1, 3, 8, 8)], 123.5), p.Done(7, [(1, 2)], 1.5),
+               p.Attach(4, 1024, 512), p.Run(7, 2, 1, [(1, 3, 8, 8)], 123.5), p.Done(7, [(1, 2)], 1.5),
                p.Skipped(7), p.Failed(7, "boom"), p.Reload([1, 2], [3]), p.Reloaded({}, {1: 8}), p.Stop()]
-    assert {type(m) for m in samples} == set(p._KINDS.values())
+    assert {type(m) for m in samples} == set(p.MESSAGES.values())
     a, b = socket.socketpair()
     left, right = p.Channel(Connection(a.detach())), p.Channel(Connection(b.detach()))
     try:
@@ -614,7 +615,7 @@ def test_every_message_round_trips_through_a_channel():
         left.close()
         right.close()
     # The rule the old tuples broke ("reloaded", None, ...): a job's messages name it first.
-    assert all(cls._fields[0] == "job_id" for cls in (p.Job,) + p.JOB_REPLIES)
+    assert all(cls._fields[0] == "job_id" for cls in (p.Run,) + p.JOB_REPLIES)
     assert "job_id" not in p.Reloaded._fields
     for bad in (("Nope", 1), ("Done", 1), ()):
         with pytest.raises(ValueError):

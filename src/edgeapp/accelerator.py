@@ -102,6 +102,7 @@ class LocalAccelerator(Accelerator):
     At start every model is checked (tensor write/read-back) and run once at its maximum input
     shape: Paddle Lite keeps its memory high-water mark forever, so warming at the maximum shape
     reaches (and measures) all the memory the model will ever take before anything is served.
+    (A restarted worker skips the run for the models measured by its first start: `cold`.)
     """
 
     def __init__(self, bundles, threads=None, warm=True, on_load=None, power_mode=None, cold=()):

@@ -2,9 +2,9 @@
 
 Two channels: named messages over one socket (Channel: each message a small named tuple, encoded
 and decoded here and nowhere else), and the tensors themselves in shared-memory slots (SlotMemory,
-laid out by Layout) that both processes map. A job message names its slot; the reply names its job.
+laid out by Layout) that both processes map. A Run names its job and slot; the reply names the job.
 
-    parent -> worker: Attach (then the memfd), Job, Reload, Stop
+    parent -> worker: Attach (then the memfd), Run, Reload, Stop
     worker -> parent: Loading, Fatal, Ready (before Attach); Done, Skipped, Failed (per job); Reloaded
 """
 import collections
@@ -26,14 +26,15 @@ def _message(name, fields, doc):
     return cls
 
 
-Loading = _message("Loading", "mid", "worker: about to load model `mid` (if it dies now, that model's file crashed it).")
+Loading = _message("Loading", "mid",
+                   "worker: about to load model `mid` (if it dies now, that model's file crashed it).")
 Fatal = _message("Fatal", "reason", "worker: nothing can be served (the runtime self-check refused); it exits.")
 Ready = _message("Ready", "pid status out_bytes cold",
                  "worker: every model loaded. status: model_status(); out_bytes: the largest outputs of a job; "
                  "cold: models loaded without warm-up (the parent named them --warmed: it has their figures).")
 Attach = _message("Attach", "slots in_bytes out_bytes",
                   "parent: map the shared slots with this Layout; the memfd follows on the socket.")
-Job = _message("Job", "job_id slot mid shapes deadline",
+Run = _message("Run", "job_id slot mid shapes deadline",
                "parent: run model `mid` on the tensors (of `shapes`) in `slot`, unless `deadline` passed.")
 Done = _message("Done", "job_id shapes run_ms", "worker: the job's outputs (of `shapes`) are in its slot.")
 Skipped = _message("Skipped", "job_id", "worker: the job was cancelled or its deadline passed before it ran.")
@@ -43,8 +44,8 @@ Reloaded = _message("Reloaded", "status out_bytes",
                     "worker: the reload is done; status and out_bytes per model as they are now.")
 Stop = _message("Stop", "", "parent: exit.")
 
-_KINDS = {cls.__name__: cls for cls in (Loading, Fatal, Ready, Attach, Job, Done, Skipped, Failed, Reload,
-                                        Reloaded, Stop)}
+MESSAGES = {cls.__name__: cls for cls in (Loading, Fatal, Ready, Attach, Run, Done, Skipped, Failed, Reload,
+                                          Reloaded, Stop)}
 JOB_REPLIES = (Done, Skipped, Failed)
 
 
@@ -55,7 +56,7 @@ def encode(msg):
 
 def decode(raw):
     try:
-        return _KINDS[raw[0]](*raw[1:])
+        return MESSAGES[raw[0]](*raw[1:])
     except (KeyError, TypeError, IndexError):
         raise ValueError("not an edgeapp worker message: %r" % (raw[:1],))
 

@@ -1,7 +1,7 @@
 """The accelerator behind a worker process: WorkerAccelerator, the same run() as LocalAccelerator.
 
     HTTP process (WorkerAccelerator)                        worker (python -m edgeapp.worker_main)
-    request thread: tensor -> slot (shared memory) --Job-->  loop: slot -> predictor -> slot
+    request thread: tensor -> slot (shared memory) --Run-->  loop: slot -> predictor -> slot
                     waits, with a timeout          <--Done--
     reader thread:  replies; worker death -> errors for in-flight jobs, then a restart
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeapp.accelerator import Accelerator, check_shape
 from edgeapp.errors import AcceleratorFailed, Busy, Internal, Timeout, UnknownModel
-from edgeapp.protocol import Done, Job, Skipped
+from edgeapp.protocol import Done, Run, Skipped
 from edgeapp.slots import SlotPool
 from edgeapp.worker_process import LoadedModels, WorkerOptions, WorkerProcess
 
@@ -119,7 +119,7 @@ class WorkerAccelerator(Accelerator):
         """The job's tensors into its slot, and its message to the worker."""
         try:
             shapes = self._process.memory.put_inputs(job.slot, inputs)
-            self._process.channel.send(Job(job.id, job.slot, job.mid, shapes, deadline))
+            self._process.channel.send(Run(job.id, job.slot, job.mid, shapes, deadline))
         except (OSError, ValueError) as e:
             self._pool.finish(job, AcceleratorFailed("could not hand the job to the accelerator: %s" % e))
             raise job.error

@@ -14,7 +14,7 @@ import time
 from multiprocessing.connection import Connection
 
 from edgeapp.memory import tame_malloc
-from edgeapp.protocol import (Channel, Done, Failed, Fatal, Job, Loading, Ready, Reload, Reloaded, Skipped,
+from edgeapp.protocol import (Channel, Done, Failed, Fatal, Loading, Ready, Reload, Reloaded, Run, Skipped,
                               SlotMemory, Stop, digest)
 
 log = logging.getLogger("edgeapp.worker")
@@ -106,7 +106,7 @@ def _serve(chan, accel, mem, args):
             return 0
         if isinstance(msg, Reload):
             _reload(accel, args.model_dir, msg, chan)
-        elif isinstance(msg, Job):
+        elif isinstance(msg, Run):
             chan.send(_run_job(accel, mem, msg))
 
 

@@ -353,10 +353,11 @@ class WorkerProcess:
                     failed[mid] = why
             load = [mid for mid in changed if mid not in failed]
             reply = self.ask(Reload(load, removed + sorted(failed)))
+            room = self.memory.layout.out_bytes
             for mid in load:
-                if reply.out_bytes.get(mid, 0) > self.memory.layout.out_bytes:
+                if reply.out_bytes.get(mid, 0) > room:
                     failed[mid] = ("its outputs (%d bytes) do not fit the shared-memory slots (%d bytes); "
-                                   "restart the service to load it" % (reply.out_bytes[mid], self.memory.layout.out_bytes))
+                                   "restart the service to load it" % (reply.out_bytes[mid], room))
                     self.ask(Reload([], [mid]))
             self.models.reloaded(bundles, changed, removed, failed, reply.status)
             done = {"added": [m for m in load if m not in old and m not in failed],
