@@ -343,10 +343,9 @@ def test_worker_killed_under_load_answers_at_once_and_comes_back(start_server, d
     assert set(outcomes) <= {(200, 0), (503, BUSY), (503, 1007)}, outcomes
     assert died and max(died) < 1.0  # every request in flight at the kill: an error within 1 s
     # The issue asks for 5 s; the bound is doubled for a 2-core machine that other test runs share.
+    # Measured: 0.4-0.9 s, and 1.5-6.7 s on a machine loaded 8-9; before a restart stopped warming
+    # the detector again (tests/test_worker.py checks that it does not): 2-2.5 s, and 8.7-10 s.
     assert back is not None and back < 10.0
-    # A restart does not warm the detector again (its first start measured it): it takes less
-    # than the first start, whose warm-up was most of it (~3 s of ~3.5 s measured).
-    assert st["last_start_s"] < first_start, (st["last_start_s"], first_start)
     status = requests.get(url + "/api/status", timeout=5).json()["data"]
     assert status["restarts"] == 1 and status["worker_pid"] != pid
     assert any(out == (200, 0) and end > killed_at + back for out, end, _ in results)  # serving again
