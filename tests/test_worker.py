@@ -420,6 +420,46 @@ def test_a_worker_loads_only_the_bundles_it_was_given(bundles):
         acc.stop()
 
 
+def test_the_process_owner_on_its_own_runs_a_job_and_restarts_a_dead_worker(bundles):
+    # WorkerProcess with no slot pool: the messages and the shared slots by hand.
+    import queue
+
+    from edgeapp import protocol
+    from edgeapp.worker_process import LoadedModels, WorkerOptions, WorkerProcess
+
+    b = bundles[2]
+    replies, deaths = queue.Queue(), queue.Queue()
+    owner = WorkerProcess(LoadedModels({2: b}), WorkerOptions(MODEL_DIR, server_env()), slots=1,
+                          in_bytes=4 * int(np.prod(b.input_shape)), on_reply=replies.put, on_death=deaths.put,
+                          busy_since=lambda: None)
+    owner.start()
+    try:
+        assert owner.state == "ready" and sorted(owner.models.model_status()) == [2]
+        x = np.full(b.input_shape, 0.5, np.float32)
+        for job_id in (1, 2):
+            shapes = owner.memory.put_inputs(0, [x])
+            owner.channel.send(protocol.Run(job_id, 0, 2, shapes, None))
+            done = replies.get(timeout=30)
+            assert isinstance(done, protocol.Done) and done.job_id == job_id
+            assert owner.memory.outputs(0, done.shapes)[0].shape == (1, 2)
+            if job_id == 1:
+                pid = owner.pid
+                os.kill(pid, signal.SIGKILL)
+                assert "died" in deaths.get(timeout=10)
+                assert _wait_until(lambda: owner.state == "ready" and owner.pid != pid)
+                assert owner.restarts == 1 and owner.last_exit == -signal.SIGKILL
+    finally:
+        owner.stop()
+    assert "shutting down" in deaths.get(timeout=5) and owner.pid is None
+
+
+def _wait_until(cond, seconds=30):
+    end = time.monotonic() + seconds
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.02)
+    return cond()
+
+
 def test_a_restart_does_not_warm_again_what_the_first_start_measured(bundles):
     # The detector's warm-up (its first run allocates ~550 MB on x86) was most of a restart. A
     # restarted worker loads and checks it, keeps the first start's figures, and its first job
