@@ -154,7 +154,7 @@ def test_room_reserved_by_admitted_requests_counts_until_their_job_runs(bundles,
         assert not acc.refuses_now() and acc.refuses_now(waiting=1)
         acc.release(b)  # b failed (a bad image): its place is free again
         assert not acc.refuses_now(waiting=1) and acc.reserve() is not None
-        monkeypatch.setattr(slots, "CLAIM_SECONDS", 0.05)
+        monkeypatch.setattr(slots, "RESERVATION_SECONDS", 0.05)
         time.sleep(0.1)  # c never came back (a stalled upload): its reservation lapses
         assert not acc.refuses_now(waiting=1)
         assert acc.status()["queue_depth"] == 0
@@ -613,7 +613,7 @@ def test_pool_reservations_lapse(monkeypatch):
     pool = slots.SlotPool(1)
     stuck = pool.reserve()
     assert stuck is not None and pool.reserve() is None
-    monkeypatch.setattr(slots, "CLAIM_SECONDS", 0.05)
+    monkeypatch.setattr(slots, "RESERVATION_SECONDS", 0.05)
     time.sleep(0.1)  # a request stuck on a slow upload no longer holds the room
     assert pool.reserve() is not None
     assert pool.reserve(renew=stuck) is None  # and it must find room again, like any other

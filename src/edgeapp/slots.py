@@ -12,7 +12,7 @@ import math
 import threading
 import time
 
-CLAIM_SECONDS = 30.0  # a reservation lapses after this: its request is stuck on a slow upload
+RESERVATION_SECONDS = 30.0  # a reservation lapses after this: its request is stuck on a slow upload
 
 
 class Reservation:
@@ -20,7 +20,7 @@ class Reservation:
     (or the request lets go: SlotPool.release). Without it, every upload of a burst found the slots
     free, was read and decoded, and only then refused (measured: 64 clients x 4 MB, 10% of the 503s
     after 0.6 s). An in-process accelerator hands out reservations that hold nothing."""
-    __slots__ = ("since",)
+    __slots__ = ("since",)  # when it was made or last renewed
 
     def __init__(self):
         self.since = time.monotonic()
@@ -57,7 +57,7 @@ class SlotPool:
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
         self._free = list(range(self.capacity))
-        self._reserved = {}         # Reservation -> when it was made or renewed
+        self._reserved = set()      # Reservations that hold room
         self._jobs = {}             # job id -> Job, oldest first
         self._next_id = 0
         self._busy_since = None     # when the jobs in flight stopped being none
@@ -74,13 +74,14 @@ class SlotPool:
                 return None
             r = renew if renew is not None else Reservation()
             r.since = time.monotonic()
-            self._reserved[r] = r.since
+            self._reserved.add(r)
             return r
 
     def release(self, reservation):
         """The request will not run a job after all (an error, or it is done): its room is free."""
         with self._lock:
-            if self._reserved.pop(reservation, None) is not None:
+            if reservation in self._reserved:
+                self._reserved.discard(reservation)
                 self._slot_freed.notify()
 
     def refuses_now(self, waiting=0):
@@ -97,7 +98,7 @@ class SlotPool:
         with self._lock:
             if not self._wait_for_room(deadline, reservation):
                 return None
-            self._reserved.pop(reservation, None)  # the reservation becomes the slot
+            self._reserved.discard(reservation)  # the reservation becomes the slot
             if not self._jobs:
                 self._busy_since = time.monotonic()
             self._next_id += 1
@@ -172,13 +173,12 @@ class SlotPool:
 
     def _room(self, mine, waiting=0):
         """Free slots that other requests have not reserved (and `waiting` more are about to).
-        A reservation older than CLAIM_SECONDS no longer counts (its request is stuck on a slow
+        A reservation older than RESERVATION_SECONDS no longer counts (its request is stuck on a slow
         upload)."""
         if len(self._free) > len(self._reserved) + waiting:
             return True  # the common case: nothing to count
         now = time.monotonic()
-        for r in [r for r, t in self._reserved.items() if now - t > CLAIM_SECONDS]:
-            del self._reserved[r]
+        self._reserved -= {r for r in self._reserved if now - r.since > RESERVATION_SECONDS}
         return len(self._free) > sum(1 for r in self._reserved if r is not mine) + waiting
 
     def _wait_for_room(self, deadline, mine):
