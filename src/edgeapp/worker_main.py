@@ -41,7 +41,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    t0 = time.monotonic()
     args = parse_args(argv)
     if args.probe:
         return probe_main(args)
@@ -51,9 +50,8 @@ def main(argv=None):
     if accel is None:
         return 3
     chan.send(Ready(os.getpid(), accel.model_status(), max(accel.output_bytes.values() or [4]), cold))
-    log.info("ready %.2f s after the process started (%d models, %d not warmed: their figures are known)",
-             time.monotonic() - t0, len(accel.model_status()), len(cold))
-    mem = SlotMemory.attach(chan.recv(), chan.recv_fd())
+    attach = chan.recv()  # the slots' Layout, then their memfd
+    mem = SlotMemory.attach(attach, chan.recv_fd())
     return _serve(chan, accel, mem, args)
 
 
