@@ -589,15 +589,15 @@ class _BrokenEngine:
         from edgeapp import images
         return images.decode_reduced(data, max_pixels)
 
-    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None):
+    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None, reservation=None):
         raise RuntimeError("secret internal detail")
 
 
 class _Accel:
-    def wait_for_slot(self, deadline=None):
-        return True
+    def reserve(self, deadline=None, renew=None):
+        return renew or object()
 
-    def drop_claim(self):
+    def release(self, reservation):
         pass
 
     def status(self):
@@ -703,8 +703,8 @@ def test_envelope_plugin_wraps_each_route_as_its_config_says():
     class Accel(_Accel):
         drops = 0
 
-        def drop_claim(self):
-            self.drops += 1
+        def release(self, reservation):
+            self.drops += reservation is not None  # the plugin lets go of the one its request made
 
     def hello():
         return {"hi": 1}

@@ -292,20 +292,26 @@ def test_slow_but_steady_upload_is_served(start_server, fast_model_dir):
 # ---- the worker killed under load (the watchdog and restarts are worker.py's: tests/test_worker.py) ----
 
 def test_worker_killed_under_load_answers_at_once_and_comes_back(start_server, det_model_dir, photo):
+    # The clients keep going until one of them is served by the restarted worker (not for a fixed
+    # time: a fixed window guessed how long a restart takes on a busy machine, and lost).
     import signal
 
     server = start_server(model_dir=det_model_dir, queue_depth=4)
     url, path = server.url, "/api/model/service/binary?mid=1"
-    pid = requests.get(url + "/api/status", timeout=5).json()["data"]["worker_pid"]
+    st = requests.get(url + "/api/status", timeout=5).json()["data"]
+    pid, first_start = st["worker_pid"], st["last_start_s"]
     results, lock = [], threading.Lock()
-    stop_at = time.monotonic() + 8
+    came_back = []  # when the worker was seen back
+    served_again = threading.Event()
 
     def client():
         session = requests.Session()
-        while time.monotonic() < stop_at:
+        while not served_again.is_set():
             out, lat, _ = _post(session, url, path, photo)
             with lock:
                 results.append((out, time.monotonic(), lat))
+                if out == (200, 0) and came_back and time.monotonic() - lat > came_back[0]:
+                    served_again.set()  # asked after the restart, and answered
             if out[0] == 503:
                 time.sleep(0.1)  # as a client that reads Retry-After would, only sooner
 
@@ -321,19 +327,24 @@ def test_worker_killed_under_load_answers_at_once_and_comes_back(start_server, d
         if st["restarts"] == 1 and st["state"] == "ready":  # restarted, not merely not noticed yet
             assert requests.get(url + "/api/health", timeout=5).status_code == 200
             back = time.monotonic() - killed_at
+            came_back.append(time.monotonic())
             break
         time.sleep(0.05)
+    served_again.wait(60 if back is not None else 0)  # a few detector runs; 60 s: something hangs
+    served_again.set()
     for t in threads:
         t.join(90)
 
     outcomes = _count([(out, None, None) for out, _, _ in results])
     died = [end - killed_at for out, end, _ in results if out == (503, 1007)]
     print("\nworker kill -9 under load: %s; in-flight answered %.2f s after the kill at most; healthy again "
-          "after %.2f s" % (outcomes, max(died) if died else float("nan"), back))
+          "after %.2f s (worker start %.2f s, restart %.2f s)"
+          % (outcomes, max(died) if died else float("nan"), back or float("nan"), first_start, st["last_start_s"]))
     assert set(outcomes) <= {(200, 0), (503, BUSY), (503, 1007)}, outcomes
     assert died and max(died) < 1.0  # every request in flight at the kill: an error within 1 s
-    # The issue asks for 5 s; ~3 s measured here (the detector's warm-up is most of it). The bound is
-    # doubled for a 2-core machine that other test runs share.
+    # The issue asks for 5 s; the bound is doubled for a 2-core machine that other test runs share.
+    # Measured: 0.4-0.9 s, and 1.5-6.7 s on a machine loaded 8-9; before a restart stopped warming
+    # the detector again (tests/test_worker.py checks that it does not): 2-2.5 s, and 8.7-10 s.
     assert back is not None and back < 10.0
     status = requests.get(url + "/api/status", timeout=5).json()["data"]
     assert status["restarts"] == 1 and status["worker_pid"] != pid

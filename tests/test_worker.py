@@ -135,47 +135,27 @@ def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
         acc.stop()
 
 
-class _Requester:
-    """A request thread of its own: claims are per thread (WorkerAccelerator.wait_for_slot)."""
-
-    def __init__(self):
-        import queue
-        self._calls, self._results = queue.Queue(), queue.Queue()
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            fn, args = self._calls.get()
-            try:
-                self._results.put(fn(*args))
-            except Exception as e:  # handed to the test
-                self._results.put(e)
-
-    def __call__(self, fn, *args):
-        self._calls.put((fn, args))
-        return self._results.get(timeout=30)
-
-
-def test_room_claimed_by_admitted_requests_counts_until_their_job_runs(bundles, monkeypatch):
-    import edgeapp.worker as worker_module
+def test_room_reserved_by_admitted_requests_counts_until_their_job_runs(bundles, monkeypatch):
+    from edgeapp import slots
 
     fast = {2: bundles[2]}
     x = [np.zeros(fast[2].input_shape, np.float32)]
     acc = WorkerAccelerator(fast, slots=2, job_timeout=20.0)
     acc.start()
     try:
-        a, b, c = _Requester(), _Requester(), _Requester()
         assert not acc.refuses_now() and acc.refuses_now(waiting=2)  # two not started yet fill it
-        assert a(acc.wait_for_slot) is True and a(acc.wait_for_slot) is True  # one claim per thread
+        a = acc.reserve()
+        assert a is not None and acc.reserve(renew=a) is a  # one reservation per request, renewed
         assert not acc.refuses_now() and acc.refuses_now(waiting=1)
-        assert b(acc.wait_for_slot) is True
-        assert acc.refuses_now() and c(acc.wait_for_slot) is False  # the slots are free, but claimed
-        assert isinstance(a(acc.run, 2, x), list)  # a's claim became its slot, which came back
+        b = acc.reserve()
+        assert b is not None
+        assert acc.refuses_now() and acc.reserve() is None  # the slots are free, but reserved
+        assert isinstance(acc.run(2, x, reservation=a), list)  # a's reservation became its slot, which came back
         assert not acc.refuses_now() and acc.refuses_now(waiting=1)
-        b(acc.drop_claim)  # b failed (a bad image): its place is free again
-        assert not acc.refuses_now(waiting=1) and c(acc.wait_for_slot) is True
-        monkeypatch.setattr(worker_module, "CLAIM_SECONDS", 0.05)
-        time.sleep(0.1)  # c never came back (a stalled upload): its claim lapses
+        acc.release(b)  # b failed (a bad image): its place is free again
+        assert not acc.refuses_now(waiting=1) and acc.reserve() is not None
+        monkeypatch.setattr(slots, "RESERVATION_SECONDS", 0.05)
+        time.sleep(0.1)  # c never came back (a stalled upload): its reservation lapses
         assert not acc.refuses_now(waiting=1)
         assert acc.status()["queue_depth"] == 0
     finally:
@@ -253,10 +233,10 @@ def test_only_a_worker_on_cpus_of_its_own_polls(bundles):
     from edgeapp import config, server
     pinned = config.load(environ={"EDGEAPP_WORKER_CPUS": "1"})
     assert pinned.worker_spin_ms == 5
-    assert server._make_accelerator(bundles, pinned)._spin_ms == 5
-    assert server._make_accelerator(bundles, config.load(environ={}))._spin_ms == 0  # it would take HTTP's CPU
+    assert server._make_accelerator(bundles, pinned).options.spin_ms == 5
+    assert server._make_accelerator(bundles, config.load(environ={})).options.spin_ms == 0  # it would take HTTP's CPU
     off = config.load(environ={"EDGEAPP_WORKER_CPUS": "1", "EDGEAPP_WORKER_SPIN_MS": "0"})
-    assert server._make_accelerator(bundles, off)._spin_ms == 0
+    assert server._make_accelerator(bundles, off).options.spin_ms == 0
 
 
 def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
@@ -387,7 +367,7 @@ def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
     acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=2)
     acc.start()
     try:
-        engine = Engine(acc._bundles, acc)
+        engine = Engine(acc.bundles, acc)
         line = text_line("HELLO")
         outcomes, stop = [], threading.Event()
 
@@ -426,3 +406,277 @@ def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
         assert engine.infer(2, line)["result"][0]["label"] == "0"
     finally:
         acc.stop()
+
+
+# ---- the process owner (worker_process.py): what a restart loads and warms ---------------------
+
+def test_a_worker_loads_only_the_bundles_it_was_given(bundles):
+    # Not every bundle the folder holds: a restart must bring back what the server serves.
+    acc = WorkerAccelerator({2: bundles[2]}, slots=1)
+    acc.start()
+    try:
+        assert sorted(acc.model_status()) == [2]
+    finally:
+        acc.stop()
+
+
+def test_the_process_owner_on_its_own_runs_a_job_and_restarts_a_dead_worker(bundles):
+    # WorkerProcess with no slot pool: the messages and the shared slots by hand.
+    import queue
+
+    from edgeapp import protocol
+    from edgeapp.worker_process import LoadedModels, WorkerOptions, WorkerProcess
+
+    b = bundles[2]
+    replies, deaths = queue.Queue(), queue.Queue()
+    owner = WorkerProcess(LoadedModels({2: b}), WorkerOptions(MODEL_DIR, server_env()), slots=1,
+                          in_bytes=4 * int(np.prod(b.input_shape)), on_reply=replies.put, on_death=deaths.put,
+                          busy_since=lambda: None)
+    owner.start()
+    try:
+        assert owner.state == "ready" and sorted(owner.models.model_status()) == [2]
+        x = np.full(b.input_shape, 0.5, np.float32)
+        for job_id in (1, 2):
+            shapes = owner.memory.put_inputs(0, [x])
+            owner.channel.send(protocol.Run(job_id, 0, 2, shapes, None))
+            done = replies.get(timeout=30)
+            assert isinstance(done, protocol.Done) and done.job_id == job_id
+            assert owner.memory.outputs(0, done.shapes)[0].shape == (1, 2)
+            if job_id == 1:
+                pid = owner.pid
+                os.kill(pid, signal.SIGKILL)
+                assert "died" in deaths.get(timeout=10)
+                assert _wait_until(lambda: owner.state == "ready" and owner.pid != pid)
+                assert owner.restarts == 1 and owner.last_exit == -signal.SIGKILL
+    finally:
+        owner.stop()
+    assert "shutting down" in deaths.get(timeout=5) and owner.pid is None
+
+
+def _wait_until(cond, seconds=30):
+    end = time.monotonic() + seconds
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.02)
+    return cond()
+
+
+def test_a_restart_does_not_warm_again_what_the_first_start_measured(bundles):
+    # The detector's warm-up (its first run allocates ~550 MB on x86) was most of a restart. A
+    # restarted worker loads and checks it, keeps the first start's figures, and its first job
+    # reaches the memory the warm-up measured: every tensor has the same fixed shape.
+    from edgeapp.memory import rss_bytes
+
+    det = {1: bundles[1]}
+    acc = WorkerAccelerator(det, slots=1, job_timeout=60.0)
+    acc.start()
+    try:
+        x = np.random.RandomState(3).rand(*det[1].input_shape).astype(np.float32)
+        want = acc.run(1, [x])
+        pid, warm_rss, figures = acc.pid, rss_bytes(acc.pid), acc.model_status()
+        first_start = acc.status()["last_start_s"]
+        os.kill(pid, signal.SIGKILL)
+        end = time.monotonic() + 60
+        while not (acc.status()["state"] == "ready" and acc.pid not in (None, pid)) and time.monotonic() < end:
+            time.sleep(0.02)
+        restart = acc.status()["last_start_s"]
+        cold_rss = rss_bytes(acc.pid)
+        print("\nfirst start %.2f s, %d MB; restart %.2f s, %d MB"
+              % (first_start, warm_rss >> 20, restart, cold_rss >> 20))
+        assert acc.model_status() == figures           # the measured figures, not a cold load's
+        assert cold_rss < warm_rss / 2, (cold_rss, warm_rss)  # not warmed (549 MB vs ~80 MB measured)
+        assert restart < first_start, (restart, first_start)
+        got = acc.run(1, [x])
+        assert all(np.allclose(a, b) for a, b in zip(got, want))
+        assert rss_bytes(acc.pid) > 0.9 * warm_rss     # the first job took what the warm-up measured
+    finally:
+        acc.stop()
+
+
+def test_a_restart_warms_a_model_whose_file_changed(tmp_path):
+    from edgeapp import worker_main
+    from edgeapp.protocol import digest
+    from edgeapp.worker_process import LoadedModels
+
+    _copy_bundle(MODEL_DIR, tmp_path / "text-direction", 2, "text-direction")
+    b = load_bundles(str(tmp_path))
+    models = LoadedModels(b)
+    assert models.spawn_args() == ["--only", "2"]  # nothing known yet: everything is warmed
+    warm = {"ready": True, "reason": None, "memory_mb": 1.5, "warmup_ms": 40.0}
+    models.started({2: warm}, cold=[])
+    warmed = models.spawn_args()[-1]
+    assert models.spawn_args()[-2:] == ["--warmed", "2=%s" % digest(b[2])]
+    assert worker_main.cold_models(b, warmed) == [2]
+    # A restarted worker's own figures for a cold model are a load's, not a warm-up's.
+    models.started({2: dict(warm, memory_mb=0.1, warmup_ms=3.0)}, cold=[2])
+    assert models.model_status() == {2: warm}
+    model = tmp_path / "text-direction" / "model.nb"
+    st = model.stat()
+    os.utime(str(model), ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))  # rebuilt in place
+    assert worker_main.cold_models(load_bundles(str(tmp_path)), warmed) == []
+
+
+# ---- the slot pool (slots.py): admission with no worker behind it ------------------------------
+
+def test_pool_reservations_hold_room_until_spent_or_released():
+    from edgeapp.slots import SlotPool
+
+    pool = SlotPool(2)
+    a, b = pool.reserve(), pool.reserve()
+    assert a is not None and b is not None and a is not b
+    assert pool.reserve() is None and pool.refuses_now()      # free slots, all reserved
+    assert pool.reserve(renew=a) is a                        # a request's own room is its own
+    job = pool.take(1, reservation=a)                        # a's room becomes a's slot
+    assert job is not None and pool.in_use() == 1
+    assert pool.take(1, reservation=a) is None               # spent: a's second job has no room (b's)
+    pool.release(b)
+    second = pool.take(1, reservation=a)
+    assert second is not None and pool.in_use() == 2 and pool.refuses_now()
+    for j in (job, second):
+        pool.finish(j, shapes=[(1, 2)], run_ms=5.0)
+        assert j.done.is_set() and j.shapes == [(1, 2)]
+    assert pool.in_use() == 2                                # until the requesters copied their outputs
+    pool.give_back(job)
+    pool.give_back(second)
+    assert pool.in_use() == 0 and pool.service_ms == 5.0 and not pool.refuses_now(waiting=1)
+
+
+def test_pool_frees_the_slot_of_a_failed_or_abandoned_job_with_its_reply():
+    from edgeapp.errors import Internal
+    from edgeapp.slots import SlotPool
+
+    pool = SlotPool(1)
+    assert pool.busy_since() is None
+    job = pool.take(1)
+    assert pool.busy_since() is not None and pool.job(job.id) is job
+    cancelled = []
+    assert pool.abandon(job, cancelled.append) and cancelled == [job.slot]
+    assert pool.in_use() == 1                                # the worker may be running it still
+    pool.finish(job, Timeout("skipped"))
+    assert pool.in_use() == 0 and pool.busy_since() is None and pool.job(job.id) is None
+    job = pool.take(1)
+    pool.finish(job, shapes=[(1,)], run_ms=1.0)
+    assert not pool.abandon(job, cancelled.append)          # too late: its outputs are there
+    pool.give_back(job)
+    a = pool.take(1)
+    pool.fail_all(lambda: Internal("gone"))
+    assert isinstance(a.error, Internal) and a.done.is_set() and pool.in_use() == 0
+    b = pool.take(2)
+    pool.finish(b, Internal("it raised"))
+    assert pool.in_use() == 0 and pool.service_ms == 1.0    # a failure is not a service time
+
+
+def test_pool_waits_a_little_behind_a_short_job_not_behind_a_long_one():
+    from edgeapp.slots import SlotPool
+
+    pool = SlotPool(1, queue_wait=0.3)
+    for mid, ms in ((2, 2.0), (1, 500.0)):
+        j = pool.take(mid)
+        pool.finish(j, shapes=[], run_ms=ms)
+        pool.give_back(j)
+    head = pool.take(2)  # a 2 ms job holds the only slot: the next one waits for it
+
+    def done_soon():
+        time.sleep(0.05)
+        pool.finish(head, shapes=[], run_ms=2.0)
+        pool.give_back(head)
+
+    threading.Thread(target=done_soon).start()
+    t0 = time.monotonic()
+    waited = pool.take(2)
+    assert waited is not None and time.monotonic() - t0 < 0.3
+    pool.finish(waited, shapes=[], run_ms=2.0)
+    pool.give_back(waited)
+    long_head = pool.take(1)  # a 500 ms job: no point waiting behind it
+    t0 = time.monotonic()
+    assert pool.take(2) is None and pool.reserve() is None and pool.refuses_now()
+    assert time.monotonic() - t0 < 0.1
+    assert pool.retry_after() == 1
+    pool.fail_all(lambda: Timeout("x"))
+    assert long_head.done.is_set()
+
+
+def test_pool_refuses_at_once_while_the_worker_is_down():
+    from edgeapp.slots import SlotPool
+
+    up = [True]
+    pool = SlotPool(1, queue_wait=5.0, ready=lambda: up[0])
+    j = pool.take(2)
+    pool.finish(j, shapes=[], run_ms=1.0)  # short: worth waiting for, while the worker is up
+    up[0] = False
+    t0 = time.monotonic()
+    assert pool.take(2) is None and time.monotonic() - t0 < 0.1
+
+
+def test_pool_reservations_lapse(monkeypatch):
+    from edgeapp import slots
+
+    pool = slots.SlotPool(1)
+    stuck = pool.reserve()
+    assert stuck is not None and pool.reserve() is None
+    monkeypatch.setattr(slots, "RESERVATION_SECONDS", 0.05)
+    time.sleep(0.1)  # a request stuck on a slow upload no longer holds the room
+    assert pool.reserve() is not None
+    assert pool.reserve(renew=stuck) is None  # and it must find room again, like any other
+
+
+def test_an_in_process_accelerator_has_the_same_reservation_api(bundles):
+    from edgeapp.accelerator import LocalAccelerator
+
+    accel = LocalAccelerator({2: bundles[2]})
+    r = accel.reserve(time.monotonic() + 1)
+    assert r is not None and accel.reserve(renew=r) is r and not accel.refuses_now(waiting=100)
+    x = np.zeros(bundles[2].input_shape, np.float32)
+    assert isinstance(accel.run(2, [x], reservation=r), list)
+    accel.release(r)
+    accel.release(None)
+
+
+# ---- the protocol (protocol.py): named messages, one encoding, the shared slots ----------------
+
+def test_every_message_round_trips_through_a_channel():
+    import socket
+    from multiprocessing.connection import Connection
+
+    from edgeapp import protocol as p
+
+    samples = [p.Loading(3), p.Fatal("numpy 2"), p.Ready(42, {1: {"ready": True}}, 4096, [1]),
+               p.Attach(4, 1024, 512), p.Run(7, 2, 1, [(1, 3, 8, 8)], 123.5), p.Done(7, [(1, 2)], 1.5),
+               p.Skipped(7), p.Failed(7, "boom"), p.Reload([1, 2], [3]), p.Reloaded({}, {1: 8}), p.Stop()]
+    assert {type(m) for m in samples} == set(p.MESSAGES.values())
+    a, b = socket.socketpair()
+    left, right = p.Channel(Connection(a.detach())), p.Channel(Connection(b.detach()))
+    try:
+        for msg in samples:
+            left.send(msg)
+            got = right.recv()
+            assert type(got) is type(msg) and got == msg
+            assert p.decode(p.encode(msg)) == msg and type(p.encode(msg)[0]) is str  # plain data on the wire
+    finally:
+        left.close()
+        right.close()
+    # The rule the old tuples broke ("reloaded", None, ...): a job's messages name it first.
+    assert all(cls._fields[0] == "job_id" for cls in (p.Run,) + p.JOB_REPLIES)
+    assert "job_id" not in p.Reloaded._fields
+    for bad in (("Nope", 1), ("Done", 1), ()):
+        with pytest.raises(ValueError):
+            p.decode(bad)
+
+
+def test_slot_memory_is_shared_and_bounded():
+    from edgeapp.protocol import Layout, SlotMemory
+
+    parent = SlotMemory.create(Layout(2, 4 * 12, 4 * 6))
+    child = SlotMemory.attach(parent.layout.attach_message(), parent.fd)  # as a worker maps it
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2)
+    shapes = parent.put_inputs(1, [x])
+    assert shapes == [(1, 3, 2, 2)] and np.array_equal(child.inputs(1, shapes)[0], x)
+    out = child.put_outputs(1, [np.full((2, 3), 7.0, np.float32)])
+    assert np.array_equal(parent.outputs(1, out)[0], np.full((2, 3), 7.0))
+    assert not child.cancelled(1) and not child.cancelled(0)
+    parent.cancel(1)
+    assert child.cancelled(1) and not child.cancelled(0)
+    parent.put_inputs(1, [x])  # a new job in the slot clears the flag
+    assert not child.cancelled(1)
+    with pytest.raises(ValueError):
+        parent.put_inputs(0, [np.zeros((1, 3, 4, 4), np.float32)])  # never past a slot's end
+    os.close(parent.fd)

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeapp.errors import Timeout, UnknownModel
 from edgeapp.memory import mb, rss_bytes
+from edgeapp.slots import Reservation
 
 log = logging.getLogger("edgeapp.accelerator")
 
@@ -23,11 +24,13 @@ class Accelerator:
         self._runs = {}  # mid -> RunStats
         self._runs_lock = threading.Lock()
 
-    def run(self, mid, inputs, deadline=None, timing=None):
+    def run(self, mid, inputs, deadline=None, timing=None, reservation=None):
         """inputs: list of float32 NCHW arrays. Returns the model's outputs as a list of arrays.
 
         deadline: a time.monotonic() value; work still waiting then is dropped (raises Timeout).
         timing: a dict to which "queue" and "inference" milliseconds of this call are added.
+        reservation: the request's reserve(): its room becomes this job's slot (a request's
+        later jobs find their room as any unreserved job does).
         """
         raise NotImplementedError
 
@@ -37,14 +40,16 @@ class Accelerator:
         answer 503 before a thread or the body is spent on it)."""
         return False
 
-    def wait_for_slot(self, deadline=None):
-        """False if a job now would be refused as Busy (queue full): lets the HTTP layer refuse
-        before it decodes. An accelerator with a queue may wait a little for room, and claims it
-        for the calling thread until its run() or drop_claim()."""
-        return True
+    def reserve(self, deadline=None, renew=None):
+        """None if a job now would be refused as Busy (queue full): lets the HTTP layer refuse
+        before it decodes. Else a Reservation: the room it holds counts against later requests
+        until it is given to run() or to release(). An accelerator with a queue may wait a
+        little for room. renew: the request's earlier reservation, kept instead of a second one.
+        Here (no queue) there is always room and a reservation holds nothing."""
+        return renew if renew is not None else Reservation()
 
-    def drop_claim(self):
-        """The calling request thread lets go of the room wait_for_slot() claimed for it."""
+    def release(self, reservation):
+        """The request lets go of its reservation (a job it did not run); None is fine."""
 
     def status(self):
         """Queue and worker figures for /api/status."""
@@ -97,11 +102,15 @@ class LocalAccelerator(Accelerator):
     At start every model is checked (tensor write/read-back) and run once at its maximum input
     shape: Paddle Lite keeps its memory high-water mark forever, so warming at the maximum shape
     reaches (and measures) all the memory the model will ever take before anything is served.
+    (A restarted worker skips the run for the models measured by its first start: `cold`.)
     """
 
-    def __init__(self, bundles, threads=None, warm=True, on_load=None, power_mode=None):
+    def __init__(self, bundles, threads=None, warm=True, on_load=None, power_mode=None, cold=()):
         """on_load(mid) is called before each model is loaded: Paddle Lite aborts the whole process
-        on a corrupt model file, so the worker tells its parent which model it is about to load."""
+        on a corrupt model file, so the worker tells its parent which model it is about to load.
+        cold: models loaded and checked but not warmed up: a restarted worker's, whose parent
+        knows their figures from the first start (their first job reaches the same memory: its
+        tensor has the same, fixed, shape)."""
         from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
 
         super().__init__()
@@ -116,12 +125,13 @@ class LocalAccelerator(Accelerator):
         self._power_mode = power_mode
         self._warm = warm
         for mid in sorted(bundles):
-            self.load(bundles[mid], on_load)
+            self.load(bundles[mid], on_load, warm=warm and mid not in cold)
 
-    def load(self, b, on_load=None):
-        """Load (or replace) one bundle's predictor, check it and warm it up. Failures are recorded
-        in model_status(), never raised, except the runtime self-check (nothing can be served)."""
-        lite, mid = self._lite, b.id
+    def load(self, b, on_load=None, warm=None):
+        """Load (or replace) one bundle's predictor, check it and warm it up (warm: default as
+        constructed). Failures are recorded in model_status(), never raised, except the runtime
+        self-check (nothing can be served)."""
+        mid = b.id
         with self._lock:
             self._bundles[mid] = b
             self._predictors.pop(mid, None)
@@ -136,20 +146,15 @@ class LocalAccelerator(Accelerator):
         before = rss_bytes()
         t0 = time.monotonic()
         try:
-            p = lite.Predictor(b.model_path, threads=self._threads, power_mode=self._power_mode)
+            p = self._lite.Predictor(b.model_path, threads=self._threads, power_mode=self._power_mode)
             p.selfcheck(b.input_shape)
-        except lite.RuntimeCheckFailed:
+        except self._lite.RuntimeCheckFailed:
             raise
         except Exception as e:  # what Paddle Lite reports as an exception fails that model only
             return self._fail(mid, "load failed: %s" % e)
-        if self._warm:
-            try:
-                # Twice, with different data: a second run still allocated a little (measured).
-                for fill in (0.0, 0.5):
-                    outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
-                self.output_bytes[mid] = sum(int(o.nbytes) for o in outs)
-            except Exception as e:
-                return self._fail(mid, "warm-up run failed: %s" % e)
+        warm = self._warm if warm is None else warm
+        if warm and not self._warm_up(p, b):
+            return
         with self._lock:
             self._predictors[mid] = p
         self._status[mid] = {
@@ -157,8 +162,21 @@ class LocalAccelerator(Accelerator):
             "memory_mb": mb(max(0, rss_bytes() - before)),
             "warmup_ms": round((time.monotonic() - t0) * 1000.0, 1),
         }
-        log.info("model %d (%s) ready: %s MB after warm-up at %s, %.0f ms",
-                 mid, b.name, self._status[mid]["memory_mb"], b.input_shape, self._status[mid]["warmup_ms"])
+        log.info("model %d (%s) ready: %s MB after %s at %s, %.0f ms", mid, b.name, self._status[mid]["memory_mb"],
+                 "warm-up" if warm else "loading (not warmed)", b.input_shape, self._status[mid]["warmup_ms"])
+
+    def _warm_up(self, p, b):
+        """Run a model at its input shape, so that it takes all the memory it ever will; False
+        (and the model failed) if it cannot run."""
+        try:
+            # Twice, with different data: a second run still allocated a little (measured).
+            for fill in (0.0, 0.5):
+                outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
+            self.output_bytes[b.id] = sum(int(o.nbytes) for o in outs)
+        except Exception as e:
+            self._fail(b.id, "warm-up run failed: %s" % e)
+            return False
+        return True
 
     def unload(self, mid):
         """Forget a model. (Paddle Lite may keep some of its memory: the process's high-water mark.)"""
@@ -172,7 +190,7 @@ class LocalAccelerator(Accelerator):
         log.error("model %d (%s): %s", mid, self._bundles[mid].name, reason)
         self._status[mid] = {"ready": False, "reason": reason, "memory_mb": None, "warmup_ms": None}
 
-    def run(self, mid, inputs, deadline=None, timing=None):
+    def run(self, mid, inputs, deadline=None, timing=None, reservation=None):
         p = self._predictors.get(mid)
         if p is None:
             raise UnknownModel("model %d is not loaded" % mid)

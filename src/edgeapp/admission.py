@@ -3,12 +3,15 @@
 Two doors, one answer (Busy, with a Retry-After from the queue's depth): shedder() for the HTTP
 server's selector thread, from the request line alone, and shed_if_full() for a request thread
 before it reads or decodes the body. These are the only places that ask the accelerator for room
-(refuses_now, wait_for_slot); a claim shed_if_full makes is dropped by envelope.EnvelopePlugin
-and deepstack.DeepStack.run (accel.drop_claim()).
+(refuses_now, reserve); the reservation shed_if_full makes lives in the request's environ, goes
+with the request's first job (Api.infer) and is released by envelope.EnvelopePlugin and
+deepstack.DeepStack.run (release()) if that job did not take it.
 """
 import math
 
 from edgeapp.errors import Busy
+
+RESERVATION = "edgeapp.reservation"  # the request's accel.reserve(), in its WSGI environ
 
 INFERENCE_PATHS = (b"/api/model/service/", b"/v1/vision/")
 
@@ -24,13 +27,26 @@ def shedder(accel):
     return shed
 
 
-def shed_if_full(accel, deadline):
-    """Busy before decoding when every accelerator slot is taken or claimed by requests admitted
+def shed_if_full(accel, environ, deadline):
+    """Busy before decoding when every accelerator slot is taken or reserved by requests admitted
     before this one (after a short wait for one when jobs are short): under overload a request
     would otherwise pay for its decoding and preprocessing only to be refused. On success the
-    room is claimed for this request thread until its job takes a slot or accel.drop_claim()."""
-    if not accel.wait_for_slot(deadline):
+    request holds a reservation (in environ; a second call renews it) until its first job takes
+    a slot or release()."""
+    reservation = accel.reserve(deadline, renew=environ.get(RESERVATION))
+    if reservation is None:
         raise busy(accel)
+    environ[RESERVATION] = reservation
+
+
+def reservation(environ):
+    """The request's reservation, for its first job (None: it has none, or a job took it)."""
+    return environ.get(RESERVATION)
+
+
+def release(accel, environ):
+    """The request lets go of a reservation its job did not take (an error, or it is done)."""
+    accel.release(environ.pop(RESERVATION, None))
 
 
 def busy(accel):

@@ -18,7 +18,7 @@ import bottle
 from bottle import request, response
 
 from edgeapp import __version__, budget, callback, deepstack, images, openapi, parsing
-from edgeapp.admission import shed_if_full, shedder
+from edgeapp.admission import reservation, shed_if_full, shedder
 from edgeapp.envelope import EnvelopePlugin, InFlight, JsonErrorApp, error_body, ms, request_timing
 from edgeapp.errors import BadRequest, EdgeError, NotFound, NotReady
 from edgeapp.gauges import accel_status, gauges
@@ -131,7 +131,7 @@ class Api:
     def decode(self, data, mids, show, until):
         """(image, full size): a JPEG decoded as small as the models allow, full size to render.
         First the accelerator's admission: no decoding for a request that would be refused."""
-        shed_if_full(self.accel, until)
+        shed_if_full(self.accel, request.environ, until)
         t0 = time.monotonic()
         large = _pixels(data) >= LARGE_DECODE_PIXELS
         if large:
@@ -146,7 +146,8 @@ class Api:
     def infer(self, mid, decoded, show, until):
         """Model mid's data for a decoded image (and its result callback, if configured)."""
         image, size = decoded
-        data = self.engine.infer(mid, image, show, deadline=until, timing=request_timing(), size=size)
+        data = self.engine.infer(mid, image, show, deadline=until, timing=request_timing(), size=size,
+                                 reservation=reservation(request.environ))
         if self.callbacks is not None:  # never waits: a full callback queue drops (and counts) it
             self.callbacks.submit(callback.payload(mid, data["result"], size[0], size[1]))
         return data

@@ -21,7 +21,7 @@ import time
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, parsing
+from edgeapp import __version__, admission, parsing
 from edgeapp.errors import BadRequest, EdgeError, UnknownModel
 
 log = logging.getLogger("edgeapp.deepstack")
@@ -119,7 +119,7 @@ class DeepStack:
             decoded = api.decode(data, [mid], False, until)
             out = api.infer(mid, decoded, False, until)
         finally:
-            api.accel.drop_claim()  # a claim its job did not take (see admission.shed_if_full)
+            admission.release(api.accel, request.environ)  # if its job did not take it
         return out["result"]
 
 

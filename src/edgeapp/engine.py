@@ -70,7 +70,7 @@ class Engine:
         m = self.models.get(mid)
         return 1 if m is None else m.reduction(w, h)  # None: infer() will answer why
 
-    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None):
+    def infer(self, mid, image, show=False, deadline=None, timing=None, size=None, reservation=None):
         """The envelope's data for one model: {"result": [...]} plus "image" (base64 JPEG) if show.
 
         size: the full image's (width, height) when `image` was decoded smaller (decode()): the
@@ -78,11 +78,12 @@ class Engine:
         deadline (time.monotonic()): accelerator work not started by then is dropped (Timeout).
         timing: a dict to which this call adds milliseconds: queue, inference, preprocess,
         postprocess and render (for the Server-Timing header).
+        reservation: the request's accel.reserve(), spent by its first accelerator run.
         Raises EdgeError subclasses only for what the client should hear about.
         """
         model = self.model(mid)
         timing = {} if timing is None else timing
-        accel = _RequestAccel(self.accel, deadline, timing)
+        accel = _RequestAccel(self.accel, deadline, timing, reservation)
         t0 = time.monotonic()
         ok = False
         try:
@@ -127,19 +128,22 @@ class Engine:
 
 
 class _RequestAccel:
-    """The accelerator as one request sees it: every run carries the request's deadline, and the
-    time around the runs is booked as preprocess (before each run) or postprocess (after the last)."""
+    """The accelerator as one request sees it: every run carries the request's deadline and its
+    reservation, and the time around the runs is booked as preprocess (before each run) or
+    postprocess (after the last)."""
 
-    def __init__(self, accel, deadline, timing):
+    def __init__(self, accel, deadline, timing, reservation=None):
         self._accel = accel
         self._deadline = deadline
         self._timing = timing
+        self._reservation = reservation
         self._mark = time.monotonic()
 
     def run(self, mid, inputs):
         _add(self._timing, "preprocess", self._mark)
         try:
-            return self._accel.run(mid, inputs, deadline=self._deadline, timing=self._timing)
+            return self._accel.run(mid, inputs, deadline=self._deadline, timing=self._timing,
+                                   reservation=self._reservation)
         finally:
             self._mark = time.monotonic()
 

@@ -65,7 +65,7 @@ class EnvelopePlugin:
         if route.config.get("inference"):
             # Before the body is read: under overload a 4 MB upload gets its 503 in
             # milliseconds, and the server drops the rest of it without a thread.
-            admission.shed_if_full(self.accel, None)
+            admission.shed_if_full(self.accel, request.environ, None)
 
     def _answer(self, route, callback, args, kwargs, t0):
         """(body, envelope code): the handler's data in the envelope, or its error's."""
@@ -87,7 +87,7 @@ class EnvelopePlugin:
     def _finish(self, label, inference, code, t0):
         timing = request.environ.get("edgeapp.timing") or {}
         if inference:
-            self.accel.drop_claim()  # a claim its job did not take (see admission.shed_if_full)
+            admission.release(self.accel, request.environ)  # if its job did not take it
             self.in_flight.add(-1)
             response.set_header("Server-Timing", server_timing(timing, t0))
         timing["total"] = ms(t0)
