@@ -177,10 +177,8 @@ def threads_env(threads):
 
 
 def _child_env(threads=None):
-    """The environment of a worker or probe process: this package importable, whatever the cwd,
-    and Paddle Lite's threads (threads_env)."""
+    """The environment of a worker or probe process: ours (the same interpreter finds the same
+    installed package) with Paddle Lite's threads (threads_env)."""
     env = dict(os.environ)
     env.update(threads_env(threads))
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
