@@ -64,7 +64,7 @@ class Accelerator:
         with self._runs_lock:
             return {mid: r.summary() for mid, r in self._runs.items()}
 
-    def _record_run(self, mid, ms, shape, timing, waited_ms):
+    def record_run(self, mid, ms, shape, timing, waited_ms):
         with self._runs_lock:
             runs = self._runs.get(mid)
             if runs is None:
@@ -202,7 +202,7 @@ class LocalAccelerator(Accelerator):
                 raise Timeout("the request's deadline passed before model %d ran" % mid)
             outs = p.run(inputs)
             ms = p.last_run_ms
-        self._record_run(mid, ms, inputs[0].shape, timing, waited)
+        self.record_run(mid, ms, inputs[0].shape, timing, waited)
         return outs
 
     def last_run_ms(self, mid):

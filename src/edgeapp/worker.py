@@ -103,7 +103,7 @@ class WorkerAccelerator(Accelerator):
         self._pool.give_back(job)
         # Everything but the worker's own run time is waiting: queue, hand-over, copies.
         wall = (time.monotonic() - now) * 1000.0
-        self._record_run(mid, job.run_ms, inputs[0].shape, timing, max(0.0, wall - job.run_ms))
+        self.record_run(mid, job.run_ms, inputs[0].shape, timing, max(0.0, wall - job.run_ms))
         return outs
 
     def _check_runnable(self, mid, inputs):
