@@ -65,6 +65,8 @@ class Accelerator:
             return {mid: r.summary() for mid, r in self._runs.items()}
 
     def record_run(self, mid, ms, shape, timing, waited_ms):
+        """Book one run of model mid (for model_timing) and add its queue and inference ms to the
+        request's timing. For the accelerators, after each run."""
         with self._runs_lock:
             runs = self._runs.get(mid)
             if runs is None:
