@@ -83,37 +83,33 @@ class Connection:
     # -- input and output, for a request thread -----------------------------------------------
     def receive_into(self, view):
         """Read into view what the socket has (waiting for some); 0 at the end of the input."""
-        while True:
-            try:
-                n = os.readv(self.fd, [view])
-            except BlockingIOError:
-                self.wait(select.POLLIN)
-                continue
-            self._moved += n
-            return n
+        n = self._when_ready(os.readv, [view], select.POLLIN)
+        self._moved += n
+        return n
 
     def receive(self, size):
         """Up to size bytes the socket has (waiting for some); b"" at the end of the input."""
-        while True:
-            try:
-                data = os.read(self.fd, size)
-            except BlockingIOError:
-                self.wait(select.POLLIN)
-                continue
-            self._moved += len(data)
-            return data
+        data = self._when_ready(os.read, size, select.POLLIN)
+        self._moved += len(data)
+        return data
 
     def send(self, data):
         """Send all of data: one system call when the socket buffer takes it."""
         with memoryview(data) as view:
             while view:
-                try:
-                    n = os.write(self.fd, view)
-                except BlockingIOError:
-                    self.wait(select.POLLOUT)
-                    continue
+                n = self._when_ready(os.write, view, select.POLLOUT)
                 self._moved += n
                 view = view[n:]
+
+    def _when_ready(self, op, arg, event):
+        """op(fd, arg), a read or write on the non-blocking socket: at once if the socket is
+        ready (one system call, where a socket with a timeout makes three to five), else after
+        waiting for it within the deadline."""
+        while True:
+            try:
+                return op(self.fd, arg)
+            except BlockingIOError:
+                self.wait(event)
 
     # -- a request thread's turn, and the end -------------------------------------------------
     def communicate(self):
