@@ -28,16 +28,17 @@ time, would hold every thread and nobody else would be served. So here (Limits n
   the client gets to read the answer instead of a connection reset.
 
 The rooms: server.py (Server: the listener and the threads put together), poller.py (the
-selector thread and its reapers), connection.py (a connection, its deadlines, its input and
-output), workers.py (the request threads), heads.py (what the selector reads from a head),
-answers.py (the server's own answers as bytes), limits.py (every timeout and limit), and
-cheroot_adapter.py: the one place that uses cheroot (its public request parser and WSGI gateway),
-checked against the installed cheroot by tests/test_cheroot_adapter.py.
-tests/test_hostile.py, tests/test_load.py and tests/test_httpd.py cover all of it.
+selector thread and its reapers), refusals.py (pacing the refusals), connection.py (a
+connection, its deadlines, its input and output), workers.py (the request threads), heads.py
+(what the selector reads from a head), answers.py (the server's own answers as bytes), limits.py
+(every timeout and limit), and cheroot_adapter.py: the one place that uses cheroot (its public
+request parser and WSGI gateway), checked against the installed cheroot by
+tests/test_cheroot_adapter.py. tests/test_hostile.py, tests/test_load.py and tests/test_httpd.py
+cover all of it.
 """
 from edgeapp.httpd.answers import error_response
 from edgeapp.httpd.limits import Limits
-from edgeapp.httpd.poller import TokenBucket
+from edgeapp.httpd.refusals import TokenBucket
 from edgeapp.httpd.server import Server
 
 __all__ = ["Limits", "Server", "TokenBucket", "error_response"]

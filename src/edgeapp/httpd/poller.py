@@ -8,7 +8,6 @@ data=None. Request threads put connections back (keep-alive, lingering) by regis
 register/unregister and walks of the map hold `lock`; select() runs without it.
 """
 import errno
-import heapq
 import logging
 import os
 import selectors
@@ -19,11 +18,14 @@ import time
 from edgeapp.httpd import heads
 from edgeapp.httpd.answers import error_response, http_date, response_bytes, timeout_error
 from edgeapp.httpd.connection import Connection
+from edgeapp.httpd.refusals import HeldRefusals
 
 log = logging.getLogger("edgeapp.http")
 
 
 class Poller:
+    """The selector thread's state and loop (run); stop() ends it from another thread."""
+
     def __init__(self, server, listener):
         self.server = server  # the httpd Server: dispatch(), shed, quick, waiting, server_name
         self.limits = server.limits
@@ -33,6 +35,7 @@ class Poller:
         self.lock = threading.Lock()
         self.closed = False  # under lock: nothing is parked any more (stopping)
         self.stopping = False
+        self.started = False  # run() has begun
         self.done = threading.Event()  # run() has ended and closed everything
         self.scratch = bytearray(1024 * 1024)  # dropped input lands here where limits.drop_flags is 0
         self.refusals = HeldRefusals(self.limits)
@@ -40,6 +43,7 @@ class Poller:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self):
+        self.started = True
         next_sweep = time.monotonic() + self.limits.sweep_interval
         try:
             while not self.stopping:
@@ -62,7 +66,7 @@ class Poller:
     def stop(self, timeout=2.0):
         """Ends run() within a turn (at most sweep_interval); closes everything if it never ran."""
         self.stopping = True
-        if not self.done.wait(timeout):
+        if not self.started or not self.done.wait(timeout):
             self.close_all()
 
     def select(self, timeout):
@@ -300,60 +304,3 @@ class Poller:
         with self.lock:
             for conn in conns:
                 self.selector.unregister(conn.fd)
-
-
-class HeldRefusals:
-    """Refusals answered at once while they are few (shed_burst at once, shed_rate a second: a
-    burst of uploads gets its 503s in milliseconds), else after shed_delay. Clients that retry at
-    once (wrk, naive scripts) otherwise turn a full queue into thousands of connect-503-close
-    rounds a second, and those took the CPU that /api/health and the accelerator need (measured:
-    2700 refusals/s, health p99 39 ms). Any thread may hold one; the selector thread answers them."""
-
-    def __init__(self, limits):
-        self.limits = limits
-        self.bucket = TokenBucket(limits.shed_burst, limits.shed_rate)
-        self.lock = threading.Lock()
-        self._due = []  # (time, n, conn, err)
-        self._n = 0
-
-    def hold(self, conn, err, now):
-        """False: answer it now; True: it is held until due() hands it back."""
-        with self.lock:
-            if self.bucket.take(now) or len(self._due) >= self.limits.max_parked:
-                return False
-            self._n += 1
-            heapq.heappush(self._due, (now + self.limits.shed_delay, self._n, conn, err))
-            return True
-
-    def next_due(self, default):
-        with self.lock:
-            return self._due[0][0] if self._due else default
-
-    def due(self, now):
-        out = []
-        with self.lock:
-            while self._due and self._due[0][0] <= now:
-                _, _, conn, err = heapq.heappop(self._due)
-                out.append((conn, err))
-        return out
-
-    def take_all(self):
-        with self.lock:
-            out, self._due = [entry[2] for entry in self._due], []
-        return out
-
-
-class TokenBucket:
-    """take() is True for up to `burst` calls at once and `rate` a second on average."""
-
-    def __init__(self, burst, rate):
-        self.burst, self.rate = float(burst), float(rate)
-        self.tokens, self.t = self.burst, time.monotonic()
-
-    def take(self, now):
-        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.t) * self.rate)
-        self.t = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
