@@ -125,3 +125,9 @@ def test_a_chunked_body_and_http_1_0_keep_alive_still_parse():
     out, _, keep = _exchange(b"GET /k HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", app=_app)
     relied_on(b"Connection: Keep-Alive\r\n" in out and b"Keep-Alive: timeout=10\r\n" in out and keep,
               "an HTTP/1.0 keep-alive answer is %r" % out[:200])
+
+
+def test_a_setting_the_adapter_lacks_is_named_loudly():
+    view = cheroot_adapter.CherootView(_Server())
+    with pytest.raises(AttributeError, match="'keep_alive_conn_limit'.*cheroot_adapter.py.*written against cheroot"):
+        view.keep_alive_conn_limit

@@ -223,6 +223,22 @@ def test_an_idle_kept_connection_is_closed_after_idle_timeout():
             assert 0.3 < time.monotonic() - t0 < 3.0
 
 
+def test_keep_alive_stops_at_keep_alive_limit():
+    # Connections kept for another request count against keep_alive_limit: at 0, none is kept.
+    with serving(echo_app, limits=Limits(keep_alive_limit=0)) as (srv, _, _s):
+        with connect(srv.bind_addr[1]) as s:
+            s.sendall(request_bytes("GET", "/"))
+            reply = read_reply(s)
+            assert reply.status == 200 and reply.headers["connection"] == "close"
+            assert s.recv(1) == b""
+    with serving(echo_app) as (srv, _, _s):
+        with connect(srv.bind_addr[1]) as s:
+            for _ in range(3):
+                s.sendall(request_bytes("GET", "/"))
+                reply = read_reply(s)
+                assert reply.status == 200 and "connection" not in reply.headers
+
+
 def test_shed_and_quick_are_the_constructor_s():
     quick_answers = []
 
