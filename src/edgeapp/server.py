@@ -16,7 +16,7 @@ from edgeapp import __version__, budget, config, memory, netinfo, pidfile
 from edgeapp.api import make_app, shedder, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
-from edgeapp.httpd import Server as HTTPServer
+from edgeapp.httpd import Limits as HTTPLimits, Server as HTTPServer
 from edgeapp.worker import WorkerAccelerator
 
 log = logging.getLogger("edgeapp.server")
@@ -278,23 +278,21 @@ class Service:
 
 
 def make_http_server(settings, front):
-    """cheroot with edgeapp's defences against slow, idle and hostile clients (edgeapp/httpd.py)."""
-    server = HTTPServer(
+    """edgeapp's HTTP server, with its defences against slow, idle and hostile clients (edgeapp/httpd/)."""
+    return HTTPServer(
         (settings.host, settings.port), front,
-        numthreads=settings.threads,  # threads for requests with a body (each may hold one in memory)
+        threads=settings.threads,  # threads for requests with a body (each may hold one in memory)
         server_name="edgeapp",  # no version in the Server header (GET /api/health tells it)
         # Listen backlog: connections the kernel holds until the selector thread accepts them (no
         # thread, no buffer of ours). At 16, a burst of 64 clients lost SYNs, and a lost SYN is
         # retried after 1 s, then 3 s: the slowest 503s of the overload benchmark took 2.5-4 s.
-        request_queue_size=128,
+        backlog=128,
         # Bounded queue of requests waiting for a thread; when it is full, an immediate JSON 503.
-        accepted_queue_size=settings.threads * 4,
-        timeout=SOCKET_TIMEOUT,
+        queue_size=settings.threads * 4,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        shed=front.shed, quick=front.quick,  # both say nothing until the API is up
+        limits=HTTPLimits(idle_timeout=SOCKET_TIMEOUT),
     )
-    server.shed = front.shed
-    server.quick = front.quick
-    return server
 
 
 def reload_models(engine, accel, settings):
