@@ -129,7 +129,7 @@ def default_model_dir():
 FIELDS = {
     "host": (_text, "0.0.0.0", "address to listen on"),
     "port": (lambda s: _integer(s, 0, 65535), 9876, "TCP port (the EdgeBoard document uses 9876)"),
-    "threads": (lambda s: _integer(s, 1, 256), 8, "HTTP worker threads (cheroot pool)"),
+    "threads": (lambda s: _integer(s, 1, 256), 8, "HTTP threads for requests with a body"),
     "queue_depth": (lambda s: _integer(s, 1, 256), 4, "inference jobs in flight at most; more get 503"),
     "queue_wait_ms": (lambda s: _integer(s, 0, 1000), 20,
                       "ms a request that finds the queue full may wait for room, when jobs take less than that"),

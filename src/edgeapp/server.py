@@ -1,4 +1,4 @@
-"""Start-up and shutdown: model bundles → accelerator → Engine → Bottle app, served by cheroot.
+"""Start-up and shutdown: model bundles → accelerator → Engine → Bottle app, served by edgeapp.httpd.
 
 The port opens first and answers 503 "starting" (JSON) while the models load and warm up, so
 /api/health can tell "alive but not ready" from "down". SIGTERM and Ctrl-C stop the server,
