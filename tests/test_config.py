@@ -140,7 +140,9 @@ def test_staging_root_prefixes_absolute_paths_only(tmp_path):
     s = load(path, environ={"EDGEAPP_ROOT": "/stage/"})
     assert (s.model_dir, s.pidfile, s.log, s.console) == (
         "/stage/opt/edgeapp/models", "/stage/run/edgeapp/edgeapp.pid", "syslog", "/stage/dev/console")
-    assert load(environ={"EDGEAPP_ROOT": "/stage"}).model_dir == "build/models/x86"  # relative: as it is
+    # The default model folder is where `make setup` builds (the checkout's), not below the root.
+    assert load(environ={"EDGEAPP_ROOT": "/stage"}).model_dir == config.default_model_dir()
+    assert load(environ={"EDGEAPP_ROOT": "/stage", "EDGEAPP_MODEL_DIR": "build/m"}).model_dir == "build/m"
     assert load(path, environ={}).pidfile == "/run/edgeapp/edgeapp.pid"
 
 

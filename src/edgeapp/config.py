@@ -288,7 +288,9 @@ def load(config_file=None, environ=None, flags=None):
     if settings.root:
         for name in PATH_FIELDS:
             value = getattr(settings, name)
-            if value and value.startswith("/"):
+            # A default is a path on this machine already (model_dir's is found from where the
+            # package is), not one on the target.
+            if value and value.startswith("/") and settings.sources[name] != "default":
                 setattr(settings, name, settings.root + value)
     return settings
 
