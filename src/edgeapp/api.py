@@ -25,7 +25,7 @@ from edgeapp.gauges import accel_status, gauges
 from edgeapp.headers import AnswerHeaders
 from edgeapp.metrics import Metrics
 from edgeapp.parsing import DEADLINE_HEADER, first, short, single, truthy
-from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, failure, retry_after_header, success
+from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, error_bytes, retry_after_header, success
 
 __all__ = ["Api", "make_app", "shedder", "starting_app"]
 
@@ -51,7 +51,7 @@ def make_app(engine, accel, settings, reload=None):
 def starting_app(environ, start_response):
     """What every request gets while the models load and warm up (before make_app's app is ready)."""
     err = NotReady("starting: the models are loading and warming up; retry in a few seconds")
-    body = dumps(failure(err.code, err.msg)).encode("utf-8")
+    body = error_bytes(err)
     start_response("503 Service Unavailable", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))),
                                                ("Retry-After", "2")] + SECURITY_HEADERS)
     return [body]
@@ -244,7 +244,7 @@ class Api:
         try:
             status, code, body = 200, 0, dumps(success(self.health())).encode("utf-8")
         except EdgeError as e:
-            status, code, body = e.status, e.code, dumps(failure(e.code, e.msg)).encode("utf-8")
+            status, code, body = e.status, e.code, error_bytes(e)
             retry = retry_after_header(e)
             if retry is not None:
                 headers.append(("Retry-After", retry))

@@ -17,7 +17,7 @@ from bottle import request, response
 from edgeapp import admission
 from edgeapp.errors import BadRequest, EdgeError, Internal, MethodNotAllowed, NotFound, TooLarge, Unauthorized
 from edgeapp.parsing import check_length, check_token, short
-from edgeapp.results import JSON_TYPE, dumps, failure, retry_after_header, success
+from edgeapp.results import JSON_TYPE, dumps, error_bytes, retry_after_header, success
 
 log = logging.getLogger("edgeapp.api")
 
@@ -130,7 +130,7 @@ def error_body(err):
         response.set_header("Retry-After", retry)
     if isinstance(err, Unauthorized):
         response.set_header("WWW-Authenticate", 'Bearer realm="edgeapp"')
-    return dumps(failure(err.code, err.msg)).encode("utf-8")
+    return error_bytes(err)
 
 
 class InFlight:
