@@ -27,7 +27,7 @@ from edgeapp.metrics import Metrics
 from edgeapp.parsing import DEADLINE_HEADER, first, short, single, truthy
 from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, error_bytes, retry_after_header, success
 
-__all__ = ["Api", "make_app", "shedder", "starting_app"]
+__all__ = ["Api", "make_app", "starting_app"]
 
 ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/binary?mid=N, "
              "POST /api/model/service/multipart, GET /api/models, POST /api/models/reload, GET /api/health, "
@@ -112,7 +112,7 @@ class Api:
     def wsgi(self):
         """The WSGI application: bottle_app() inside the answer headers (security, CORS)."""
         outer = AnswerHeaders(self.bottle_app(), getattr(self.settings, "cors_origins", None))
-        outer.quick = self.quick  # for edgeapp.httpd.Server.quick
+        outer.quick, outer.shed = self.quick, self.shed  # for the HTTP server (server.Front)
         return outer
 
     # ---- the steps the inference handlers (and DeepStack's) share ----

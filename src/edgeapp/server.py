@@ -13,7 +13,7 @@ import threading
 import time
 
 from edgeapp import __version__, budget, config, memory, netinfo, pidfile
-from edgeapp.api import make_app, shedder, starting_app
+from edgeapp.api import make_app, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.httpd import Limits as HTTPLimits, Server as HTTPServer
@@ -79,8 +79,9 @@ class Front:
         quick = self.api_quick
         return None if quick is None else quick(method, target)
 
-    def serve_api(self, app, shed):
-        self.app, self.api_shed, self.api_quick = app, shed, app.quick
+    def serve_api(self, app):
+        """From now on: make_app's app, with its own shed and quick answers."""
+        self.app, self.api_shed, self.api_quick = app, app.shed, app.quick
 
 
 def serve(settings):
@@ -227,7 +228,7 @@ class Service:
             log.error("loading the models failed: %s", e, exc_info=True)
             return 1
         app = make_app(self.engine, self.accel, settings, reload=self.reload)
-        self.front.serve_api(app, shedder(self.accel))
+        self.front.serve_api(app)
         return None
 
     def _announce_ready(self, bundles):
