@@ -369,12 +369,14 @@ def _doc_lines(rng, font, size, count, aspects=(30, 60)):
     return [_english_to_aspect(rng, font, size, rng.uniform(*aspects)) for _ in range(count)]
 
 
-def page_set(seed=0):
-    """[(group, BGR image, [(text, quad)])]: clean pages, the same photographed, a 4000x3000 photo
-    with ~40 px text, pages skewed 3-8 degrees and turned 90/180/270. Groups without an installed
-    font are left out (reported on stderr)."""
-    rng = random.Random(seed)
-    latin, cjk = available(LATIN_FONTS), available(CJK_FONTS)
+def _page_rng(seed, name):
+    """Each page group draws from its own generator: leaving groups out changes no other page."""
+    return random.Random("%d/%s" % (seed, name))
+
+
+def _clean_pages(seed, latin, cjk):
+    """[(group, image, truth)]: two English pages, a 30-line document page, two Chinese pages."""
+    rng = _page_rng(seed, "clean")
     pages = []
     if latin:
         pages += [("page en", *render_page(_english_lines(rng, 8), latin[i % len(latin)], 26 + 4 * i))
@@ -384,13 +386,30 @@ def page_set(seed=0):
     if cjk:
         pages += [("page zh", *render_page([_chinese_chars(rng, rng.randint(10, 24)) for _ in range(8)],
                                            cjk[i % len(cjk)], 28 + 4 * i)) for i in range(2)]
-    out = list(pages)
-    for group, img, truth in pages:
-        out.append((group.replace("page", "photo"), *photograph(img, truth, rng)))
+    return pages
+
+
+PAGE_GROUPS = ("page en", "page doc 30 lines", "page zh", "photo en", "photo doc 30 lines", "photo zh",
+               "photo 4000x3000", "skew 3-8 deg", "turned 90", "turned 180", "turned 270")
+
+
+def page_set(seed=0, groups=PAGE_GROUPS):
+    """[(group, BGR image, [(text, quad)])] of the groups named (default PAGE_GROUPS): clean pages,
+    the same photographed, a 4000x3000 photo with ~40 px text, pages skewed 3-8 degrees and turned
+    90/180/270. Fonts missing: those pages are left out (reported on stderr)."""
+    latin, cjk = available(LATIN_FONTS), available(CJK_FONTS)
+    wanted = set(groups)
+    out = []
+    if wanted & {g for g in PAGE_GROUPS if g.startswith(("page", "photo"))}:
+        clean = _clean_pages(seed, latin, cjk)
+        rng = _page_rng(seed, "photo")
+        photos = [(g.replace("page", "photo"), *photograph(img, truth, rng)) for g, img, truth in clean]
+        out += clean + photos
+    if latin and "photo 4000x3000" in wanted:
+        out.append(_big_photo(_page_rng(seed, "big"), latin[0]))
     if latin:
-        out.append(_big_photo(rng, latin[0]))
-        out += _rotated(rng, latin, cjk)
-    return out
+        out += _rotated(_page_rng(seed, "rotated"), latin, cjk)
+    return [page for page in out if page[0] in wanted]
 
 
 def _big_photo(rng, font):
@@ -402,6 +421,7 @@ def _big_photo(rng, font):
 
 
 def _rotated(rng, latin, cjk):
+    """Pages skewed by 3-8 degrees (one English, one Chinese) and English pages turned 90/180/270."""
     out = []
     for i, font in enumerate([latin[0]] + cjk[:1]):
         texts = _english_lines(rng, 6) if i == 0 else [_chinese_chars(rng, rng.randint(10, 20)) for _ in range(6)]
@@ -484,10 +504,16 @@ def _aligned_pairs(a, b):
     return pairs[::-1]
 
 
-def quad_iou(a, b):
-    """Intersection over union of two convex quads (4x2, any vertex order)."""
+def quad_areas(a, b):
+    """(intersection, area of a, area of b) of two convex quads (4x2, any vertex order)."""
     pa = cv2.convexHull(np.asarray(a, np.float32).reshape(-1, 1, 2))
     pb = cv2.convexHull(np.asarray(b, np.float32).reshape(-1, 1, 2))
     inter, _ = cv2.intersectConvexConvex(pa, pb)
-    union = cv2.contourArea(pa) + cv2.contourArea(pb) - inter
-    return float(inter) / union if union > 0 else 0.0
+    return float(inter), float(cv2.contourArea(pa)), float(cv2.contourArea(pb))
+
+
+def quad_iou(a, b):
+    """Intersection over union of two convex quads (4x2, any vertex order)."""
+    inter, area_a, area_b = quad_areas(a, b)
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
