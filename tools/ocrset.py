@@ -10,7 +10,8 @@ same Pillow and fonts), so the set lives in this file and not in the repository 
                                     of the upright text) and follows every transform of its page
     cer(ref, hyp)                   character error rate, spaces ignored
     space_errors(ref, hyp)          word gaps missed or invented (what cer ignores)
-    quad_iou(a, b)                  intersection over union of two convex quads
+    quad_iou(a, b)                  intersection over union of two convex quads (quad_areas: the areas)
+    normal(text), edit_distance(a, b) what cer compares, and how
 
 Fonts come from Debian packages (fonts-dejavu-core, fonts-liberation, fonts-wqy-microhei,
 fonts-wqy-zenhei); a missing one is skipped with a message on stderr. The sentences below are the
@@ -436,7 +437,7 @@ def _rotated(rng, latin, cjk):
 
 # ---- scoring ----
 
-def _normal(text):
+def normal(text):
     """What a reader is judged on: NFKC (full- and half-width forms are one character), no spaces."""
     return "".join(unicodedata.normalize("NFKC", text).split())
 
@@ -455,7 +456,7 @@ def edit_distance(a, b):
 def cer(ref, hyp):
     """Character error rate of hyp against ref: edit distance / len(ref), spaces removed from both
     (word gaps are counted apart by space_errors). An empty ref scores len(hyp) errors over 1."""
-    r, h = _normal(ref), _normal(hyp)
+    r, h = normal(ref), normal(hyp)
     return edit_distance(r, h) / float(max(len(r), 1))
 
 
