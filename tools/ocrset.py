@@ -403,8 +403,8 @@ def page_set(seed=0, groups=PAGE_GROUPS):
     out = []
     if wanted & {g for g in PAGE_GROUPS if g.startswith(("page", "photo"))}:
         clean = _clean_pages(seed, latin, cjk)
-        rng = _page_rng(seed, "photo")
-        photos = [(g.replace("page", "photo"), *photograph(img, truth, rng)) for g, img, truth in clean]
+        photos = [(g.replace("page", "photo"), *photograph(img, truth, _page_rng(seed, "photo %d" % i)))
+                  for i, (g, img, truth) in enumerate(clean) if g.replace("page", "photo") in wanted]
         out += clean + photos
     if latin and "photo 4000x3000" in wanted:
         out.append(_big_photo(_page_rng(seed, "big"), latin[0]))
