@@ -66,9 +66,10 @@ def test_a_window_keeps_its_own_characters_and_spaces_near_its_edges():
     decoded = [("x", 1.0, 0.9),        # x = 112: the margin before, read by the previous window
                ("a", 4.0, 0.9),        # 136: own
                (" ", 24.5, 0.8),       # 300: just past the end, a space: kept (slack)
+               (" ", 26.0, 0.8),       # 312: a space further on: the next window's
                ("b", 24.5, 0.9),       # 300: past the end: the next window's
                ("c", 30.0, 0.9)]       # 344: the margin after
-    assert line_pieces.keep_own(decoded, win, slack=12) == [("a", 0.9), (" ", 0.8)]
+    assert line_pieces.keep_own(decoded, win, slack=8) == [("a", 0.9), (" ", 0.8)]
 
 
 def test_join_drops_doubled_spaces_at_the_boundaries_and_averages_the_confidence():

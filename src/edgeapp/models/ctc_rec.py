@@ -31,7 +31,7 @@ class Recognizer(ModelType):
     def read_window(self, line, win, accel):
         x = self.normalize.tensor(line[:, win.start:win.end], self.bundle.max_hw)
         probs = accel.run(self.bundle.id, [x])[0][0]
-        return line_pieces.keep_own(line_pieces.decode(probs, self.chars), win, self.margin)
+        return line_pieces.keep_own(line_pieces.decode(probs, self.chars), win)
 
     def recognize(self, image, accel):
         """(text, confidence) of one line of any length; one accelerator run per window."""

@@ -76,11 +76,11 @@ def decode(probs, chars):
     return out
 
 
-def keep_own(decoded, win, slack):
+def keep_own(decoded, win, slack=STRIDE):
     """The decoded characters of one window whose position (in line columns) is in its own part.
     A space may lie up to `slack` columns outside it: a space between two windows sits in the
     gap that is their boundary, and either window may place it a step to the other side
-    (join() drops the doubles)."""
+    (join() drops the doubles). No more than a step: the next gap is a word away."""
     kept = []
     for c, step, conf in decoded:
         x = win.start + (step + 0.5) * STRIDE
