@@ -70,3 +70,6 @@ def test_quick_run_of_both_readers(tmp_path):
     assert edge["models"]["3"]["memory_mb"] > 0 and edge["pages_peak_rss_mb"] > 0
     text = out_md.read_text()
     assert "| page en | 1 (8) |" in text and "| zh 40 chars | 1 |" in text and "| **all** |" in text
+    again = subprocess.run([sys.executable, "-m", "tools.ocrbench", "--rescore", "--set-dir", str(tmp_path / "set")],
+                           cwd=str(REPO), stdout=subprocess.PIPE, universal_newlines=True, timeout=60, check=True)
+    assert again.stdout.strip() == (tmp_path / "set" / "report.md").read_text().strip()

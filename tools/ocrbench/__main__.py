@@ -37,6 +37,8 @@ def parse_args(argv):
                    "as the host-x86 board's LITE_THREADS; Paddle Inference's default is 1 too; 0: unset)")
     p.add_argument("--quick", action="store_true", help="one line per group and two pages (a smoke test)")
     p.add_argument("--no-reference", action="store_true", help="edgeapp's reader only")
+    p.add_argument("--rescore", action="store_true",
+                   help="no reading: report again from the set and the readers' JSON already in --set-dir")
     p.add_argument("--out", help="Markdown file whose OCR accuracy section gets the report (BENCHMARKS.md)")
     return p.parse_args(argv)
 
@@ -101,12 +103,13 @@ def header(args, index, results):
                  "is read once untimed. CER = edit distance / reference characters, spaces removed and text NFKC "
                  "normalised; word-gap errors counted apart. A detected line is matched to a true one at "
                  "IoU >= 0.5 (recall, precision); a true line's text is what was read in the boxes mostly inside "
-                 "it." % (args.threads if args.threads > 0 else "unset"))
+                 "it. − columns: edgeapp minus the reference; ÷ columns: edgeapp over the reference. Peak RSS is each "
+                 "reader process's VmHWM (Python, runtime and models)." % (args.threads if args.threads > 0 else "unset"))
     return lines
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def read_set(args):
+    """Write the set, run the readers: (index, {reader: results})."""
     index = testset.write_set(args.set_dir, args.seed, args.quick)
     results = {"edgeapp": run_reader("edgeapp", [sys.executable, "-m", "tools.ocrbench.edge_reader",
                                                  "--model-dir", args.model_dir, "--mid", str(args.mid)],
@@ -116,7 +119,29 @@ def main(argv=None):
         python = os.path.join(args.tool_venv, "bin", "python")
         results["reference"] = run_reader("reference", [python, "-m", "tools.ocrbench.ref_reader", "--rapidocr", code],
                                           args.set_dir, args.threads)
-    text = report.markdown(index, results, header(args, index, results))
+    return index, results
+
+
+def read_back(args):
+    """The set and the results of an earlier run in --set-dir (--rescore)."""
+    def load(name):
+        with open(os.path.join(args.set_dir, name), encoding="utf-8") as f:
+            return json.load(f)
+    index = load("index.json")
+    args.seed, args.quick = index["seed"], index["quick"]
+    names = [n for n in ("edgeapp", "reference") if os.path.exists(os.path.join(args.set_dir, n + ".json"))]
+    return index, {n: load(n + ".json") for n in names}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    index, results = (read_back if args.rescore else read_set)(args)
+    about_run = os.path.join(args.set_dir, "header.json")  # the measurement's own date, commit and machine
+    if not args.rescore:
+        with open(about_run, "w", encoding="utf-8") as f:
+            json.dump(header(args, index, results), f, ensure_ascii=False)
+    with open(about_run, encoding="utf-8") as f:
+        text = report.markdown(index, results, json.load(f))
     print(text)
     with open(os.path.join(args.set_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)

@@ -17,6 +17,10 @@ def _f(x, fmt="%.3f"):
     return "—" if x is None else fmt % x
 
 
+def _diff(a, b, fmt="%+.3f"):
+    return "—" if a is None or b is None else fmt % (a - b)
+
+
 def _ratio(a, b, fmt="%.2f"):
     return "—" if a is None or b is None or not b else fmt % (a / float(b))
 
@@ -31,7 +35,7 @@ def _get(scored, reader, group):
 
 def line_table(scored):
     """scored: {reader: score_lines(...)}; one row per group and one for all lines."""
-    rows = ["| lines of | lines | CER edgeapp | CER reference | ÷ | word-gap errors edgeapp / reference "
+    rows = ["| lines of | lines | CER edgeapp | CER reference | − | word-gap errors edgeapp / reference "
             "| lines exact edgeapp / reference | ms/line edgeapp (median) | ms/line reference | ÷ |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for group, g in _with_total(scored, ("lines", "chars", "errors", "space_errors", "exact")):
@@ -39,7 +43,7 @@ def line_table(scored):
         cer = [_rate(x["errors"], x["chars"]) if x else None for x in (e, r)]
         ms = [_median(x["ms"]) if x else None for x in (e, r)]
         rows.append("| %s | %d | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s |" % (
-            group, (e or r)["lines"], _f(cer[0]), _f(cer[1]), _ratio(cer[0], cer[1]),
+            group, (e or r)["lines"], _f(cer[0]), _f(cer[1]), _diff(cer[0], cer[1]),
             _f(e and e["space_errors"], "%d"), _f(r and r["space_errors"], "%d"),
             _f(e and e["exact"], "%d"), _f(r and r["exact"], "%d"),
             _f(ms[0], "%.0f"), _f(ms[1], "%.0f"), _ratio(ms[0], ms[1])))
@@ -48,10 +52,10 @@ def line_table(scored):
 
 def page_table(scored):
     """scored: {reader: score_pages(...)}; one row per group and one for all pages."""
-    rows = ["| pages | pages (lines) | CER edgeapp | CER reference | ÷ | recall edgeapp | recall reference "
+    rows = ["| pages | pages (lines) | CER edgeapp | CER reference | − | recall edgeapp | recall reference | − "
             "| precision edgeapp / reference | word-gap errors edgeapp / reference | ms/page edgeapp (median) "
             "| ms/page reference | ÷ | ms per true line edgeapp / reference |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = ("pages", "truth", "found", "matched", "chars", "errors", "space_errors")
     for group, g in _with_total(scored, keys):
         e, r = g.get("edgeapp"), g.get("reference")
@@ -61,9 +65,10 @@ def page_table(scored):
         ms = [_median(x["ms"]) if x else None for x in (e, r)]
         per_line = [sum(x["ms"]) / x["truth"] if x and x["truth"] else None for x in (e, r)]
         base = e or r
-        rows.append("| %s | %d (%d) | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s / %s |" % (
-            group, base["pages"], base["truth"], _f(cer[0]), _f(cer[1]), _ratio(cer[0], cer[1]),
-            _f(rec[0], "%.2f"), _f(rec[1], "%.2f"), _f(pre[0], "%.2f"), _f(pre[1], "%.2f"),
+        rows.append("| %s | %d (%d) | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s / %s |" % (
+            group, base["pages"], base["truth"], _f(cer[0]), _f(cer[1]), _diff(cer[0], cer[1]),
+            _f(rec[0], "%.2f"), _f(rec[1], "%.2f"), _diff(rec[0], rec[1], "%+.2f"),
+            _f(pre[0], "%.2f"), _f(pre[1], "%.2f"),
             _f(e and e["space_errors"], "%d"), _f(r and r["space_errors"], "%d"),
             _f(ms[0], "%.0f"), _f(ms[1], "%.0f"), _ratio(ms[0], ms[1]),
             _f(per_line[0], "%.0f"), _f(per_line[1], "%.0f")))

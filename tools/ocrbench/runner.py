@@ -15,7 +15,15 @@ import cv2
 
 
 def peak_rss_mb():
-    """This process's peak resident set so far (getrusage: KB on Linux)."""
+    """This process's peak resident set so far: VmHWM. (getrusage's ru_maxrss is kept across
+    execve, so a reader started by a big parent would report the parent's peak.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
