@@ -24,12 +24,16 @@ class TextDetector(ModelType):
         self.min_size = float(post.get("min_size", 3))
         self.max_candidates = int(post.get("max_candidates", 1000))
         self.text_label = (bundle.labels or ["text"])[0]
-        # Tiling (0 tiles: never). Box heights are at the detector's scale; a box is ~5 px taller
-        # than the ink it covers. Below reliable_box_px boxes come from text DB only half sees;
-        # tiles aim at text_px of ink.
+        # Tiling (0 tiles: never). Measured on rendered and photographed pages (issue 22): below
+        # ~8 px of ink at the detector's scale DB loses lines or breaks them up. A box is then
+        # under small_box_px high (its height floors at ~12 px however small the ink), or, with
+        # lines run together or blurred, the boxes' median score drops under sure_score; found
+        # boxes at least small_box_px high and sure are trusted. Tiles aim at tile_text_px of ink.
         self.max_tiles = int(post.get("max_tiles", 6))
         self.tile_overlap = int(post.get("tile_overlap", 96))
-        self.reliable_box_px = float(post.get("reliable_box_px", 12))
+        self.small_box_px = float(post.get("small_box_px", 12))
+        self.sure_box_px = float(post.get("sure_box_px", 14))
+        self.sure_score = float(post.get("sure_score", 0.97))
         self.text_px = float(post.get("tile_text_px", 14))
         self.blank_tile_below = float(post.get("blank_tile_below", 0.5))
 
@@ -77,12 +81,11 @@ class TextDetector(ModelType):
         the page already fits the input unshrunk, or its text is tall enough at page_scale."""
         if self.max_tiles <= 0 or page_scale >= 1.0:
             return None
-        heights = [box_height(pts) * page_scale for pts, _ in boxes]
-        if heights:
-            low = float(np.percentile(heights, 25))
-            if low >= self.reliable_box_px:
+        if boxes:
+            low = float(np.percentile([box_height(pts) * page_scale for pts, _ in boxes], 25))
+            if not self.unsure(low, float(np.median([score for _, score in boxes]))):
                 return None
-            want = page_scale * self.text_px / max(low - 5.0, low / 2.0)
+            want = page_scale * self.text_px / max(low - 5.0, low / 2.0)  # a box is ~5 px over its ink
         elif page_scale <= self.blank_tile_below:  # a big page where nothing at all was found
             want = 1.0
         else:
@@ -91,6 +94,11 @@ class TextDetector(ModelType):
         tile_h, tile_w = self.bundle.max_hw
         scale = tiles.affordable_scale(w, h, min(want, 1.0), self.max_tiles, min(tile_h, tile_w), self.tile_overlap)
         return scale if scale >= 1.25 * page_scale else None
+
+    def unsure(self, low_height, median_score):
+        """Are the boxes of one pass those of text too small for it (their lower quartile height,
+        their median score)?"""
+        return low_height < self.small_box_px or (low_height < self.sure_box_px and median_score < self.sure_score)
 
     def detect_tiled(self, image, scale, page_boxes, accel):
         """The page at `scale` in tiles of the input shape; boxes merged, in image pixels. Lines
