@@ -1,37 +1,43 @@
-"""CTC text recognition (PP-OCR rec): a text-line image → its text and a confidence."""
+"""CTC text recognition (PP-OCR rec): a text-line image -> its text and a confidence."""
 
-from edgeapp.models import fit, tensor
+from edgeapp.models import fit, line_pieces, tensor
 from edgeapp.models.base import ModelType
 from edgeapp.results import result
+
+UNBOUNDED = 1 << 30
 
 
 class Recognizer(ModelType):
     def __init__(self, bundle, bundles=None):
         super().__init__(bundle)
         post = bundle.post
-        # One fixed tensor shape: the line is scaled to the height (linearly, as PaddleOCR), padded
-        # on the right, and squeezed only if it is wider than the tensor (reads well up to about
-        # twice as wide). Preprocess.resize is not read: a recogniser only reads text lines.
+        # The line is scaled to the input's height (linearly, as PaddleOCR), aspect kept; a line
+        # wider than the input is read in windows (line_pieces), never squeezed. Preprocess.resize
+        # is not read: a recogniser only reads text lines.
         self.fit = fit.Fit(bundle, "text_line", default_interp="linear")
         self.normalize = tensor.Normalize(bundle.pre)
         self.chars = load_charset(bundle.file(post["character_dict"]), post.get("use_space_char", True))
+        height = bundle.max_hw[0]
+        # Context each side of a window's own part: half a character of height-48 text by default.
+        self.margin = int(post.get("window_margin", height // 2))
+        if not 0 <= 2 * self.margin < bundle.max_hw[1] - line_pieces.STRIDE:
+            raise ValueError("PostProcess.window_margin %d: must leave room in the %d-wide input"
+                             % (self.margin, bundle.max_hw[1]))
 
-    def preprocess(self, image):
-        return self.normalize.tensor(self.fit(image)[0], self.bundle.max_hw)
+    def scaled(self, image):
+        """The line at the input's height, as wide as its aspect makes it."""
+        return fit.text_line(image, self.fit.out_h, UNBOUNDED, self.fit.interp)[0]
 
-    def postprocess(self, probs):
-        """probs: T x C softmax. Greedy CTC: best class per step, merge repeats, drop blanks (0)."""
-        best = probs.argmax(axis=1)
-        conf = probs.max(axis=1)
-        keep = best != 0
-        keep[1:] &= best[1:] != best[:-1]
-        idx = best[keep]
-        text = "".join(self.chars[i] if i < len(self.chars) else "" for i in idx)
-        score = float(conf[keep].mean()) if keep.any() else 0.0
-        return text, score
+    def read_window(self, line, win, accel):
+        x = self.normalize.tensor(line[:, win.start:win.end], self.bundle.max_hw)
+        probs = accel.run(self.bundle.id, [x])[0][0]
+        return line_pieces.keep_own(line_pieces.decode(probs, self.chars), win)
 
     def recognize(self, image, accel):
-        return self.postprocess(accel.run(self.bundle.id, [self.preprocess(image)])[0][0])
+        """(text, confidence) of one line of any length; one accelerator run per window."""
+        line = self.scaled(image)
+        windows = line_pieces.plan(line_pieces.ink_profile(line), self.fit.out_w, self.margin)
+        return line_pieces.join([self.read_window(line, win, accel) for win in windows])
 
     def infer(self, image, accel):
         text, score = self.recognize(image, accel)

@@ -6,6 +6,7 @@ The detector and the direction classifier are the bundles named in PostProcess (
 import cv2
 import numpy as np
 
+from edgeapp.models import line_direction
 from edgeapp.models.base import ModelType
 from edgeapp.models.classify import Classifier
 from edgeapp.models.ctc_rec import Recognizer
@@ -23,6 +24,7 @@ class OcrPipeline(ModelType):
         direction = post.get("direction")
         self.direction = Classifier(_needed(bundles, direction, "direction", bundle)) if direction else None
         self.direction_thresh = float(post.get("direction_thresh", 0.9))
+        self.direction_votes = max(1, int(post.get("direction_votes", 3)))
         self.drop_score = float(post.get("drop_score", 0.5))
         self.recognizer = Recognizer(bundle)
 
@@ -39,7 +41,7 @@ class OcrPipeline(ModelType):
             crop = crop_region(image, pts)
             angle = "0"
             if self.direction is not None:
-                _, label, score = self.direction.classify(crop, accel)
+                label, score = line_direction.direction(self.direction, crop, accel, self.direction_votes)
                 if label == "180" and score >= self.direction_thresh:
                     crop = cv2.rotate(crop, cv2.ROTATE_180)
                     angle = "180"

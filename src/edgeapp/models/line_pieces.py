@@ -1,0 +1,102 @@
+"""Cutting a text line that is wider than the recogniser's input into pieces it reads at its
+trained scale, and joining the pieces' texts.
+
+PP-OCR recognisers are trained on lines scaled to height 48 and at most 320 wide; a longer line
+squeezed into the input becomes unreadable (a 60:1 line would be narrowed five times). So a line
+scaled to height 48 is cut into windows as wide as the input. Each window reads its own part of
+the line plus a margin on either side (context: a character cut by the window's edge is read whole
+by the neighbouring window). The boundaries between the windows' own parts are put in the widest
+gaps of the line's column ink profile (between words, else between characters), so no character
+sits on a boundary; each window keeps the characters whose CTC position falls in its own part.
+"""
+import collections
+
+import cv2
+import numpy as np
+
+STRIDE = 8  # input pixels per CTC time step (PP-OCR rec: width / 8 steps)
+
+# One window: the line's columns [start, end) are read; characters at [own_start, own_end) kept.
+Window = collections.namedtuple("Window", "start end own_start own_end")
+
+
+def ink_profile(line):
+    """Ink pixels per column of a line image (BGR or grey): Otsu's threshold, and the class that
+    holds most of the pixels is the background (dark text on light paper, or light on dark)."""
+    grey = cv2.cvtColor(line, cv2.COLOR_BGR2GRAY) if line.ndim == 3 else line
+    _, dark = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    ink = dark if dark.mean() < 0.5 else 1 - dark
+    return ink.sum(axis=0).astype(np.float32)
+
+
+def plan(profile, window, margin):
+    """Windows covering the whole line (len(profile) columns), each at most `window` wide."""
+    width = len(profile)
+    if width <= window:
+        return [Window(0, width, 0, float("inf"))]
+    out, own_start = [], 0
+    while True:
+        start = max(0, own_start - margin)
+        end = min(width, start + window)
+        if end == width:
+            out.append(Window(start, end, own_start, float("inf")))  # whatever the padding reads too
+            return out
+        cut = best_cut(profile, own_start + (end - margin - own_start) // 2, end - margin)
+        out.append(Window(start, end, own_start, cut))
+        own_start = cut
+
+
+def best_cut(profile, lo, hi):
+    """The column in [lo, hi) to cut at: the middle of the widest run of columns without ink,
+    else of the faintest columns (the rightmost such run on a tie: fewer windows)."""
+    part = profile[lo:hi]
+    faint = part <= part.min()
+    best, best_len, run = hi - 1, 0, 0
+    for i, f in enumerate(faint):
+        run = run + 1 if f else 0
+        if run and run >= best_len:
+            best, best_len = i - run // 2, run
+    return lo + best
+
+
+def decode(probs, chars):
+    """Greedy CTC over T x C probabilities: [(character, time step, confidence)], the step being
+    the middle of the character's run of steps."""
+    best = probs.argmax(axis=1)
+    conf = probs.max(axis=1)
+    out, t = [], 0
+    while t < len(best):
+        end = t
+        while end + 1 < len(best) and best[end + 1] == best[t]:
+            end += 1
+        if best[t] != 0:
+            c = chars[best[t]] if best[t] < len(chars) else ""
+            out.append((c, (t + end) / 2.0, float(conf[t:end + 1].max())))
+        t = end + 1
+    return out
+
+
+def keep_own(decoded, win, slack=STRIDE):
+    """The decoded characters of one window whose position (in line columns) is in its own part.
+    A space may lie up to `slack` columns outside it: a space between two windows sits in the
+    gap that is their boundary, and either window may place it a step to the other side
+    (join() drops the doubles). No more than a step: the next gap is a word away."""
+    kept = []
+    for c, step, conf in decoded:
+        x = win.start + (step + 0.5) * STRIDE
+        pad = slack if c == " " else 0
+        if win.own_start - pad <= x < win.own_end + pad:
+            kept.append((c, conf))
+    return kept
+
+
+def join(pieces):
+    """The line's text and confidence from the windows' kept characters, in order."""
+    chars = [c for piece in pieces for c in piece]
+    text = []
+    for c, _ in chars:
+        if c == " " and (not text or text[-1] == " "):
+            continue
+        text.append(c)
+    score = float(np.mean([conf for _, conf in chars])) if chars else 0.0
+    return "".join(text).strip(), score
