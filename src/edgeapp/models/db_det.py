@@ -106,14 +106,18 @@ class TextDetector(ModelType):
         page = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         ph, pw = page.shape[:2]
         tile_h, tile_w = self.bundle.max_hw
+        size = min(tile_h, tile_w)
+        rows = tiles.origins(ph, size, self.tile_overlap)
+        band = dict(zip(rows, tiles.cores(rows, size, ph)))  # each row keeps the lines centred in its band
         found = []
-        for k, (x0, y0) in enumerate(tiles.grid(pw, ph, min(tile_h, tile_w), self.tile_overlap)):
-            tile = page[y0:y0 + tile_h, x0:x0 + tile_w]
+        for k, (x0, y0) in enumerate(tiles.grid(pw, ph, size, self.tile_overlap)):
+            tile = page[y0:y0 + size, x0:x0 + size]
             prob = accel.run(self.bundle.id, [self.normalize.tensor(tile, self.bundle.max_hw)])[0]
             whole = fit.Placement(1, 1, width=tile.shape[1], height=tile.shape[0], scale=1.0)
             for pts, score in self.postprocess(prob[0, 0], whole, tile.shape):
-                if not tiles.cut_top_or_bottom(pts, y0, tile.shape[0], ph):
-                    found.append((pts + (x0, y0), score, k))
+                pts = pts + (x0, y0)
+                if band[y0][0] <= pts[:, 1].mean() < band[y0][1]:
+                    found.append((pts, score, k))
         merged = [(order_points(pts) / scale, score) for pts, score in tiles.merge_lines(found)]
         return merged + self.lost_in_tiles(page_boxes, merged, scale)
 

@@ -4,9 +4,9 @@ A 640x640 detector that sees a 4000x3000 photo whole shrinks 35 px text to 5 px,
 detects (measured: under 7 px at the detector's scale nothing is found, from 12 px everything). The
 page is then scaled less and cut into overlapping tiles of exactly the detector's input shape; the
 boxes of each tile are mapped back to page pixels and merged here: pieces of one line cut by a
-vertical tile border are joined, the copies that two tiles both saw are kept once, and pieces cut
-by a horizontal border are dropped (the overlap is taller than a line, so the tile above or below
-saw that line whole).
+vertical tile border are joined, the copies that two tiles both saw are kept once. Across a
+horizontal border nothing is joined: each row of tiles keeps only the lines centred in its own band
+of the page (the overlap is taller than a line, so that row saw them whole).
 """
 import math
 
@@ -40,12 +40,14 @@ def affordable_scale(width, height, want, max_tiles, tile, overlap):
     return s
 
 
-def cut_top_or_bottom(pts, y0, tile_h, page_h, margin=2.0):
-    """True when a box (pts in the pixels of the tile at row y0) touches the tile's top or bottom
-    edge where that edge is inside the page: the line is cut there, and the neighbouring tile (the
-    overlap is taller than a line) has it whole."""
-    top, bottom = float(pts[:, 1].min()), float(pts[:, 1].max())
-    return (y0 > 0 and top <= margin) or (y0 + tile_h < page_h and bottom >= tile_h - margin)
+def cores(starts, tile, length):
+    """Each tile row's own band of the page, [top, bottom): the overlaps split in the middle. A
+    line whose centre lies in a row's band is whole in that row's tiles when it is less high than
+    the overlap (half the overlap on each side of the band); the other rows may see it cut."""
+    ends = [s + tile for s in starts]
+    tops = [0] + [(e + s) / 2.0 for e, s in zip(ends, starts[1:])]
+    bottoms = tops[1:] + [max(length, tile)]
+    return list(zip(tops, bottoms))
 
 
 def merge_lines(boxes):
