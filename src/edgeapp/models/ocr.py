@@ -1,12 +1,14 @@
 """The OCR pipeline (mid 3): DB detection → text direction → CTC recognition.
 
 Each stage is another model type; this module only crops the detected regions and chains them.
-The detector and the direction classifier are the bundles named in PostProcess (ids 1 and 2).
+The detector and the direction classifier are the bundles named in PostProcess (ids 1 and 2);
+PostProcess.page_orientation (off unless set) names a page orientation classifier (mid 5) that
+turns the page upright first; points are always in the pixels of the image sent.
 """
 import cv2
 import numpy as np
 
-from edgeapp.models import line_direction
+from edgeapp.models import line_direction, page_turn
 from edgeapp.models.base import ModelType
 from edgeapp.models.classify import Classifier
 from edgeapp.models.ctc_rec import Recognizer
@@ -27,15 +29,28 @@ class OcrPipeline(ModelType):
         self.direction_votes = max(1, int(post.get("direction_votes", 3)))
         self.drop_score = float(post.get("drop_score", 0.5))
         self.recognizer = Recognizer(bundle)
+        turn = post.get("page_orientation")
+        self.page_orientation = Classifier(_needed(bundles, turn, "page orientation", bundle)) if turn else None
+        self.page_orientation_thresh = float(post.get("page_orientation_thresh", 0.85))
 
     def needs(self):
         """Ids of the bundles whose predictors this pipeline runs."""
         ids = [self.detector.bundle.id, self.bundle.id]
         if self.direction:
             ids.append(self.direction.bundle.id)
+        if self.page_orientation:
+            ids.append(self.page_orientation.bundle.id)
         return ids
 
+    def upright(self, image, accel):
+        """(the page to read, a function mapping its points back to `image` pixels)."""
+        if self.page_orientation is None:
+            return page_turn.upright(image, "0")
+        _, label, score = self.page_orientation.classify(image, accel)
+        return page_turn.upright(image, label if score >= self.page_orientation_thresh else "0")
+
     def infer(self, image, accel):
+        image, to_original = self.upright(image, accel)
         out = []
         for pts, _ in self.detector.detect(image, accel):
             crop = crop_region(image, pts)
@@ -48,6 +63,7 @@ class OcrPipeline(ModelType):
             text, score = self.recognizer.recognize(crop, accel)
             if not text.strip() or score < self.drop_score:
                 continue
+            pts = to_original(pts)
             points = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
             out.append(box_result(text, 0, score, pts, {"points": points, "direction": angle}))
         return out
