@@ -4,8 +4,6 @@ from edgeapp.models import fit, line_pieces, tensor
 from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
-UNBOUNDED = 1 << 30
-
 
 class Recognizer(ModelType):
     def __init__(self, bundle, bundles=None):
@@ -18,6 +16,7 @@ class Recognizer(ModelType):
         self.normalize = tensor.Normalize(bundle.pre)
         self.chars = load_charset(bundle.file(post["character_dict"]), post.get("use_space_char", True))
         height = bundle.max_hw[0]
+        self.max_width = height * int(post.get("max_line_aspect", line_pieces.MAX_LINE_ASPECT))
         # Context each side of a window's own part: half a character of height-48 text by default.
         self.margin = int(post.get("window_margin", height // 2))
         if not 0 <= 2 * self.margin < bundle.max_hw[1] - line_pieces.STRIDE:
@@ -25,19 +24,23 @@ class Recognizer(ModelType):
                              % (self.margin, bundle.max_hw[1]))
 
     def scaled(self, image):
-        """The line at the input's height, as wide as its aspect makes it."""
-        return fit.text_line(image, self.fit.out_h, UNBOUNDED, self.fit.interp)[0]
+        """The line at the input's height, as wide as its aspect makes it (up to max_line_aspect)."""
+        return fit.text_line(image, self.fit.out_h, self.max_width, self.fit.interp)[0]
 
-    def read_window(self, line, win, accel):
-        x = self.normalize.tensor(line[:, win.start:win.end], self.bundle.max_hw)
-        probs = accel.run(self.bundle.id, [x])[0][0]
-        return line_pieces.keep_own(line_pieces.decode(probs, self.chars), win)
+    def preprocess(self, image):
+        """([one input tensor per window], the windows) of a line of any length."""
+        line = self.scaled(image)
+        windows = line_pieces.plan(line_pieces.ink_profile(line), self.fit.out_w, self.margin)
+        return [self.normalize.tensor(line[:, w.start:w.end], self.bundle.max_hw) for w in windows], windows
 
     def recognize(self, image, accel):
         """(text, confidence) of one line of any length; one accelerator run per window."""
-        line = self.scaled(image)
-        windows = line_pieces.plan(line_pieces.ink_profile(line), self.fit.out_w, self.margin)
-        return line_pieces.join([self.read_window(line, win, accel) for win in windows])
+        tensors, windows = self.preprocess(image)
+        pieces = []
+        for x, win in zip(tensors, windows):
+            probs = accel.run(self.bundle.id, [x])[0][0]
+            pieces.append(line_pieces.keep_own(line_pieces.decode(probs, self.chars), win))
+        return line_pieces.join(pieces)
 
     def infer(self, image, accel):
         text, score = self.recognize(image, accel)

@@ -9,8 +9,7 @@ windows of its width, spread along the line, are classified; their scores are av
 import numpy as np
 
 from edgeapp.models import fit
-
-UNBOUNDED = 1 << 30
+from edgeapp.models.line_pieces import MAX_LINE_ASPECT
 
 
 def windows(line, width, votes):
@@ -26,7 +25,7 @@ def windows(line, width, votes):
 def direction(classifier, crop, accel, votes=3):
     """(label, score) of the crop: the classifier's labels, its mean scores over the windows."""
     height, width = classifier.bundle.max_hw
-    line = fit.text_line(crop, height, UNBOUNDED, classifier.fit.interp)[0]
+    line = fit.text_line(crop, height, height * MAX_LINE_ASPECT, classifier.fit.interp)[0]
     scores = [accel.run(classifier.bundle.id, [classifier.preprocess(line[:, a:b])])[0].reshape(-1)
               for a, b in windows(line, width, votes)]
     _, label, score = classifier.postprocess(np.mean(scores, axis=0))

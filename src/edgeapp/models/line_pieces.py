@@ -15,6 +15,10 @@ import cv2
 import numpy as np
 
 STRIDE = 8  # input pixels per CTC time step (PP-OCR rec: width / 8 steps)
+# The widest line read unsqueezed, as width / height; a wider one is squeezed to it. A bound on one
+# line's windows, runs and memory (160:1 at 48 x 320: 29 windows, 7680 x 48 pixels).
+MAX_LINE_ASPECT = 160
+GAP_KEEP = 12  # columns of a wide gap left before the ink after a cut (a quarter of the height)
 
 # One window: the line's columns [start, end) are read; characters at [own_start, own_end) kept.
 Window = collections.namedtuple("Window", "start end own_start own_end")
@@ -47,15 +51,16 @@ def plan(profile, window, margin):
 
 
 def best_cut(profile, lo, hi):
-    """The column in [lo, hi) to cut at: the middle of the widest run of columns without ink,
-    else of the faintest columns (the rightmost such run on a tie: fewer windows)."""
+    """The column in [lo, hi) to cut at: in the widest run of columns without ink, else of the
+    faintest columns (the rightmost such run on a tie: fewer windows). In the run's middle, or
+    for a wide run GAP_KEEP columns before its end: the window after it wastes no blank."""
     part = profile[lo:hi]
     faint = part <= part.min()
     best, best_len, run = hi - 1, 0, 0
     for i, f in enumerate(faint):
         run = run + 1 if f else 0
         if run and run >= best_len:
-            best, best_len = i - run // 2, run
+            best, best_len = max(i - run // 2, i - GAP_KEEP), run
     return lo + best
 
 
