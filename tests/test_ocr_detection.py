@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgeapp.errors import UnknownModel
 from edgeapp.models import page_turn, tiles
 from edgeapp.models.ocr import OcrPipeline
 from tools import ocrset
@@ -117,14 +118,30 @@ def turned_page():
 
 def test_page_orientation_reads_a_turned_page_with_points_in_the_image_sent(local_engine, turned_page):
     page, truth = turned_page
-    bundle = copy.copy(local_engine.bundles[3])
-    bundle.post = dict(bundle.post, page_orientation=5)
-    ocr = OcrPipeline(bundle, local_engine.bundles)
-    assert 5 in ocr.needs()
+    ocr = local_engine.models[3]
+    assert ocr.page_orientation.bundle.id == 5      # on in the bundle
     found = ocr.infer(page, local_engine.accel)
     assert [r["label"].replace(" ", "") for r in found] == [t.replace(" ", "") for t, _ in truth]
     for (_, quad), r in zip(truth, found):
         assert ocrset.quad_iou(quad, np.asarray(r["extended"]["points"], np.float32)) >= 0.5
+
+
+def test_page_orientation_is_optional(local_engine, turned_page):
+    # Not installed: mid 3 loads without it. Installed but not loaded (e.g. dropped by the memory
+    # budget): the page is read as it was sent, and nothing fails.
+    without = {mid: b for mid, b in local_engine.bundles.items() if mid != 5}
+    ocr = OcrPipeline(local_engine.bundles[3], without)
+    assert ocr.page_orientation is None and 5 not in ocr.needs()
+
+    class NotLoaded:
+        def run(self, mid, inputs):
+            if mid == 5:
+                raise UnknownModel("model 5 is not loaded on the accelerator")
+            return local_engine.accel.run(mid, inputs)
+
+    page, truth = turned_page
+    found = local_engine.models[3].infer(page, NotLoaded())
+    assert found and all(r["extended"]["points"] for r in found)
 
 
 # ---- the geometry, without models ----

@@ -1,7 +1,7 @@
 """The report: Markdown rendered from the summary (summary.py) and the run's facts (meta.py),
 and the section of BENCHMARKS.md it replaces."""
-import os
 
+from tools import mdsection
 from tools.bench.common import f1
 from tools.bench.overload import OVERLOAD_LOADS
 from tools.bench.paired import STEADY_MS
@@ -271,19 +271,4 @@ def _how_to_read():
 
 def write_section(path, section, title, body):
     """Replace this section (between its markers) in path, or append it; the rest is left alone."""
-    begin, end = MARK_BEGIN % section, MARK_END % section
-    block = "%s\n## %s\n\n%s%s\n" % (begin, title, body, end)
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end) + 1:]
-    else:
-        if not text:
-            text = "# Benchmarks\n\n"
-        text = text.rstrip("\n") + "\n\n" + block
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    mdsection.write_section(path, MARK_BEGIN % section, MARK_END % section, title, body)

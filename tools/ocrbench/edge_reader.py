@@ -15,7 +15,8 @@ def ocr_bundles(model_dir, mid):
     """The OCR bundle and the bundles its PostProcess names, by id."""
     every = load_bundles(model_dir)
     post = every[mid].post
-    ids = {mid} | {int(post[k]) for k in ("detector", "direction") if post.get(k) is not None}
+    ids = {mid} | {int(post[k]) for k in ("detector", "direction", "page_orientation")
+                     if post.get(k) is not None and int(post[k]) in every}
     return {i: every[i] for i in ids}
 
 

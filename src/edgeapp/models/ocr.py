@@ -2,8 +2,9 @@
 
 Each stage is another model type; this module only crops the detected regions and chains them.
 The detector and the direction classifier are the bundles named in PostProcess (ids 1 and 2);
-PostProcess.page_orientation (off unless set) names a page orientation classifier (mid 5) that
-turns the page upright first; points are always in the pixels of the image sent.
+PostProcess.page_orientation names a page orientation classifier (mid 5) that turns the page upright
+first; it is optional: without that model installed or loaded, the page is read as it was sent.
+Points are always in the pixels of the image sent.
 """
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from edgeapp.models.base import ModelType
 from edgeapp.models.classify import Classifier
 from edgeapp.models.ctc_rec import Recognizer
 from edgeapp.models.db_det import TextDetector
+from edgeapp.errors import UnknownModel
 from edgeapp.results import box_result
 
 
@@ -30,7 +32,8 @@ class OcrPipeline(ModelType):
         self.drop_score = float(post.get("drop_score", 0.5))
         self.recognizer = Recognizer(bundle)
         turn = post.get("page_orientation")
-        self.page_orientation = Classifier(_needed(bundles, turn, "page orientation", bundle)) if turn else None
+        turn = bundles.get(int(turn)) if turn else None  # not a need: a board may leave mid 5 out
+        self.page_orientation = Classifier(turn) if turn else None
         self.page_orientation_thresh = float(post.get("page_orientation_thresh", 0.85))
 
     def needs(self):
@@ -38,15 +41,16 @@ class OcrPipeline(ModelType):
         ids = [self.detector.bundle.id, self.bundle.id]
         if self.direction:
             ids.append(self.direction.bundle.id)
-        if self.page_orientation:
-            ids.append(self.page_orientation.bundle.id)
         return ids
 
     def upright(self, image, accel):
         """(the page to read, a function mapping its points back to `image` pixels)."""
         if self.page_orientation is None:
             return page_turn.upright(image, "0")
-        _, label, score = self.page_orientation.classify(image, accel)
+        try:
+            _, label, score = self.page_orientation.classify(image, accel)
+        except UnknownModel:  # installed but not loaded (e.g. dropped by the memory budget)
+            return page_turn.upright(image, "0")
         return page_turn.upright(image, label if score >= self.page_orientation_thresh else "0")
 
     def infer(self, image, accel):
