@@ -89,8 +89,8 @@ def test_the_ink_profile_reads_light_text_on_dark_too():
 
 
 def test_a_line_past_the_widest_aspect_is_squeezed_to_it(local_engine):
-    # A bound on one line's work and memory: 500:1 is read as 160:1 (29 windows), not 105.
+    # A bound on one line's work and memory: 500:1 is read as 160:1 (about 32 windows), not 105.
     rec = local_engine.models[3].recognizer
     tensors, windows = rec.preprocess(np.full((20, 10000, 3), 255, np.uint8))
     assert windows[-1].end == 48 * line_pieces.MAX_LINE_ASPECT
-    assert len(tensors) == len(windows) <= 30
+    assert len(tensors) == len(windows) <= 34

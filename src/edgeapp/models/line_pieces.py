@@ -16,7 +16,7 @@ import numpy as np
 
 STRIDE = 8  # input pixels per CTC time step (PP-OCR rec: width / 8 steps)
 # The widest line read unsqueezed, as width / height; a wider one is squeezed to it. A bound on one
-# line's windows, runs and memory (160:1 at 48 x 320: 29 windows, 7680 x 48 pixels).
+# line's windows, runs and memory (160:1 at 48 x 320: about 32 windows, 7680 x 48 pixels).
 MAX_LINE_ASPECT = 160
 GAP_KEEP = 12  # columns of a wide gap left before the ink after a cut (a quarter of the height)
 
