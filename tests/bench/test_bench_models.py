@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgeapp import images, render
+from edgeapp.models import line_pieces
 from edgeapp.models.ocr import crop_region
 from edgeapp.results import dumps, success
 from textimages import encode, page, text_line
@@ -67,13 +68,19 @@ def test_bench_cls_postprocess(benchmark, engine):
 
 def test_bench_rec_preprocess(benchmark, engine):
     rec = engine.models[3].recognizer
-    assert list(benchmark(rec.preprocess, text_line("EdgeBoard 2026")).shape) == engine.bundles[3].input_shape
+    tensors, windows = benchmark(rec.preprocess, text_line("EdgeBoard 2026"))
+    assert [list(t.shape) for t in tensors] == [engine.bundles[3].input_shape] * len(windows)
 
 
 def test_bench_rec_postprocess(benchmark, engine):
     rec = engine.models[3].recognizer
-    probs = engine.accel.run(3, [rec.preprocess(text_line("EdgeBoard 2026"))])[0][0]
-    assert benchmark(rec.postprocess, probs)[0] == "EdgeBoard 2026"
+    tensors, windows = rec.preprocess(text_line("EdgeBoard 2026"))
+    probs = engine.accel.run(3, [tensors[0]])[0][0].copy()
+
+    def postprocess():
+        return line_pieces.join([line_pieces.keep_own(line_pieces.decode(probs, rec.chars), windows[0])])
+
+    assert benchmark(postprocess)[0] == "EdgeBoard 2026"
 
 
 def test_bench_ocr_crop(benchmark, engine, photo, det_outputs):

@@ -38,6 +38,8 @@ def model_tensor(model_dir, mid, image_path):
     tensor = model.preprocess(image)
     if isinstance(tensor, tuple):  # detectors also return where the image sits in the tensor
         tensor = tensor[0]
+    if isinstance(tensor, list):  # a recogniser's windows of a line: each one run, the first timed
+        tensor = tensor[0]
     return b, tensor
 
 

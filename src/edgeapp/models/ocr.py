@@ -4,7 +4,8 @@ Each stage is another model type; this module only crops the detected regions an
 The detector and the direction classifier are the bundles named in PostProcess (ids 1 and 2);
 PostProcess.page_orientation names a page orientation classifier (mid 5) that turns the page upright
 first; it is optional: without that model installed or loaded, the page is read as it was sent.
-Points are always in the pixels of the image sent.
+Points are always in the pixels of the image sent, and `extended.direction` is how far the line is
+turned clockwise in it (the page's turn plus the line's own 0 or 180).
 """
 import cv2
 import numpy as np
@@ -43,34 +44,39 @@ class OcrPipeline(ModelType):
             ids.append(self.direction.bundle.id)
         return ids
 
-    def upright(self, image, accel):
-        """(the page to read, a function mapping its points back to `image` pixels)."""
+    def page_angle(self, image, accel):
+        """How far the page is turned clockwise ("0", "90", "180" or "270"), if the page
+        orientation model is there and sure enough; else "0"."""
         if self.page_orientation is None:
-            return page_turn.upright(image, "0")
+            return "0"
         try:
             _, label, score = self.page_orientation.classify(image, accel)
         except UnknownModel:  # installed but not loaded (e.g. dropped by the memory budget)
-            return page_turn.upright(image, "0")
-        return page_turn.upright(image, label if score >= self.page_orientation_thresh else "0")
+            return "0"
+        return label if score >= self.page_orientation_thresh else "0"
 
     def infer(self, image, accel):
-        image, to_original = self.upright(image, accel)
+        turn = self.page_angle(image, accel)
+        image, to_original = page_turn.upright(image, turn)
         out = []
         for pts, _ in self.detector.detect(image, accel):
-            crop = crop_region(image, pts)
-            angle = "0"
-            if self.direction is not None:
-                label, score = line_direction.direction(self.direction, crop, accel, self.direction_votes)
-                if label == "180" and score >= self.direction_thresh:
-                    crop = cv2.rotate(crop, cv2.ROTATE_180)
-                    angle = "180"
-            text, score = self.recognizer.recognize(crop, accel)
+            text, score, angle = self.read_line(crop_region(image, pts), accel)
             if not text.strip() or score < self.drop_score:
                 continue
             pts = to_original(pts)
             points = [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
-            out.append(box_result(text, 0, score, pts, {"points": points, "direction": angle}))
+            # The line's turn in the image sent: the page's and its own.
+            direction = str((int(turn) + angle) % 360)
+            out.append(box_result(text, 0, score, pts, {"points": points, "direction": direction}))
         return out
+
+    def read_line(self, crop, accel):
+        """(text, score, 0 or 180: how far the crop was turned to read it)."""
+        if self.direction is not None:
+            label, score = line_direction.direction(self.direction, crop, accel, self.direction_votes)
+            if label == "180" and score >= self.direction_thresh:
+                return self.recognizer.recognize(cv2.rotate(crop, cv2.ROTATE_180), accel) + (180,)
+        return self.recognizer.recognize(crop, accel) + (0,)
 
 
 def crop_region(image, pts):
