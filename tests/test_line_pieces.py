@@ -61,22 +61,36 @@ def test_ctc_decoding_gives_each_character_its_position():
     assert all(abs(conf - 0.97) < 1e-6 for _, _, conf in got)
 
 
-def test_a_window_keeps_its_own_characters_and_spaces_near_its_edges():
+def test_a_window_keeps_its_own_characters_and_those_by_its_boundaries():
     win = Window(100, 420, 124, 300)   # columns of the line; x = start + (step + 0.5) * 8
     decoded = [("x", 1.0, 0.9),        # x = 112: the margin before, read by the previous window
                ("a", 4.0, 0.9),        # 136: own
-               (" ", 24.5, 0.8),       # 300: just past the end, a space: kept (slack)
-               (" ", 26.0, 0.8),       # 312: a space further on: the next window's
-               ("b", 24.5, 0.9),       # 300: past the end: the next window's
-               ("c", 30.0, 0.9)]       # 344: the margin after
-    assert line_pieces.keep_own(decoded, win, slack=8) == [("a", 0.9), (" ", 0.8)]
+               ("b", 24.5, 0.9),       # 300: just past the end, by the boundary: kept for stitch
+               ("c", 26.0, 0.9),       # 312: past the seam: the next window's
+               ("d", 30.0, 0.9)]       # 344: the margin after
+    placed = line_pieces.placed(decoded, win)
+    assert [c for c, _, _ in line_pieces.keep_own(placed, win, seam=8)] == ["a", "b"]
+    assert placed[1] == ("a", 136.0, 0.9)
 
 
-def test_join_drops_doubled_spaces_at_the_boundaries_and_averages_the_confidence():
-    text, score = line_pieces.join([[("a", 1.0), (" ", 0.5)], [(" ", 0.5), ("b", 1.0)], [(" ", 0.5)]])
+def test_stitching_keeps_once_what_both_windows_read_by_their_boundary():
+    wins = [Window(0, 320, 0, 187), Window(155, 475, 187, float("inf"))]
+    # As measured on "small garden": the first window places the second "l" at 180, the next
+    # one at 187; the "ll" both read are legitimately double (16 columns apart).
+    first = [("s", 92, 1.0), ("m", 116, 1.0), ("a", 148, 1.0), ("l", 164, 1.0), ("l", 180, 1.0), (" ", 192, 1.0)]
+    second = [("l", 187, 1.0), (" ", 199, 1.0), ("g", 211, 1.0), ("a", 231, 1.0)]
+    text, _ = line_pieces.join(line_pieces.stitch([first, second], wins))
+    assert text == "small ga"
+    # A character each window places on the other's side of the boundary is kept, once.
+    first, second = [("a", 170, 1.0), ("b", 190, 1.0)], [("b", 183, 1.0), ("c", 210, 1.0)]
+    assert line_pieces.join(line_pieces.stitch([first, second], wins))[0] == "abc"
+
+
+def test_join_drops_doubled_spaces_and_averages_the_confidence():
+    text, score = line_pieces.join([("a", 1, 1.0), (" ", 2, 0.5), (" ", 3, 0.5), ("b", 4, 1.0), (" ", 5, 0.5)])
     assert text == "a b"
     assert score == pytest.approx(0.7)
-    assert line_pieces.join([[], []]) == ("", 0.0)
+    assert line_pieces.join([]) == ("", 0.0)
 
 
 def test_the_ink_profile_reads_light_text_on_dark_too():

@@ -78,7 +78,8 @@ def test_bench_rec_postprocess(benchmark, engine):
     probs = engine.accel.run(3, [tensors[0]])[0][0].copy()
 
     def postprocess():
-        return line_pieces.join([line_pieces.keep_own(line_pieces.decode(probs, rec.chars), windows[0])])
+        kept = line_pieces.keep_own(line_pieces.placed(line_pieces.decode(probs, rec.chars), windows[0]), windows[0])
+        return line_pieces.join(line_pieces.stitch([kept], windows))
 
     assert benchmark(postprocess)[0] == "EdgeBoard 2026"
 

@@ -35,14 +35,16 @@ class Recognizer(ModelType):
         windows = line_pieces.plan(line_pieces.ink_profile(line), self.fit.out_w, self.margin)
         return [self.normalize.tensor(line[:, w.start:w.end], self.bundle.max_hw) for w in windows], windows
 
+    def read_window(self, x, win, accel):
+        """The characters of one window's tensor that are its own (line_pieces.keep_own)."""
+        probs = accel.run(self.bundle.id, [x])[0][0]
+        return line_pieces.keep_own(line_pieces.placed(line_pieces.decode(probs, self.chars), win), win)
+
     def recognize(self, image, accel):
         """(text, confidence) of one line of any length; one accelerator run per window."""
         tensors, windows = self.preprocess(image)
-        pieces = []
-        for x, win in zip(tensors, windows):
-            probs = accel.run(self.bundle.id, [x])[0][0]
-            pieces.append(line_pieces.keep_own(line_pieces.decode(probs, self.chars), win))
-        return line_pieces.join(pieces)
+        pieces = [self.read_window(x, win, accel) for x, win in zip(tensors, windows)]
+        return line_pieces.join(line_pieces.stitch(pieces, windows))
 
     def infer(self, image, accel):
         text, score = self.recognize(image, accel)

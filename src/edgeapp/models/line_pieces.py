@@ -7,7 +7,8 @@ scaled to height 48 is cut into windows as wide as the input. Each window reads 
 the line plus a margin on either side (context: a character cut by the window's edge is read whole
 by the neighbouring window). The boundaries between the windows' own parts are put in the widest
 gaps of the line's column ink profile (between words, else between characters), so no character
-sits on a boundary; each window keeps the characters whose CTC position falls in its own part.
+sits on a boundary; each window keeps the characters whose CTC position falls in its own part,
+and a character both neighbours place by their boundary is kept once.
 """
 import collections
 
@@ -19,6 +20,7 @@ STRIDE = 8  # input pixels per CTC time step (PP-OCR rec: width / 8 steps)
 # line's windows, runs and memory (160:1 at 48 x 320: about 32 windows, 7680 x 48 pixels).
 MAX_LINE_ASPECT = 160
 GAP_KEEP = 12  # columns of a wide gap left before the ink after a cut (a quarter of the height)
+SEAM = 12  # columns each side of a boundary where both windows' characters are compared
 
 # One window: the line's columns [start, end) are read; characters at [own_start, own_end) kept.
 Window = collections.namedtuple("Window", "start end own_start own_end")
@@ -81,27 +83,40 @@ def decode(probs, chars):
     return out
 
 
-def keep_own(decoded, win, slack=STRIDE):
-    """The decoded characters of one window whose position (in line columns) is in its own part.
-    A space may lie up to `slack` columns outside it: a space between two windows sits in the
-    gap that is their boundary, and either window may place it a step to the other side
-    (join() drops the doubles). No more than a step: the next gap is a word away."""
-    kept = []
-    for c, step, conf in decoded:
-        x = win.start + (step + 0.5) * STRIDE
-        pad = slack if c == " " else 0
-        if win.own_start - pad <= x < win.own_end + pad:
-            kept.append((c, conf))
-    return kept
+def placed(decoded, win):
+    """A window's decoded characters as (character, line column, confidence)."""
+    return [(c, win.start + (step + 0.5) * STRIDE, conf) for c, step, conf in decoded]
 
 
-def join(pieces):
-    """The line's text and confidence from the windows' kept characters, in order."""
-    chars = [c for piece in pieces for c in piece]
+def keep_own(chars, win, seam=SEAM):
+    """The characters (placed()) of one window in its own part, widened by `seam` columns on
+    each side: near a boundary either window may place a character a step to the other side
+    (measured: 7-8 columns), so both keep it and stitch() keeps one."""
+    return [ch for ch in chars if win.own_start - seam <= ch[1] < win.own_end + seam]
+
+
+def stitch(pieces, windows, seam=SEAM):
+    """One sequence from every window's kept characters, in line order: a character that two
+    neighbouring windows both read near their boundary (the same character, within `seam`
+    columns of the other) is kept once."""
+    out = []
+    for chars, win in zip(pieces, windows):
+        near = [k for k, o in enumerate(out) if o[1] >= win.own_start - seam]
+        for ch in chars:
+            twin = next((k for k in near if out[k][0] == ch[0] and abs(out[k][1] - ch[1]) <= seam), None)
+            if twin is None or ch[1] >= win.own_start + seam:
+                out.append(ch)
+            else:
+                near.remove(twin)
+    return sorted(out, key=lambda ch: ch[1])
+
+
+def join(chars):
+    """The line's text and confidence from its stitched characters."""
     text = []
-    for c, _ in chars:
+    for c, _, _ in chars:
         if c == " " and (not text or text[-1] == " "):
             continue
         text.append(c)
-    score = float(np.mean([conf for _, conf in chars])) if chars else 0.0
+    score = float(np.mean([conf for _, _, conf in chars])) if chars else 0.0
     return "".join(text).strip(), score
