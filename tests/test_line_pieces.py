@@ -84,6 +84,10 @@ def test_stitching_keeps_once_what_both_windows_read_by_their_boundary():
     # A character each window places on the other's side of the boundary is kept, once.
     first, second = [("a", 170, 1.0), ("b", 190, 1.0)], [("b", 183, 1.0), ("c", 210, 1.0)]
     assert line_pieces.join(line_pieces.stitch([first, second], wins))[0] == "abc"
+    # Both before the boundary: "morning", the first window's "g" at 196, the next one's at 203.
+    wins = [Window(0, 320, 0, 215), Window(183, 503, 215, float("inf"))]
+    first, second = [("n", 180, 1.0), ("g", 196, 1.0), (" ", 216, 1.0)], [("g", 203, 1.0), (" ", 215, 1.0), ("t", 227, 1.0)]
+    assert line_pieces.join(line_pieces.stitch([first, second], wins))[0] == "ng t"
 
 
 def test_join_drops_doubled_spaces_and_averages_the_confidence():

@@ -101,13 +101,14 @@ def stitch(pieces, windows, seam=SEAM):
     columns of the other) is kept once."""
     out = []
     for chars, win in zip(pieces, windows):
-        near = [k for k, o in enumerate(out) if o[1] >= win.own_start - seam]
+        # This window keeps from own_start - seam: its twins lie up to a seam further back.
+        near = [k for k, o in enumerate(out) if o[1] >= win.own_start - 2 * seam]
         for ch in chars:
-            twin = next((k for k in near if out[k][0] == ch[0] and abs(out[k][1] - ch[1]) <= seam), None)
-            if twin is None or ch[1] >= win.own_start + seam:
-                out.append(ch)
+            twins = [k for k in near if out[k][0] == ch[0] and abs(out[k][1] - ch[1]) <= seam]
+            if twins:
+                near.remove(min(twins, key=lambda k: abs(out[k][1] - ch[1])))
             else:
-                near.remove(twin)
+                out.append(ch)
     return sorted(out, key=lambda ch: ch[1])
 
 
