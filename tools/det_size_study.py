@@ -21,6 +21,10 @@ import time
 import cv2
 import numpy as np
 
+# Run as a script (tools/det_size_study.py, and its children): the checkout's root for tools.ocrset.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools import ocrset  # noqa: E402
+
 DET_NAME = "ppocr-det"
 # Photo-like page sizes users send (w, h): phone photos both ways round, webcam, small scans.
 PAGE_SIZES = [(1920, 1080), (1080, 1920), (1280, 960), (4000, 3000), (3000, 4000), (800, 600)]
@@ -132,15 +136,8 @@ def iou(a, b):
 
 def match(gt, det, thresh=0.5):
     """Greedy one-to-one matching, best IoU first. Returns the set of matched gt indexes."""
-    pairs = sorted(((iou(g, d), gi, di) for gi, g in enumerate(gt) for di, d in enumerate(det)), reverse=True)
-    used_g, used_d = set(), set()
-    for v, gi, di in pairs:
-        if v < thresh:
-            break
-        if gi not in used_g and di not in used_d:
-            used_g.add(gi)
-            used_d.add(di)
-    return used_g
+    pairs = ((iou(g, d), gi, di) for gi, g in enumerate(gt) for di, d in enumerate(det))
+    return {gi for gi, _ in ocrset.best_pairs(pairs, thresh)}
 
 
 # -- one size, in its own process -------------------------------------------------------------

@@ -518,3 +518,16 @@ def quad_iou(a, b):
     inter, area_a, area_b = quad_areas(a, b)
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
+
+
+def best_pairs(scored, thresh):
+    """One-to-one pairs (i, j) from (iou, i, j) triples, best first, none under thresh."""
+    used_i, used_j, out = set(), set(), []
+    for iou, i, j in sorted(scored, reverse=True):
+        if iou < thresh:
+            break
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+            out.append((i, j))
+    return out

@@ -57,17 +57,8 @@ def _add_text(g, ref, hyp):
 
 def match(truth, found):
     """One-to-one pairs (i, j) of truth[i] and found[j] with IoU >= IOU_MATCH, best first."""
-    pairs = sorted(((ocrset.quad_iou(t[1], f[1]), i, j) for i, t in enumerate(truth)
-                    for j, f in enumerate(found)), reverse=True)
-    used_t, used_f, out = set(), set(), []
-    for iou, i, j in pairs:
-        if iou < IOU_MATCH:
-            break
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-            out.append((i, j))
-    return out
+    return ocrset.best_pairs(((ocrset.quad_iou(t[1], f[1]), i, j) for i, t in enumerate(truth)
+                              for j, f in enumerate(found)), IOU_MATCH)
 
 
 def texts_inside(truth, found):
