@@ -32,9 +32,9 @@ class OcrPipeline(ModelType):
         self.direction_votes = max(1, int(post.get("direction_votes", 3)))
         self.drop_score = float(post.get("drop_score", 0.5))
         self.recognizer = Recognizer(bundle)
-        turn = post.get("page_orientation")
-        turn = bundles.get(int(turn)) if turn else None  # not a need: a board may leave mid 5 out
-        self.page_orientation = Classifier(turn) if turn else None
+        # Not a need (see needs()): a board may leave the page orientation model out.
+        orientation = bundles.get(int(post["page_orientation"])) if post.get("page_orientation") else None
+        self.page_orientation = Classifier(orientation) if orientation else None
         self.page_orientation_thresh = float(post.get("page_orientation_thresh", 0.85))
 
     def needs(self):
