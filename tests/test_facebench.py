@@ -132,3 +132,14 @@ def test_the_report_shows_the_table_and_replaces_only_its_own_section(tmp_path):
     out = path.read_text()
     assert "old" not in out and "before" in out and out.endswith("after\n") and "new body" in out
     assert json.dumps(score.summary([1.0]))  # plain numbers: the results file is JSON
+
+
+def test_held_out_judges_each_photograph_with_a_threshold_chosen_without_it():
+    # a1 is unlike a's other photos: the threshold chosen without a1 (from a2-a3 and the b pairs)
+    # sits above its pairs with them, two false rejects. Held out, b leaves no different-person
+    # pair to choose from, so its pairs are tested only with a's photographs held out.
+    faces = [_face("a1", "a", "1", [1, 0, 3]), _face("a2", "a", "2", [1, 0.05, 0]), _face("a3", "a", "3", [1, -0.05, 0]),
+             _face("b", "b", "4", [0, 1, 0])]
+    h = score.held_out(faces)
+    assert (h["same"], h["different"]) == (6, 3)
+    assert (h["false_rejects"], h["false_accepts"]) == (2, 0)

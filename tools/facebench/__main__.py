@@ -53,8 +53,10 @@ def header(args, data, result):
             "Pairs: every two faces of different photographs (a crop of a photo and the photo itself are one "
             "photograph, left out). Accepted as one person when similarity ≥ threshold. Threshold rule: the "
             "midpoint of the gap when every same-person pair is above every different-person pair, else the "
-            "equal-error point (false-accept and false-reject rates closest). Quartiles by linear interpolation. "
-            "So few pairs give a threshold with a wide uncertainty: read the margin too."]
+            "equal-error point (false-accept and false-reject rates closest). The error rates at it are measured on "
+            "the pairs it was chosen from; \"held out\" judges the rule on pairs it did not see (leave one photograph "
+            "out: the threshold chosen without a photograph's pairs, applied to them). Quartiles by linear "
+            "interpolation. So few pairs give a threshold with a wide uncertainty: read the margin too."]
 
 
 def save(path, result):

@@ -26,6 +26,12 @@ def _rate(rate, count, total):
     return "—" if rate is None else "%.2f (%d/%d)" % (rate, count, total)
 
 
+def _held_out(h):
+    if not h:
+        return "—"
+    return "%d/%d, %d/%d" % (h["false_accepts"], h["different"], h["false_rejects"], h["same"])
+
+
 def set_table(data):
     """One row per photo: id, who, package and file, source, licence."""
     rows = ["| photo | who (person id) | from | what | licence |", "|---|---|---|---|---|"]
@@ -40,18 +46,19 @@ def scale_table(scored, runs, bundle_scale, best):
     """One row per crop scale: both distributions, the margin, the threshold, the error rates."""
     rows = ["| crop scale | same person: n: min / q1 / median / q3 / max | different people: n: min / q1 / median "
             "/ q3 / max | margin (min same − max different) | threshold (rule) | false accepts | false rejects "
-            "| faces missed |", "|---|---|---|---|---|---|---|---|"]
+            "| held out: false accepts, false rejects | faces missed |", "|---|---|---|---|---|---|---|---|---|"]
     for scale in sorted(scored):
         s, marks = scored[scale], []
         if scale == bundle_scale:
             marks.append("the bundle's")
         if scale == best:
             marks.append("widest apart")
-        rows.append("| %.2f%s | %s | %s | %s | %s (%s) | %s | %s | %d |" % (
+        rows.append("| %.2f%s | %s | %s | %s | %s (%s) | %s | %s | %s | %d |" % (
             scale, " (%s)" % ", ".join(marks) if marks else "", _dist(s["same"]), _dist(s["different"]),
             _f(s["margin"], "%+.3f"), _f(s.get("threshold")), s.get("rule", "—"),
             _rate(s.get("far"), s.get("false_accepts", 0), s["different"]["count"]),
-            _rate(s.get("frr"), s.get("false_rejects", 0), s["same"]["count"]), len(runs[scale]["missed"])))
+            _rate(s.get("frr"), s.get("false_rejects", 0), s["same"]["count"]), _held_out(s.get("held_out")),
+            len(runs[scale]["missed"])))
     return "\n".join(rows)
 
 

@@ -83,6 +83,27 @@ def margin(same, different):
     return min(same) - max(different) if same and different else None
 
 
+def held_out(faces):
+    """The threshold rule judged on pairs it did not see: for each photograph, the threshold is
+    chosen from the pairs without it and applied to the pairs with it. Returns {"false_accepts",
+    "different", "false_rejects", "same"}: errors and pairs tested (a pair is tested once for each
+    of its two photographs)."""
+    shot_of = {f["image"]: f["shot"] for f in faces}
+    every = pairs(faces)
+    out = {"false_accepts": 0, "different": 0, "false_rejects": 0, "same": 0}
+    for shot in sorted(set(shot_of.values())):
+        seen = pairs([f for f in faces if f["shot"] != shot])
+        if not seen["same"] or not seen["different"]:
+            continue
+        t, _ = choose_threshold([x[0] for x in seen["same"]], [x[0] for x in seen["different"]])
+        for kind, errors, wrong in (("same", "false_rejects", lambda sim: sim < t),
+                                    ("different", "false_accepts", lambda sim: sim >= t)):
+            tested = [sim for sim, a, b in every[kind] if shot in (shot_of[a], shot_of[b])]
+            out[kind] += len(tested)
+            out[errors] += sum(1 for sim in tested if wrong(sim))
+    return out
+
+
 def scale_scores(faces):
     """Everything the report says about one crop scale's faces: the pairs, both distributions,
     the margin, the threshold, its rule and the error rates at it."""
@@ -93,7 +114,8 @@ def scale_scores(faces):
         t, rule = choose_threshold(same, diff)
         far, frr = rates(same, diff, t)
         out.update(threshold=t, rule=rule, far=far, frr=frr,
-                   false_accepts=sum(1 for s in diff if s >= t), false_rejects=sum(1 for s in same if s < t))
+                   false_accepts=sum(1 for s in diff if s >= t), false_rejects=sum(1 for s in same if s < t),
+                   held_out=held_out(faces))
     return out
 
 

