@@ -97,20 +97,11 @@ def pair_lines(s):
     return lines
 
 
-def markdown(data, result, header):
-    """The whole report: header lines (a list of strings), the set, the table by crop scale, the
-    bundle's scale in detail."""
-    runs = result["scales"]
-    scored = {scale: score.scale_scores(run["faces"]) for scale, run in runs.items()}
-    bundle_scale = result["model"]["crop_scale"]
-    best = score.best_scale(scored)
-    shown = bundle_scale if bundle_scale in runs else best
-    run, s = runs[shown], scored[shown]
+def detail(scale, run, s, why):
+    """One crop scale in detail: threshold and error rates, time, misses, the hardest pairs and the
+    similarity matrix."""
     ms = list(run["ms"].values())
-    out = ["\n".join("- " + h for h in header), "", "### The set", "", set_table(data), "",
-           "### Same-person and different-person similarity, by crop scale", "", scale_table(scored, runs,
-                                                                                             bundle_scale, best), ""]
-    out += ["### At crop scale %.2f" % shown, "",
+    return ["### At crop scale %.2f (%s)" % (scale, why), "",
             "Threshold %s (%s): false accepts %s, false rejects %s. Detection and embedding: %.0f ms per photo "
             "(median of %d), faces missed: %s, unlabelled faces found: %d." % (
                 _f(s.get("threshold")), s.get("rule", "—"),
@@ -119,6 +110,22 @@ def markdown(data, result, header):
                 statistics.median(ms) if ms else 0, len(ms),
                 ", ".join("%s (%s)" % (m["image"], m["person"]) for m in run["missed"]) or "none", run["unlabelled"]),
             ""] + pair_lines(s) + ["", similarity_matrix(run["faces"]), ""]
+
+
+def markdown(data, result, header):
+    """The whole report: header lines (a list of strings), the set, the table by crop scale, then
+    the bundle's crop scale and the widest-apart one in detail."""
+    runs = result["scales"]
+    scored = {scale: score.scale_scores(run["faces"]) for scale, run in runs.items()}
+    bundle_scale = result["model"]["crop_scale"]
+    best = score.best_scale(scored)
+    out = ["\n".join("- " + h for h in header), "", "### The set", "", set_table(data), "",
+           "### Same-person and different-person similarity, by crop scale", "",
+           scale_table(scored, runs, bundle_scale, best), ""]
+    if bundle_scale in runs:
+        out += detail(bundle_scale, runs[bundle_scale], scored[bundle_scale], "the bundle's")
+    if best != bundle_scale:
+        out += detail(best, runs[best], scored[best], "the widest apart")
     return "\n".join(out)
 
 
