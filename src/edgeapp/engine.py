@@ -81,17 +81,8 @@ class Engine:
         reservation: the request's accel.reserve(), spent by its first accelerator run.
         Raises EdgeError subclasses only for what the client should hear about.
         """
-        model = self.model(mid)
         timing = {} if timing is None else timing
-        accel = _RequestAccel(self.accel, deadline, timing, reservation)
-        t0 = time.monotonic()
-        ok = False
-        try:
-            results = model.infer(image, accel)
-            ok = True
-        finally:
-            accel.done()
-            self._record(mid, time.monotonic() - t0, ok)
+        results = self._run(mid, lambda model, accel: model.infer(image, accel), deadline, timing, reservation)
         ih, iw = image.shape[:2]
         if size is not None and tuple(size) != (iw, ih):
             if show:
@@ -103,6 +94,26 @@ class Engine:
             data["image"] = base64.b64encode(render.to_jpeg(render.draw(image, results))).decode("ascii")
             _add(timing, "render", t1)
         return data
+
+    def faces(self, mid, image, deadline=None, timing=None, reservation=None):
+        """The faces a face recognition model (type face_rec) finds in image, each with its box
+        (in image's pixels), score and unit vector: model.faces(), run as infer() runs a model
+        (deadline, reservation, timing and the model's statistics)."""
+        return self._run(mid, lambda model, accel: model.faces(image, accel), deadline, timing, reservation)
+
+    def _run(self, mid, call, deadline, timing, reservation):
+        """call(model, accel) for model mid, with the request's accelerator; booked in stats()."""
+        model = self.model(mid)
+        accel = _RequestAccel(self.accel, deadline, {} if timing is None else timing, reservation)
+        t0 = time.monotonic()
+        ok = False
+        try:
+            out = call(model, accel)
+            ok = True
+        finally:
+            accel.done()
+            self._record(mid, time.monotonic() - t0, ok)
+        return out
 
     def _record(self, mid, seconds, ok):
         with self._stats_lock:
