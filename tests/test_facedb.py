@@ -233,6 +233,25 @@ def test_a_write_that_fails_midway_leaves_nothing(path):
     db.close()
 
 
+def test_stored_rows_that_are_no_vectors_are_left_out(path, caplog):
+    g = FaceGallery(path, "m@1", DIM, 5, 3)
+    g.register("ann", vectors(1))
+    g.close()
+    db = sqlite3.connect(path)
+    for userid, blob in (("ben", b"short"), ("cid", np.full(DIM, np.nan, "<f4").tobytes()),
+                         ("dee", np.zeros(DIM, "<f4").tobytes()), ("eve", (3 * vectors(5)[0]).astype("<f4").tobytes())):
+        db.execute("INSERT INTO users (userid, created) VALUES (?, 0)", (userid,))
+        db.execute("INSERT INTO faces (userid, model, version, dim, embedding, created) VALUES (?, 'm', '1', ?, ?, 0)",
+                   (userid, DIM, blob))
+    db.commit()
+    db.close()
+    g = FaceGallery(path, "m@1", DIM, 5, 3)
+    assert "3 stored face(s) are not usable vectors" in caplog.text
+    assert g.users() == ["ann", "eve"] and g.match(vectors(1)[0]) == ("ann", pytest.approx(1.0, abs=1e-6))
+    assert g.match(vectors(5)[0]) == ("eve", pytest.approx(1.0, abs=1e-6))  # a row not of unit length: scaled
+    g.close()
+
+
 def test_memory_is_one_float32_matrix(path):
     g = FaceGallery(path, "faceres@3.0.4", DIM, 100, 10)
     for i in range(100):

@@ -99,22 +99,33 @@ class FaceGallery:
                  len(self._snap.owners), model_key)
 
     def _reload(self):
-        """The snapshot of the model in use, read from the database (under the lock)."""
+        """The snapshot of the model in use, read from the database (under the lock), row by row
+        into the one matrix: loading takes little more memory than the matrix itself."""
+        model = self._model
+        dim = model[2]
+        n = self._db.execute("SELECT COUNT(*) FROM faces WHERE model = ? AND version = ? AND dim = ?",
+                             model).fetchone()[0]
+        matrix = np.zeros((n, dim), np.float32)
+        owners = []
         rows = self._db.execute("SELECT userid, embedding FROM faces WHERE model = ? AND version = ? AND dim = ? "
-                                "ORDER BY id", self._model).fetchall()
-        dim = self._model[2]
-        matrix = np.zeros((len(rows), dim), np.float32)
-        for i, (_, blob) in enumerate(rows):
+                                "ORDER BY id LIMIT ?", model + (n,))
+        for i, (userid, blob) in enumerate(rows):
+            owners.append(userid)
             if len(blob) == dim * VECTOR_DTYPE.itemsize:
                 matrix[i] = np.frombuffer(blob, VECTOR_DTYPE)
-        norms = np.linalg.norm(matrix, axis=1)
+        with np.errstate(all="ignore"):  # einsum: no temporary the size of the matrix, as norm() makes
+            norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
         usable = np.isfinite(norms) & (norms > 0)  # a row SQLite kept but that is no vector: never matched
+        # Stored rows are unit rows already: kept bit for bit (the matrix is the one before the
+        # restart); only a row written otherwise is scaled.
+        scale = np.where(usable & (np.abs(norms - 1.0) > 1e-5), norms, 1.0)
+        matrix /= scale.astype(np.float32)[:, None]
         if not usable.all():
             log.warning("face database %s: %d stored face(s) are not usable vectors and are left out",
                         self.path, int((~usable).sum()))
-        owners = [r[0] for r, ok in zip(rows, usable) if ok]
-        matrix = matrix[usable] / norms[usable, None]
-        self._snap = _Vectors(np.ascontiguousarray(matrix, dtype=np.float32), owners)
+            matrix = np.ascontiguousarray(matrix[usable])
+            owners = [u for u, ok in zip(owners, usable) if ok]
+        self._snap = _Vectors(matrix, owners)
 
     # ---- changes: one transaction each ----
 
