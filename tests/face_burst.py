@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeapp.facedb import FaceGallery, unit_rows
 
-MODEL = "burst@1"
+MODEL = "burst==1"
 DIM = 1024
 PEOPLE = ["p%d" % i for i in range(8)]
 MAX_USERS = len(PEOPLE)
@@ -40,12 +40,13 @@ def operations(seed, counts):
 
 
 def main(path, seed, counts):
-    g = FaceGallery(path, MODEL, DIM, MAX_USERS, MAX_PER_USER)
+    g = FaceGallery(path, MAX_USERS, MAX_PER_USER)
+    g.use_model(MODEL, DIM)
     os.write(1, b"ready\n")
     for i, op, userid, rows in operations(seed, counts):
         os.write(1, b"b %d\n" % i)
         if op == "register":
-            g.register(userid, rows)
+            g.register(userid, rows, MODEL)
         else:
             g.delete(userid)
         os.write(1, b"d %d\n" % i)

@@ -5,7 +5,7 @@ settings from the EDGEAPP_* environment like `edgeapp serve` (tools/launch.py st
 
 What it "recognises": every coloured blob on a black picture is a face; the person is the blob's
 colour (its vector a random unit vector seeded by the colour) and each size of blob is another
-"photo" of them (a little seeded noise: cosine about 0.96 between two sizes). Two colours are two
+"photo" of them (a little seeded noise: cosine about 0.92 between two sizes). Two colours are two
 people (cosine about 0). A black picture has no face.
 """
 import argparse
@@ -33,9 +33,11 @@ class Face:
 
 
 class StandInFaceRec:
-    """What edgeapp.models.face_rec provides to the face routes: faces(), model_key, dim."""
+    """What edgeapp.models.face_rec provides to the face routes: faces(), model_key, dim, threshold."""
 
-    def __init__(self, model_key="standin@1", dim=DIM):
+    threshold = 0.6  # cosine: two photos of one person are about 0.92, two people about 0
+
+    def __init__(self, model_key="standin==1", dim=DIM):
         self.model_key, self.dim = model_key, dim
 
     def reduction(self, w, h):
@@ -85,7 +87,7 @@ class StandInBundle:
     input_shape = [1, 3, 224, 224]
 
 
-def engine(model_key="standin@1"):
+def engine(model_key="standin==1"):
     """A real Engine serving the stand-in as model MID, named like the real bundle."""
     e = Engine({}, StandInAccel())
     e.bundles, e.models = {MID: StandInBundle()}, {MID: StandInFaceRec(model_key)}
@@ -96,7 +98,7 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--model-key", default="standin@1")
+    p.add_argument("--model-key", default="standin==1")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     settings = config.load(flags={"host": args.host, "port": str(args.port)})

@@ -104,8 +104,10 @@ def test_killing_a_burst_of_registers_and_deletes_loses_nothing(tmp_path):
         total += done
         in_flight.append(committed)
     assert total >= BURST_ROUNDS  # the kills came during bursts, not before them
-    g = FaceGallery(path, face_burst.MODEL, face_burst.DIM, 100, 100)  # what the service would load
-    assert g.users() == sorted(state) and g.status()["faces"] == sum(len(b) for b in state.values())
+    g = FaceGallery(path, 100, 100)
+    g.use_model(face_burst.MODEL, face_burst.DIM)  # what the service would load
+    assert g.users(face_burst.MODEL, face_burst.DIM) == sorted(state)
+    assert g.status()["faces"] == sum(len(b) for b in state.values())
     g.close()
     print("burst: %d operations acknowledged over %d kills; one in flight at %d kills, of which %d were "
           "found whole" % (total, BURST_ROUNDS, sum(c is not None for c in in_flight), sum(bool(c) for c in in_flight)))

@@ -170,9 +170,10 @@ FIELDS = {
                 "the face database (SQLite; written at each face register and delete, nowhere else)"),
     "face_max_users": (lambda s: _integer(s, 1, 100000), 100, "people the face database holds at most"),
     "face_max_per_user": (lambda s: _integer(s, 1, 1000), 10, "faces (pictures) one person may have at most"),
-    "face_threshold": (lambda s: _number(s, 0, 1), 0.67,
-                       "similarity (0-1, DeepStack's (1 + cosine) / 2) from which a face is recognised as a "
-                       "registered person; a client's min_confidence may raise it, not lower it"),
+    "face_threshold": (lambda s: _number(s, 0, 1), None,
+                       "cosine similarity (0-1) from which a face is recognised as a registered person (none: "
+                       "the face model's own, measured; a DeepStack client's min_confidence may raise it, not "
+                       "lower it)"),
     "callback_url": (_text, None, "URL every inference result is also POSTed to as JSON (none: off)"),
     "callback_token": (_text, None, "sent as 'Authorization: Bearer ...' with each callback"),
     "hang_timeout": (lambda s: _number(s, 0, 3600), 0.0,

@@ -9,15 +9,17 @@
     POST /v1/vision/face/match      image1, image2 -> similarity
 
 Forms are multipart (list and delete also URL-encoded), with api_key as on every DeepStack
-route. confidence and similarity are on DeepStack's scale, (1 + cosine) / 2 from 0 to 1. A face is
-named only from EDGEAPP_FACE_THRESHOLD up: a client's min_confidence may raise that bar, never
-lower it (deepstack-python sends 0.45 whatever the model, which would name a stranger after the
+route. confidence and similarity are the cosine similarity of the face vectors, 0 to 1 (the scale
+of the EdgeBoard API's score and of the threshold; DeepStack's own model printed (1 + cosine) / 2,
+which puts two strangers near 0.5). A face is named only from the threshold up (the face model's
+measured one, or EDGEAPP_FACE_THRESHOLD): a client's min_confidence may raise that bar, never
+lower it (deepstack-python sends 0.45 whatever the model, which could name a stranger after the
 nearest person). A registered picture gives its largest face; a picture without a face is
 refused (NoFace), so a registration is all of its pictures or none.
 
 The model is the bundle named FACE_MODEL (type face_rec): model.faces(image, accel) ->
-[face with .box (x1, y1, x2, y2), .score, .vector (unit float32)], and .model_key, .dim, which
-key the gallery (facedb: vectors of another model are never compared).
+[face with .box (x1, y1, x2, y2), .score, .vector (unit float32)], and .model_key, .dim and
+.threshold; the key and size say which of the gallery's vectors it may be compared with.
 """
 import collections
 import re
@@ -31,22 +33,24 @@ from edgeapp.errors import BadRequest, FaceDbUnavailable, NoFace
 
 FACE_MODEL = "face-recognition"
 ROUTE = deepstack.ROUTE
-DEFAULT_THRESHOLD = 0.67  # config's face_threshold, for an Api built with settings that lack it
+DEFAULT_THRESHOLD = 0.5  # cosine; for a face model that names no threshold of its own
 
 # A face found in a picture, its box in the full picture's pixels.
 Found = collections.namedtuple("Found", "box score vector")
 
 
 class DeepStackFace:
-    """The face routes over a deepstack.DeepStack (its Api, forms and api_key). The gallery is
-    facedb.FaceStore over the settings' face_db (none: the face routes answer FaceDbUnavailable)."""
+    """The face routes over a deepstack.DeepStack (its Api, forms and api_key). The gallery is the
+    engine's (engine.gallery: the one the face_rec model names faces from), else one of its own on
+    the settings' face_db (none: the face routes answer FaceDbUnavailable)."""
 
     def __init__(self, ds):
         self.ds, self.api = ds, ds.api
         settings = ds.api.settings
-        path = getattr(settings, "face_db", None)
-        self.store = facedb.FaceStore(path, settings.face_max_users, settings.face_max_per_user) if path else None
-        self.threshold = getattr(settings, "face_threshold", DEFAULT_THRESHOLD)
+        self.gallery = getattr(ds.api.engine, "gallery", None)
+        if self.gallery is None and getattr(settings, "face_db", None):
+            self.gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user)
+        self.threshold = getattr(settings, "face_threshold", None)  # None: the model's own
 
     def routes(self):
         return [
@@ -58,20 +62,20 @@ class DeepStackFace:
         ]
 
     def open_if_ready(self):
-        """Open the gallery now if the face model is ready (start-up: its vectors are read, and
-        a model change is logged, before the first request); errors are logged, not raised."""
+        """Read the face model's vectors now if it is ready (start-up: in memory, and a model
+        change logged, before the first request); errors are logged, not raised."""
         engine = self.api.engine
         mids = [mid for mid in engine.models if engine.bundles[mid].name == FACE_MODEL]
-        if mids and self.store is not None:
+        if mids and self.gallery is not None:
             model = engine.models[mids[0]]
             try:
-                self.store.gallery(model.model_key, model.dim)
-            except Exception:  # FaceStore has logged why; the face routes will say it again
+                self.gallery.use_model(model.model_key, model.dim)
+            except FaceDbUnavailable:  # logged by the gallery; the face routes will say it again
                 pass
 
     def status(self):
-        """The gallery's figures for /api/status (None before it is opened)."""
-        return None if self.store is None else self.store.status()
+        """The gallery's figures for /api/status (None without a gallery)."""
+        return None if self.gallery is None else self.gallery.status()
 
     # ---- the handlers ----
 
@@ -80,30 +84,33 @@ class DeepStackFace:
         pictures = _pictures(files)
         if not pictures:
             raise BadRequest("send the person's pictures as multipart file parts (image, or image1, image2, ...)")
-        mid, gallery = self.gallery()
-        userid = gallery.check_room(deepstack.field(fields, "userid"), len(pictures))  # before any inference
+        mid, model, gallery = self.face_model(gallery=True)
+        # The limits before any inference: a refused registration costs nothing.
+        userid = gallery.check_room(deepstack.field(fields, "userid"), len(pictures), model.model_key, model.dim)
         vectors = [self.main_face(mid, name, data).vector for name, data in pictures]
-        total = gallery.register(userid, vectors)
+        total = gallery.register(userid, vectors, model.model_key)
         return {"message": "face added" if total == len(vectors) else "face updated", "faces": total}
 
     def face_recognize(self):
         fields, files = self.form()
         data = deepstack.picture(files)
-        bar = max(self.threshold,
-                  deepstack.min_confidence(deepstack.field(fields, "min_confidence"), 0.0))
-        mid, gallery = self.gallery()
+        asked = deepstack.min_confidence(deepstack.field(fields, "min_confidence"), 0.0)
+        mid, model, gallery = self.face_model(gallery=True)
+        bar = max(self.threshold if self.threshold is not None else getattr(model, "threshold", DEFAULT_THRESHOLD),
+                  asked)
         faces = self.faces(mid, data)
-        nearest = gallery.match_many([f.vector for f in faces]) if faces else []
+        nearest = gallery.match([f.vector for f in faces], model.model_key) if faces else []
         return {"predictions": [_recognised(f, userid, cosine, bar) for f, (userid, cosine) in zip(faces, nearest)]}
 
     def face_list(self):
         self.form()
-        return {"faces": self.gallery()[1].users()}
+        _, model, gallery = self.face_model(gallery=True)
+        return {"faces": gallery.users(model.model_key, model.dim)}
 
     def face_delete(self):
         fields, _ = self.form()
         userid = deepstack.field(fields, "userid")
-        if self.gallery()[1].delete(userid):
+        if self.face_model(gallery=True)[2].delete(userid):
             return {"message": "face deleted"}
         return {"message": "no person %r was registered" % userid.strip()}
 
@@ -111,9 +118,9 @@ class DeepStackFace:
         pictures = _pictures(self.form()[1])
         if len(pictures) != 2:
             raise BadRequest("send two pictures, image1 and image2 (got %d)" % len(pictures))
-        mid = self.face_model()[0]
-        a, b = (self.main_face(mid, name, data) for name, data in pictures)
-        return {"similarity": round(confidence(float(np.dot(a.vector, b.vector))), 4)}
+        mid, model = self.face_model()
+        a, b = facedb.unit_rows([self.main_face(mid, name, data).vector for name, data in pictures], model.dim)
+        return {"similarity": round(confidence(float(a @ b)), 4)}
 
     # ---- the steps ----
 
@@ -123,18 +130,18 @@ class DeepStackFace:
         self.ds.check_api_key(deepstack.field(fields, "api_key"))
         return fields, files
 
-    def face_model(self):
-        """(mid, model) of the face recognition model: UnknownModel if it is not installed or
-        not ready."""
+    def face_model(self, gallery=False):
+        """(mid, model) of the face recognition model, UnknownModel if it is not installed or not
+        ready; with gallery, (mid, model, the gallery switched to this model)."""
         mid = self.ds.by_name(FACE_MODEL)
-        return mid, self.api.engine.model(mid)
-
-    def gallery(self):
-        """(mid, the gallery of the model in use)."""
-        mid, model = self.face_model()
-        if self.store is None:
+        model = self.api.engine.model(mid)
+        if not gallery:
+            return mid, model
+        if self.gallery is None:
             raise FaceDbUnavailable("no face database is configured (EDGEAPP_FACE_DB)")
-        return mid, self.store.gallery(model.model_key, model.dim)
+        if (self.gallery.model_key, self.gallery.dim) != (model.model_key, model.dim):
+            self.gallery.use_model(model.model_key, model.dim)  # a reload brought another model
+        return mid, model, self.gallery
 
     def faces(self, mid, data):
         """[Found] in the picture data (boxes in its full-size pixels)."""
@@ -154,8 +161,9 @@ class DeepStackFace:
 
 
 def confidence(cosine):
-    """DeepStack's confidence and similarity, (1 + cosine) / 2: 0 to 1."""
-    return min(1.0, max(0.0, (1.0 + cosine) / 2.0))
+    """DeepStack's confidence and similarity: the cosine similarity of the two vectors, from 0
+    (unrelated faces, or less) to 1 (the same picture); the scale the threshold is on."""
+    return min(1.0, max(0.0, cosine))
 
 
 def _recognised(face, userid, cosine, bar):

@@ -96,19 +96,19 @@ class Engine:
         return data
 
     def faces(self, mid, image, deadline=None, timing=None, reservation=None):
-        """The faces a face recognition model (type face_rec) finds in image, each with its box
-        (in image's pixels), score and unit vector: model.faces(), run as infer() runs a model
-        (deadline, reservation, timing and the model's statistics)."""
+        """The Face records (box, score, unit vector) of a face_rec model, for registering and
+        matching faces; deadline, timing and reservation as for infer()."""
+        timing = {} if timing is None else timing
         return self._run(mid, lambda model, accel: model.faces(image, accel), deadline, timing, reservation)
 
-    def _run(self, mid, call, deadline, timing, reservation):
-        """call(model, accel) for model mid, with the request's accelerator; booked in stats()."""
+    def _run(self, mid, work, deadline, timing, reservation):
+        """work(model, accel) for model mid against this request's view of the accelerator."""
         model = self.model(mid)
-        accel = _RequestAccel(self.accel, deadline, {} if timing is None else timing, reservation)
+        accel = _RequestAccel(self.accel, deadline, timing, reservation)
         t0 = time.monotonic()
         ok = False
         try:
-            out = call(model, accel)
+            out = work(model, accel)
             ok = True
         finally:
             accel.done()

@@ -10,11 +10,12 @@ last commits (the database stays consistent, but answered registrations are gone
 syncs the folder when it creates the WAL file; this module syncs it when it creates the database
 file. The cost is one fsync per register or delete, next to about 100 ms of inference per picture.
 
-Model: every vector is stored with the embedding model's name and version (a model key
-"name@version"), and only the vectors of the model in use (and its vector size) are loaded and
-matched: vectors of different models are never compared. After a model change the older vectors
-are kept on disk but never used; status() and the log name the people who must be registered
-again (delete() removes them).
+Model: every vector is stored with its embedding model's key (what makes vectors comparable: the
+model's name, version, file and preprocessing, e.g. "package==3.0.4:file:crop1.40"), that key's
+name and version, and its size, and every call names the key it is about: vectors of different
+keys or sizes are never compared. After a model change the older vectors are kept on disk but
+never used; use_model() logs, and status() lists, the people who must be registered again
+(delete() removes a person with every face of every model).
 
 Memory: the vectors in use are one float32 matrix of unit rows, dim × 4 bytes per face: 4,096,000
 bytes per 1,000 faces of a 1024-d model, plus the row -> userid list (8 bytes a row). A register
@@ -45,70 +46,77 @@ LISTED_USERS = 50  # people named in status() as to be registered again, at most
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS users (userid TEXT PRIMARY KEY, created REAL NOT NULL)",
+    # model_key: what matching compares (the whole key); model and version: its parts, for people.
     "CREATE TABLE IF NOT EXISTS faces (id INTEGER PRIMARY KEY, "
     "userid TEXT NOT NULL REFERENCES users (userid) ON DELETE CASCADE, "
-    "model TEXT NOT NULL, version TEXT NOT NULL, dim INTEGER NOT NULL, embedding BLOB NOT NULL, "
-    "created REAL NOT NULL)",
+    "model_key TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, dim INTEGER NOT NULL, "
+    "embedding BLOB NOT NULL, created REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS faces_by_user ON faces (userid)",
-    "CREATE INDEX IF NOT EXISTS faces_by_model ON faces (model, version, dim)",
+    "CREATE INDEX IF NOT EXISTS faces_by_model ON faces (model_key, dim)",
 )
 
 
 class FaceGallery:
-    """The faces of one database file, matched with one embedding model (model_key, dim).
+    """The faces of one database file. Every call names the embedding model (model_key) whose
+    vectors it is about; vectors of other keys (or sizes) are never compared with them.
 
-    Thread-safe: writes take a lock, matches read an immutable snapshot of the vectors.
-    Raises BadRequest (a bad userid), FaceLimit (over max_users or max_faces_per_user),
-    FaceDbUnavailable (the file cannot be opened or written) and ValueError (vectors of the
-    wrong shape, not finite, or zero: a caller's bug)."""
+    The file is opened at once; if that fails, the error is logged, status() reports it and each
+    call tries again (raising FaceDbUnavailable while it fails): the service starts either way.
+    Thread-safe: changes take a lock, matches read an immutable snapshot per model.
+    Raises BadRequest (a bad userid), FaceLimit (over max_users or max_faces_per_user, counted
+    per model), FaceDbUnavailable, and ValueError (vectors of the wrong shape, not finite, or
+    zero: a caller's bug)."""
 
-    def __init__(self, path, model_key, dim, max_users, max_faces_per_user):
+    def __init__(self, path, max_users, max_faces_per_user):
         self.path = path
         self.max_users = int(max_users)
         self.max_faces_per_user = int(max_faces_per_user)
+        self.model_key, self.dim = None, None  # the model in use (use_model), for status()
         self._lock = threading.Lock()
-        self._db = open_database(path)
-        self.model_key, self.dim, self._model = None, None, None
-        self._snap = _Vectors.empty(1)
+        self._db, self._error, self._closed = None, None, False
+        self._snaps = {}  # (model_key, dim) -> _Vectors
         try:
-            self.use_model(model_key, dim)
-        except BaseException:
-            self._db.close()
-            raise
+            with self._lock:
+                self._connect()
+        except FaceDbUnavailable:
+            pass  # logged; the calls try again
 
     # ---- the model in use ----
 
     def use_model(self, model_key, dim):
-        """Match with this model from now on: its vectors are loaded from the database (and the
-        people who have none of it are logged)."""
-        name, version = split_model_key(model_key)
-        dim = int(dim)
-        if dim < 1:
-            raise ValueError("a vector size must be 1 or more, got %d" % dim)
+        """The model the service matches with from now on: its vectors are read from the file now
+        (start-up, or a model change), other models' are dropped from memory, and the people
+        registered with another model only are logged, to be registered again."""
+        key = _key(model_key, dim)
         with self._lock:
-            self._check_open()
-            self.model_key, self.dim, self._model = model_key, dim, (name, version, dim)
-            self._reload()
-            stale = self._stale()
+            self._connect()
+            self.model_key, self.dim = key
+            self._snaps = {key: self._snapshot(key)}
+            stale = self._stale(key)
+            people = len(self._snaps[key].counts)
         if stale["faces"]:
             log.warning("face database %s: %d face(s) were registered with another model (%s), not with %s now in "
                         "use: they are kept but never matched; register these people again: %s",
                         self.path, stale["faces"], ", ".join(m["model"] for m in stale["models"]), model_key,
                         ", ".join(stale["users"]) or "(none left without a face of this model)")
-        log.info("face database %s: %d people, %d faces of %s", self.path, len(self._snap.counts),
-                 len(self._snap.owners), model_key)
+        log.info("face database %s: %d people registered with %s", self.path, people, model_key)
 
-    def _reload(self):
-        """The snapshot of the model in use, read from the database (under the lock), row by row
-        into the one matrix: loading takes little more memory than the matrix itself."""
-        model = self._model
-        dim = model[2]
-        n = self._db.execute("SELECT COUNT(*) FROM faces WHERE model = ? AND version = ? AND dim = ?",
-                             model).fetchone()[0]
+    def _snapshot(self, key):
+        """The vectors of key (model_key, dim), from memory or read from the file (under the lock)."""
+        snap = self._snaps.get(key)
+        if snap is None:
+            snap = self._snaps[key] = self._load(key)
+        return snap
+
+    def _load(self, key):
+        """key's vectors read from the file row by row into the one matrix: loading takes little
+        more memory than the matrix itself."""
+        dim = key[1]
+        n = self._db.execute("SELECT COUNT(*) FROM faces WHERE model_key = ? AND dim = ?", key).fetchone()[0]
         matrix = np.zeros((n, dim), np.float32)
         owners = []
-        rows = self._db.execute("SELECT userid, embedding FROM faces WHERE model = ? AND version = ? AND dim = ? "
-                                "ORDER BY id LIMIT ?", model + (n,))
+        rows = self._db.execute("SELECT userid, embedding FROM faces WHERE model_key = ? AND dim = ? "
+                                "ORDER BY id LIMIT ?", key + (n,))
         for i, (userid, blob) in enumerate(rows):
             owners.append(userid)
             if len(blob) == dim * VECTOR_DTYPE.itemsize:
@@ -125,28 +133,32 @@ class FaceGallery:
                         self.path, int((~usable).sum()))
             matrix = np.ascontiguousarray(matrix[usable])
             owners = [u for u, ok in zip(owners, usable) if ok]
-        self._snap = _Vectors(matrix, owners)
+        return _Vectors(matrix, owners)
 
     # ---- changes: one transaction each ----
 
-    def register(self, userid, vectors):
-        """Add faces (one vector each) to a person, new or not; returns how many faces of the
-        model in use the person has now."""
+    def register(self, userid, vectors, model_key):
+        """Add faces (one vector each, of model_key's model) to a person, new or not; returns how
+        many faces of that model the person has now."""
         userid = check_userid(userid)
+        rows = _rows(vectors)
+        key = _key(model_key, rows.shape[1])
         with self._lock:
-            self._check_open()
-            rows = unit_rows(vectors, self.dim)
-            snap = self._snap
+            self._connect()
+            snap = self._snapshot(key)
             self._room(snap, userid, len(rows))
-            self._write(self._insert, userid, rows)
-            self._snap = snap.added(userid, rows)
+            self._write(self._insert, userid, rows, key)
+            self._snaps[key] = snap.added(userid, rows)
             return snap.counts.get(userid, 0) + len(rows)
 
-    def check_room(self, userid, n):
+    def check_room(self, userid, n, model_key, dim):
         """The userid as register() stores it, if n more faces of theirs fit in the limits now
         (else FaceLimit): lets a caller refuse before it computes the vectors."""
         userid = check_userid(userid)
-        self._room(self._snap, userid, n)
+        key = _key(model_key, dim)
+        with self._lock:
+            self._connect()
+            self._room(self._snapshot(key), userid, n)
         return userid
 
     def _room(self, snap, userid, n):
@@ -160,21 +172,22 @@ class FaceGallery:
                                "; delete %r and register the best pictures again" % userid if have else ""))
 
     def delete(self, userid):
-        """Remove a person and every face of theirs (of any model). True if they were there."""
+        """Remove a person and every face of theirs (of every model). True if they were there."""
         userid = check_userid(userid)
         with self._lock:
-            self._check_open()
+            self._connect()
             existed = self._write(self._remove, userid)
-            self._snap = self._snap.without(userid)
+            self._snaps = {key: snap.without(userid) for key, snap in self._snaps.items()}
             return existed
 
-    def _insert(self, userid, rows):
+    def _insert(self, userid, rows, key):
         now = time.time()
-        name, version, dim = self._model
+        name, version = split_model_key(key[0])
         self._db.execute("INSERT OR IGNORE INTO users (userid, created) VALUES (?, ?)", (userid, now))
         self._db.executemany(
-            "INSERT INTO faces (userid, model, version, dim, embedding, created) VALUES (?, ?, ?, ?, ?, ?)",
-            [(userid, name, version, dim, row.astype(VECTOR_DTYPE).tobytes(), now) for row in rows])
+            "INSERT INTO faces (userid, model_key, model, version, dim, embedding, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(userid, key[0], name, version, key[1], row.astype(VECTOR_DTYPE).tobytes(), now) for row in rows])
 
     def _remove(self, userid):
         self._db.execute("DELETE FROM faces WHERE userid = ?", (userid,))
@@ -182,8 +195,8 @@ class FaceGallery:
 
     def _write(self, change, *args):
         """change(*args) in one transaction (under the lock). On a database error nothing is
-        changed, the snapshot is read again (so memory matches the file) and FaceDbUnavailable says
-        why."""
+        changed, the snapshots are read again (so memory matches the file) and FaceDbUnavailable
+        says why."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -197,27 +210,28 @@ class FaceGallery:
             return out
         except sqlite3.Error as e:
             log.error("face database %s: writing failed: %s", self.path, e)
-            try:
-                self._reload()
-            except sqlite3.Error:
-                pass
+            self._snaps = {}  # read again at the next use
             raise FaceDbUnavailable("the face database %s cannot be written: %s" % (self.path, e))
 
     # ---- reading ----
 
-    def users(self):
-        """The people who can be recognised now (with faces of the model in use), sorted."""
-        return sorted(self._snap.counts)
+    def users(self, model_key, dim):
+        """The people who can be recognised with model_key's vectors of size dim, sorted."""
+        with self._lock:
+            self._connect()
+            return sorted(self._snapshot(_key(model_key, dim)).counts)
 
-    def match(self, vector, threshold=None):
-        """(userid, cosine similarity) of the registered face nearest to vector; userid None if
-        the gallery is empty or the similarity is under threshold (cosine, -1..1)."""
-        return self.match_many([vector], threshold)[0]
-
-    def match_many(self, vectors, threshold=None):
-        """match() of each vector (rows of a 2-d array, or a list of vectors), in one product."""
-        snap = self._snap  # one snapshot for the whole call: a register meanwhile does not mix in
-        queries = unit_rows(vectors, self.dim) if len(vectors) else np.zeros((0, self.dim), np.float32)
+    def match(self, vectors, model_key, threshold=None):
+        """[(userid, cosine similarity)] of the registered face nearest to each vector (rows of a
+        2-d array, a list of vectors, or one vector), among model_key's faces, in one product;
+        userid None if none is registered or the similarity is under threshold (-1..1)."""
+        queries = _rows(vectors)
+        key = _key(model_key, queries.shape[1])
+        snap = self._snaps.get(key)  # one snapshot for the whole call: a register meanwhile does not mix in
+        if snap is None:
+            with self._lock:
+                self._connect()
+                snap = self._snapshot(key)
         if not snap.owners:
             return [(None, 0.0) for _ in range(len(queries))]
         sims = queries @ snap.matrix.T
@@ -229,79 +243,59 @@ class FaceGallery:
 
     def status(self):
         """Figures for /api/status: people, faces and memory of the model in use, the limits, the
-        file's journal settings (synchronous 2 = FULL), and what is stored for other models (with
-        the people to register again)."""
+        file's journal settings (synchronous 2 = FULL), what is stored for other models (with the
+        people to register again); or the error that keeps the file closed."""
+        out = {"path": self.path, "model": self.model_key, "dim": self.dim, "max_users": self.max_users,
+               "max_faces_per_user": self.max_faces_per_user}
         with self._lock:
-            self._check_open()
-            snap = self._snap
-            out = {"path": self.path, "model": self.model_key, "dim": self.dim, "users": len(snap.counts),
-                   "faces": len(snap.owners), "memory_bytes": int(snap.matrix.nbytes),
-                   "max_users": self.max_users, "max_faces_per_user": self.max_faces_per_user}
+            try:
+                self._connect()
+            except FaceDbUnavailable as e:
+                return dict(out, error=e.msg)
+            key = (self.model_key, self.dim)
+            snap = self._snapshot(key) if self.model_key else _Vectors.empty(1)
+            out.update(users=len(snap.counts), faces=len(snap.owners),
+                       memory_bytes=sum(int(s.matrix.nbytes) for s in self._snaps.values()))
             out["storage"] = {name: str(self._db.execute("PRAGMA %s" % name).fetchone()[0]).lower()
                               for name in ("journal_mode", "synchronous", "locking_mode")}
-            out["other_models"] = self._stale()
+            out["other_models"] = self._stale(key if self.model_key else None)
         return out
 
-    def _stale(self):
-        """What another model stored: {"faces", "models": [{model, dim, faces}], "users": [people
-        without a face of the model in use], "users_total"} (under the lock)."""
-        groups = self._db.execute("SELECT model, version, dim, COUNT(*) FROM faces GROUP BY model, version, dim "
-                                  "ORDER BY model, version, dim").fetchall()
-        models = [{"model": join_model_key(m, v), "dim": d, "faces": n} for m, v, d, n in groups
-                  if (m, v, d) != self._model]
+    def _stale(self, key):
+        """What other models stored: {"faces", "models": [{model, dim, faces}], "users": [people
+        without a face of key's model], "users_total"} (under the lock)."""
+        groups = self._db.execute("SELECT model_key, dim, COUNT(*) FROM faces GROUP BY model_key, dim "
+                                  "ORDER BY model_key, dim").fetchall()
+        models = [{"model": k, "dim": d, "faces": n} for k, d, n in groups if (k, d) != key]
         users = [r[0] for r in self._db.execute(
-            "SELECT userid FROM users WHERE userid NOT IN (SELECT userid FROM faces WHERE model = ? AND version = ? "
-            "AND dim = ?) ORDER BY userid", self._model)]
+            "SELECT userid FROM users WHERE userid NOT IN (SELECT userid FROM faces WHERE model_key = ? AND dim = ?) "
+            "ORDER BY userid", key or ("", 0))]
         return {"faces": sum(m["faces"] for m in models), "models": models, "users": users[:LISTED_USERS],
                 "users_total": len(users)}
 
-    # ---- the end ----
+    # ---- the file ----
+
+    def _connect(self):
+        """Open the file if it is not open (under the lock); FaceDbUnavailable if it cannot be."""
+        if self._closed:
+            raise FaceDbUnavailable("the face database %s is closed (the service is stopping)" % self.path)
+        if self._db is not None:
+            return
+        try:
+            self._db = open_database(self.path)
+        except FaceDbUnavailable as e:
+            if e.msg != self._error:  # once per cause, not at every request
+                log.error("%s", e.msg)
+            self._error = e.msg
+            raise
+        self._error = None
 
     def close(self):
         with self._lock:
+            self._closed = True
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-    def _check_open(self):
-        if self._db is None:
-            raise FaceDbUnavailable("the face database %s is closed (the service is stopping)" % self.path)
-
-
-class FaceStore:
-    """The one gallery of the service, opened on first need and switched to the model in use:
-    gallery(model_key, dim). Opening is tried again at each call while it fails."""
-
-    def __init__(self, path, max_users, max_faces_per_user):
-        self.path = path
-        self.max_users, self.max_faces_per_user = max_users, max_faces_per_user
-        self._lock = threading.Lock()
-        self._gallery = None
-
-    def gallery(self, model_key, dim):
-        with self._lock:
-            g = self._gallery
-            if g is None:
-                try:
-                    g = FaceGallery(self.path, model_key, dim, self.max_users, self.max_faces_per_user)
-                except FaceDbUnavailable as e:
-                    log.error("%s", e.msg)
-                    raise
-                self._gallery = g
-            elif (g.model_key, g.dim) != (model_key, int(dim)):
-                g.use_model(model_key, dim)
-            return g
-
-    def status(self):
-        """The gallery's status(), or None before it is opened."""
-        g = self._gallery
-        return None if g is None else g.status()
-
-    def close(self):
-        with self._lock:
-            if self._gallery is not None:
-                self._gallery.close()
-                self._gallery = None
 
 
 class _Vectors:
@@ -440,12 +434,26 @@ def unit_rows(vectors, dim):
 
 
 def split_model_key(model_key):
-    """(name, version) of "name@version" (the last @ splits; no @: version "")."""
+    """(name, version) of a model key, for people: "package==version..." (pip's way) splits at
+    the first ==, "name@version" at the last @; else the version is ""."""
     if not isinstance(model_key, str) or not model_key.strip():
-        raise ValueError("a model key must be a non-empty 'name@version', got %r" % (model_key,))
+        raise ValueError("a model key must be a non-empty text such as 'name==version', got %r" % (model_key,))
+    name, sep, version = model_key.partition("==")
+    if sep and name:
+        return name, version
     name, at, version = model_key.rpartition("@")
     return (name, version) if at and name else (model_key, "")
 
 
-def join_model_key(name, version):
-    return "%s@%s" % (name, version) if version else name
+def _key(model_key, dim):
+    split_model_key(model_key)  # ValueError for what is no key
+    dim = int(dim)
+    if dim < 1:
+        raise ValueError("a vector size must be 1 or more, got %d" % dim)
+    return model_key, dim
+
+
+def _rows(vectors):
+    """unit_rows() of vectors, whatever their size."""
+    a = np.asarray(vectors, dtype=np.float32)
+    return unit_rows(a, a.shape[-1] if a.ndim else 0)
