@@ -67,11 +67,14 @@ def person_vector(colour, dim=DIM, photo=None):
 
 
 def picture(colours, size=64, width=320, height=240):
-    """A black picture with one square blob of each colour (b, g, r), left to right, as PNG bytes."""
+    """A black picture with one square blob of each colour (b, g, r), left to right, as PNG bytes;
+    size: the squares' side, or a list of one side per colour."""
+    sizes = size if isinstance(size, (list, tuple)) else [size] * len(colours)
     img = np.zeros((height, width, 3), np.uint8)
-    for i, colour in enumerate(colours):
-        x = 10 + i * (size + 10)
-        img[40:40 + size, x:x + size] = colour
+    x = 10
+    for colour, side in zip(colours, sizes):
+        img[40:40 + side, x:x + side] = colour
+        x += side + 10
     return cv2.imencode(".png", img)[1].tobytes()
 
 

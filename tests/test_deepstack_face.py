@@ -85,6 +85,29 @@ def test_several_pictures_min_confidence_and_match(server):
     assert status == 200 and 0 <= body["similarity"] < 0.1  # cosine about 0, never under 0
 
 
+def test_a_picture_with_several_faces_registers_the_largest(server):
+    assert post(server, "register", files={"image": picture([BLUE, RED], size=[40, 90])}, userid="dan")[0] == 200
+    found = client(server).recognize(picture([RED, BLUE], size=[60, 60]))
+    assert [p["userid"] for p in found] == ["dan", "unknown"]
+
+
+def test_list_and_delete_are_never_shed_for_a_busy_accelerator():
+    from edgeapp.admission import shedder
+
+    class Full:
+        def refuses_now(self, waiting=0):
+            return True
+
+        def status(self):
+            return {"queue_capacity": 4, "queue_depth": 4, "service_ms": 100.0}
+
+    shed = shedder(Full())
+    assert shed(b"POST", b"/v1/vision/face/list", 0) is None
+    assert shed(b"POST", b"/v1/vision/face/delete", 0) is None
+    assert shed(b"POST", b"/v1/vision/face/register", 0).status == 503
+    assert shed(b"POST", b"/v1/vision/face/recognize", 0).status == 503
+
+
 def test_the_threshold_setting_overrides_the_models(tmp_path):
     s = start(tmp_path, face_threshold="0.95")
     try:
