@@ -74,6 +74,7 @@ def test_register_match_list_delete(gallery):
     assert gallery.delete("bob") is True and gallery.delete("bob") is False
     assert gallery.users(KEY, DIM) == ["alice"] and one(gallery, bob[0])[0] == "alice"
     assert gallery.delete("alice") and one(gallery, alice[0]) == (None, 0.0) and gallery.users(KEY, DIM) == []
+    assert gallery.match([], KEY) == [] and gallery.match(np.zeros((0, DIM)), KEY) == []  # no faces, no answers
 
 
 def test_the_nearest_face_wins_whatever_the_order(path):

@@ -225,6 +225,8 @@ class FaceGallery:
         """[(userid, cosine similarity)] of the registered face nearest to each vector (rows of a
         2-d array, a list of vectors, or one vector), among model_key's faces, in one product;
         userid None if none is registered or the similarity is under threshold (-1..1)."""
+        if len(vectors) == 0:
+            return []
         queries = _rows(vectors)
         key = _key(model_key, queries.shape[1])
         snap = self._snaps.get(key)  # one snapshot for the whole call: a register meanwhile does not mix in
