@@ -1,4 +1,5 @@
-"""Property-based tests of every request parser in edgeapp.parsing and of images.image_size.
+"""Property-based tests of every request parser in edgeapp.parsing, of images.image_size, and of
+the DeepStack face routes' fields (facedb.check_userid, deepstack.min_confidence).
 
 Two properties each: on any input a parser returns a value of the right kind or raises the one
 documented EdgeError (never another exception, which would be a 500), and what a well-behaved
@@ -7,6 +8,7 @@ client sends comes back exactly.
 import base64
 import io
 import json
+import sqlite3
 import string
 from urllib.parse import urlencode
 
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from edgeapp import images, parsing
+from edgeapp import deepstack, facedb, images, parsing
 from edgeapp.errors import BadImage, BadRequest, EdgeError, TooLarge
 
 # No example database in the work tree; no deadline (2 cores shared with other test runs).
@@ -289,3 +291,47 @@ def test_image_size_matches_the_real_size(w, h, ext, kind):
     fmt, got_w, got_h = images.image_size(buf.tobytes())
     assert (got_w, got_h) == (w, h)
     assert images.decode(buf.tobytes(), w * h).shape == (h, w, 3)
+
+
+# ---- DeepStack's face fields ---------------------------------------------------------------------
+
+@given(st.one_of(st.none(), any_text, st.integers()))
+@example("unknown")
+@example(" unknown\t")
+@example("\ud800")  # a lone surrogate: SQLite could not store it
+@example("a\x00b")
+@example("x" * 101)
+def test_userid_is_a_storable_name_or_a_bad_request(userid):
+    out = raises_only(facedb.check_userid, userid)
+    if out is None:
+        return
+    assert type(out) is str and out == out.strip() and 0 < len(out) <= facedb.MAX_USERID_CHARS
+    assert out != facedb.UNKNOWN
+    db = sqlite3.connect(":memory:")  # what the gallery stores comes back unchanged
+    db.execute("CREATE TABLE users (userid TEXT PRIMARY KEY)")
+    db.execute("INSERT INTO users VALUES (?)", (out,))
+    assert db.execute("SELECT userid FROM users").fetchone()[0] == out
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=100))
+@example("Zoë Ünal")
+@example("张伟")
+def test_userid_round_trip(name):
+    assume(name.strip() == name and name and name != facedb.UNKNOWN)
+    assert facedb.check_userid(name) == name
+    assert facedb.check_userid(" %s \t" % name) == name
+
+
+@given(st.one_of(st.none(), any_text, st.floats().map(repr)))
+@example("nan")
+@example("1e999")
+@example("1_0")
+def test_min_confidence_is_from_0_to_1_or_a_bad_request(text):
+    out = raises_only(deepstack.min_confidence, text, None)
+    assert out is None or (type(out) is float and 0.0 <= out <= 1.0)
+
+
+@given(st.floats(0.0, 1.0), st.sampled_from(["%r", " %r ", "%.17g"]))
+def test_min_confidence_round_trip(x, form):
+    assert deepstack.min_confidence(form % x, None) == x
+    assert deepstack.min_confidence("", 0.4) == 0.4 and deepstack.min_confidence(None, 0.4) == 0.4

@@ -52,6 +52,9 @@ class Server:
         self.port = free_port()
         self.url = "http://%s:%d" % (self.host, self.port)
         self.log_path = Path(log_dir) / ("%s-%d.log" % (self.name, self.port))
+        # A face database of its own beside its log: never the checkout's build/faces.db, which
+        # one server at a time may hold (facedb locks it), and which is a person's, not a test's.
+        settings.setdefault("face_db", str(Path(log_dir) / ("%s-%d-faces.db" % (self.name, self.port))))
         self.startup_s = None  # seconds from the start to the first healthy answer (wait_ready)
         self.started = time.monotonic()
         with open(str(self.log_path), "wb") as log:

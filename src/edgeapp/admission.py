@@ -14,6 +14,9 @@ from edgeapp.errors import Busy
 RESERVATION = "edgeapp.reservation"  # the request's accel.reserve(), in its WSGI environ
 
 INFERENCE_PATHS = (b"/api/model/service/", b"/v1/vision/")
+# DeepStack routes under INFERENCE_PATHS that never use the accelerator: the face gallery's list
+# and delete (a person asking to be forgotten is not refused because inference is busy).
+NO_INFERENCE_PATHS = (b"/v1/vision/face/list", b"/v1/vision/face/delete")
 
 
 def shedder(accel):
@@ -21,7 +24,8 @@ def shedder(accel):
     from its request line alone, when the accelerator queue is full (counting the `waiting`
     requests the server's threads have not started yet); else None. Never waits."""
     def shed(method, target, waiting=0):
-        if method == b"POST" and target.startswith(INFERENCE_PATHS) and accel.refuses_now(waiting):
+        if (method == b"POST" and target.startswith(INFERENCE_PATHS) and not target.startswith(NO_INFERENCE_PATHS)
+                and accel.refuses_now(waiting)):
             return busy(accel)
         return None
     return shed

@@ -17,7 +17,7 @@ import time
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, budget, callback, deepstack, images, openapi, parsing
+from edgeapp import __version__, budget, callback, deepstack, deepstack_face, images, openapi, parsing
 from edgeapp.admission import reservation, shed_if_full, shedder
 from edgeapp.envelope import EnvelopePlugin, InFlight, JsonErrorApp, error_body, ms, request_timing
 from edgeapp.errors import BadRequest, EdgeError, NotFound, NotReady
@@ -77,6 +77,8 @@ class Api:
         url = getattr(settings, "callback_url", None)
         self.callbacks = callback.Callbacks(url, token=getattr(settings, "callback_token", None)) if url else None
         self.deepstack = deepstack.DeepStack(self)
+        self.faces = deepstack_face.DeepStackFace(self.deepstack)
+        self.faces.open_if_ready()  # the face vectors are in memory before the first request
         self.shed = shedder(accel)
 
     def routes(self):
@@ -87,7 +89,7 @@ class Api:
             ("POST", "/api/model/service/binary", self.service_binary, INFERENCE),
             ("POST", "/api/model/service/binary/mid=<path_mid>", self.service_binary, INFERENCE),
             ("POST", "/api/model/service/multipart", self.service_multipart, INFERENCE),
-        ] + self.deepstack.routes() + [  # DeepStack / CodeProject.AI compatible, on the same models
+        ] + self.deepstack.routes() + self.faces.routes() + [  # DeepStack / CodeProject.AI, on the same models
             ("GET", "/api/models", self.models, ENVELOPE),
             ("POST", "/api/models/reload", self.reload_models, ENVELOPE),
             ("GET", "/metrics", self.prometheus, OWN),
@@ -259,6 +261,9 @@ class Api:
         if self.callbacks is not None:
             data["callbacks"] = self.callbacks.stats()
         data["models"] = self._model_status()
+        faces = self.faces.status()
+        if faces is not None:
+            data["faces"] = faces  # people, faces, memory; faces of another model, to register again
         return data
 
     def _model_status(self):

@@ -109,6 +109,13 @@ def _log_target(text):
     return t
 
 
+def _checkout():
+    """The source checkout this package runs from (an editable install of src/edgeapp), or None."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    checkout = os.path.dirname(os.path.dirname(package))
+    return checkout if os.path.isfile(os.path.join(checkout, "pyproject.toml")) else None
+
+
 def default_model_dir():
     """Where the built bundles are when no setting names a folder: the board's own folder.
 
@@ -116,13 +123,24 @@ def default_model_dir():
     which `make setup` builds; from an installed board tree (PREFIX/lib/python/edgeapp),
     PREFIX/models; else build/models/x86 below the current folder."""
     package = os.path.dirname(os.path.abspath(__file__))
-    checkout = os.path.dirname(os.path.dirname(package))
-    if os.path.isfile(os.path.join(checkout, "pyproject.toml")):
+    checkout = _checkout()
+    if checkout:
         return os.path.join(checkout, "build", "models", "x86")
     board = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(package))), "models")
     if os.path.isdir(board):
         return board
     return os.path.join("build", "models", "x86")
+
+
+BOARD_FACE_DB = "/var/lib/edgeapp/faces.db"
+
+
+def default_face_db():
+    """Where the face database is when no setting names one: from a source checkout, its build/
+    folder (beside the built models: nothing of the host's is touched); on a board, the state
+    folder /var/lib/edgeapp (persistent storage, unlike /run)."""
+    checkout = _checkout()
+    return os.path.join(checkout, "build", "faces.db") if checkout else BOARD_FACE_DB
 
 
 # name: (parser, default, what it is). The environment variable is EDGEAPP_<NAME>.
@@ -148,6 +166,14 @@ FIELDS = {
                       "over the budget: refuse to start, or drop the models that do not fit"),
     "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model (0: its default; x86: OMP_NUM_THREADS of the worker)"),
     "deepstack_detection": (_text, "face", "model name that DeepStack's /v1/vision/detection runs"),
+    "face_db": (_abs_path, default_face_db(),
+                "the face database (SQLite; written at each face register and delete, nowhere else)"),
+    "face_max_users": (lambda s: _integer(s, 1, 100000), 100, "people the face database holds at most"),
+    "face_max_per_user": (lambda s: _integer(s, 1, 1000), 10, "faces (pictures) one person may have at most"),
+    "face_threshold": (lambda s: _number(s, 0, 1), None,
+                       "cosine similarity (0-1) from which a face is recognised as a registered person (none: "
+                       "the face model's own, measured; a DeepStack client's min_confidence may raise it, not "
+                       "lower it)"),
     "callback_url": (_text, None, "URL every inference result is also POSTed to as JSON (none: off)"),
     "callback_token": (_text, None, "sent as 'Authorization: Bearer ...' with each callback"),
     "hang_timeout": (lambda s: _number(s, 0, 3600), 0.0,
@@ -169,7 +195,7 @@ FIELDS = {
 }
 
 # Settings that name files on the target: read below EDGEAPP_ROOT when that is set.
-PATH_FIELDS = ("model_dir", "pidfile", "console", "log")
+PATH_FIELDS = ("model_dir", "pidfile", "console", "log", "face_db")
 
 
 class Settings:

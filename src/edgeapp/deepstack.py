@@ -10,6 +10,9 @@ speaks it drops into their set-ups unchanged. The same models and accelerator se
     POST /v1/vision/custom/list     the bundle names
     GET  /v1/status/updateavailable
 
+and the face recognition routes (/v1/vision/face/register, recognize, list, delete, match), in
+deepstack_face.py, over this class's forms, api_key check and pictures.
+
 Answers (AnswerPlugin): {"success": true, "predictions": [{"label", "confidence", "x_min", "y_min",
 "x_max", "y_max"}], "duration": ms} or {"success": false, "error": "..."} with a 4xx/5xx status.
 """
@@ -60,7 +63,7 @@ class DeepStack:
 
     def vision_custom_list(self):
         fields, _ = self.read_form()
-        self.check_api_key(_field(fields, "api_key"))
+        self.check_api_key(field(fields, "api_key"))
         engine = self.api.engine
         return {"models": sorted(engine.bundles[mid].name for mid in engine.models)}
 
@@ -75,11 +78,9 @@ class DeepStack:
 
     def detect(self, mid):
         fields, files = self.read_form()
-        self.check_api_key(_field(fields, "api_key"))
-        data = files.get("image") or (next(iter(files.values())) if len(files) == 1 else None)
-        if not data:
-            raise BadRequest("send the picture as a multipart file part named 'image'")
-        floor = _min_confidence(_field(fields, "min_confidence"))
+        self.check_api_key(field(fields, "api_key"))
+        data = picture(files)
+        floor = max(MIN_CONFIDENCE_FLOOR, min_confidence(field(fields, "min_confidence"), DEFAULT_MIN_CONFIDENCE))
         results = self.run(mid, data)
         return {"predictions": [_prediction(r) for r in results if r["score"] >= floor]}
 
@@ -91,13 +92,14 @@ class DeepStack:
         raise UnknownModel("no model named %r; see POST /v1/vision/custom/list" % name)
 
     def read_form(self):
-        """(fields, files) of the request's multipart body ({}, {} for none)."""
+        """(fields, files) of the request's form body, multipart or URL-encoded (no files then);
+        ({}, {}) for none."""
         limit = self.api.settings.max_body_bytes
         parsing.check_length(limit)
         body = parsing.read_body(limit)
         if not body:
             return {}, {}
-        if not request.content_type.startswith("multipart/"):
+        if not request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
             raise BadRequest("send multipart/form-data with the picture in a part named 'image'")
         return parsing.form(body)
 
@@ -112,21 +114,24 @@ class DeepStack:
 
     def run(self, mid, data):
         """The results of model mid on the image bytes data, no image rendered."""
+        return self.on_picture(mid, data, lambda decoded, until: self.api.infer(mid, decoded, False, until)["result"])
+
+    def on_picture(self, mid, data, work):
+        """work(decoded, until) on the image bytes data decoded for model mid (Api.decode: after
+        the accelerator's admission), until being the request's deadline."""
         api = self.api
         api.check_model(mid)
         until = time.monotonic() + api.settings.request_timeout
         try:
-            decoded = api.decode(data, [mid], False, until)
-            out = api.infer(mid, decoded, False, until)
+            return work(api.decode(data, [mid], False, until), until)
         finally:
             admission.release(api.accel, request.environ)  # if its job did not take it
-        return out["result"]
 
 
 class AnswerPlugin:
     """DeepStack's answer shape around every route whose config has answer="deepstack": the
-    handler's fields with success true (and the duration in ms beside predictions), or success
-    false with the error and its status. Always a JSON body with a Content-Length."""
+    handler's fields with success true and the duration in ms (as every DeepStack answer has), or
+    success false with the error and its status. Always a JSON body with a Content-Length."""
     name = "deepstack"
     api = 2
 
@@ -138,7 +143,7 @@ class AnswerPlugin:
         def wrapper(*args, **kwargs):
             t0 = time.monotonic()
             out, status = _outcome(callback, args, kwargs)
-            if "predictions" in out:
+            if out["success"]:
                 out["duration"] = int(round((time.monotonic() - t0) * 1000))
             response.status = status
             response.content_type = "application/json; charset=utf-8"
@@ -161,25 +166,40 @@ def _outcome(callback, args, kwargs):
         return {"success": False, "error": "internal error; see the server log"}, 500
 
 
-def _field(fields, name):
+def field(fields, name):
+    """The first value of a form field, or None."""
     values = fields.get(name) or [None]
     return values[0]
 
 
-def _min_confidence(text):
+def picture(files, name="image"):
+    """The picture of a one-picture request: the file part `name`, or the form's only file."""
+    data = files.get(name) or (next(iter(files.values())) if len(files) == 1 else None)
+    if not data:
+        raise BadRequest("send the picture as a multipart file part named %r" % name)
+    return data
+
+
+def min_confidence(text, default):
+    """min_confidence, a number from 0 to 1; default when the field is absent or empty."""
     if text is None or str(text).strip() == "":
-        return DEFAULT_MIN_CONFIDENCE
+        return default
     try:
         value = float(text)
     except ValueError:
         raise BadRequest("min_confidence must be a number from 0 to 1, got %r" % str(text)[:40])
     if not 0.0 <= value <= 1.0:
         raise BadRequest("min_confidence must be from 0 to 1, got %s" % value)
-    return max(MIN_CONFIDENCE_FLOOR, value)
+    return value
+
+
+def box(x1, y1, x2, y2):
+    """DeepStack's box fields: integer pixels."""
+    return {"x_min": int(round(x1)), "y_min": int(round(y1)), "x_max": int(round(x2)), "y_max": int(round(y2))}
 
 
 def _prediction(r):
     loc = r["location"]
-    return {"label": r["label"], "confidence": round(float(r["score"]), 4),
-            "x_min": int(round(loc["left"])), "y_min": int(round(loc["top"])),
-            "x_max": int(round(loc["left"] + loc["width"])), "y_max": int(round(loc["top"] + loc["height"]))}
+    out = {"label": r["label"], "confidence": round(float(r["score"]), 4)}
+    out.update(box(loc["left"], loc["top"], loc["left"] + loc["width"], loc["top"] + loc["height"]))
+    return out

@@ -90,6 +90,24 @@ class RequestTimeout(EdgeError):
     status = 408
 
 
+class FaceLimit(EdgeError):
+    """The face database is full: the most users, or the most faces of one user, the settings allow."""
+    code = 1013
+    status = 409
+
+
+class NoFace(EdgeError):
+    """A picture sent to register, recognise or match has no face the face detector finds."""
+    code = 1014
+    status = 400
+
+
+class FaceDbUnavailable(EdgeError):
+    """The face database cannot be opened or written (disk full, read-only, damaged, newer schema)."""
+    code = 1015
+    status = 503
+
+
 class Internal(EdgeError):
     """Anything unexpected; details go to the log, never to the client."""
     code = 1099

@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of every endpoint, served at GET /api/openapi.json.
 
-Written by hand next to the routes it describes (api.py, deepstack.py); tests/test_openapi.py
-validates it and fuzzes the running service against it with schemathesis.
+Written by hand next to the routes it describes (api.py, deepstack.py, deepstack_face.py);
+tests/test_openapi.py validates it and fuzzes the running service against it with schemathesis.
 """
 from edgeapp import __version__
 
@@ -24,6 +24,8 @@ DS_ANSWER = {"type": "object", "required": ["success"],
              "properties": {"success": {"type": "boolean"}, "error": {"type": "string"},
                             "predictions": {"type": "array", "items": {"type": "object"}},
                             "models": {"type": "array", "items": {"type": "string"}},
+                            "faces": {"type": "array", "items": {"type": "string"}},
+                            "similarity": {"type": "number"}, "message": {"type": "string"},
                             "duration": {"type": "integer"}}}
 
 _MID = {"name": "mid", "in": "query", "required": True, "schema": {"type": "integer"},
@@ -46,7 +48,33 @@ def _responses(ok_schema, *error_statuses, json_ok=True):
 
 _INFER_ERRORS = (400, 401, 404, 408, 413, 503, 504)
 _DS_ERRORS = {str(s): {"description": "error", "content": {"application/json": {"schema": DS_ANSWER}}}
-              for s in (400, 401, 404, 413, 500, 503, 504)}
+              for s in (400, 401, 404, 409, 413, 500, 503, 504)}
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _face_routes():
+    """DeepStack's face recognition routes (deepstack_face.py)."""
+    def post(summary, fields, urlencoded=False):
+        content = {"multipart/form-data": {"schema": {"type": "object", "properties": dict(
+            fields, api_key={"type": "string"})}}}
+        if urlencoded:
+            content["application/x-www-form-urlencoded"] = content["multipart/form-data"]
+        return {"post": {"summary": summary, "requestBody": {"content": content}, "responses": dict(
+            {"200": {"description": "done", "content": {"application/json": {"schema": DS_ANSWER}}}}, **_DS_ERRORS)}}
+
+    userid = {"type": "string", "description": "the person's name"}
+    return {
+        "/v1/vision/face/register": post("DeepStack: register a person's face (one or more pictures)",
+                                         {"userid": userid, "image": _BINARY, "image1": _BINARY, "image2": _BINARY}),
+        "/v1/vision/face/recognize": post("DeepStack: who is in the picture (userid or unknown per face)",
+                                          {"image": _BINARY, "min_confidence": {"type": "number", "minimum": 0,
+                                                                                "maximum": 1}}),
+        "/v1/vision/face/list": post("DeepStack: the registered people", {}, urlencoded=True),
+        "/v1/vision/face/delete": post("DeepStack: delete a person and their faces", {"userid": userid},
+                                       urlencoded=True),
+        "/v1/vision/face/match": post("DeepStack: similarity of the faces in two pictures",
+                                      {"image1": _BINARY, "image2": _BINARY}),
+    }
 
 
 def document():
@@ -107,6 +135,7 @@ def document():
             "200": {"description": "never an update from here",
                     "content": {"application/json": {"schema": DS_ANSWER}}}}}},
     }
+    paths.update(_face_routes())
     return {"openapi": "3.0.3",
             "info": {"title": "edgeapp", "version": __version__,
                      "description": "HTTP model inference on EdgeBoard boards: the EdgeBoard document's API, "

@@ -1,0 +1,196 @@
+"""DeepStack's face recognition routes, over the face-recognition model and the face gallery.
+
+    POST /v1/vision/face/register   userid + one or more pictures (image, image1, image2, ...)
+                                    -> message "face added" (a new person) or "face updated"
+    POST /v1/vision/face/recognize  image, min_confidence -> predictions: [{userid or "unknown",
+                                    confidence, x_min, y_min, x_max, y_max}]
+    POST /v1/vision/face/list       -> faces: [userid]
+    POST /v1/vision/face/delete     userid -> message
+    POST /v1/vision/face/match      image1, image2 -> similarity
+
+Forms are multipart (list and delete also URL-encoded), with api_key as on every DeepStack
+route. confidence and similarity are the cosine similarity of the face vectors, 0 to 1 (the scale
+of the EdgeBoard API's score and of the threshold; DeepStack's own model printed (1 + cosine) / 2,
+which puts two strangers near 0.5). A face is named only from the threshold up (the face model's
+measured one, or EDGEAPP_FACE_THRESHOLD): a client's min_confidence may raise that bar, never
+lower it (deepstack-python sends 0.45 whatever the model, which could name a stranger after the
+nearest person). A registered picture gives its largest face; a picture without a face is
+refused (NoFace), so a registration is all of its pictures or none.
+
+The model is the bundle named FACE_MODEL (type face_rec): model.faces(image, accel) ->
+[face with .box (x1, y1, x2, y2), .score, .vector (unit float32)], and .model_key, .dim and
+.threshold; the key and size say which of the gallery's vectors it may be compared with.
+"""
+import collections
+import re
+
+import numpy as np
+from bottle import request
+
+from edgeapp import admission, deepstack, facedb
+from edgeapp.envelope import request_timing
+from edgeapp.errors import BadRequest, FaceDbUnavailable, NoFace
+
+FACE_MODEL = "face-recognition"
+ROUTE = deepstack.ROUTE
+DEFAULT_THRESHOLD = 0.5  # cosine; for a face model that names no threshold of its own
+
+# A face found in a picture, its box in the full picture's pixels.
+Found = collections.namedtuple("Found", "box score vector")
+
+
+class DeepStackFace:
+    """The face routes over a deepstack.DeepStack (its Api, forms and api_key). The gallery is the
+    engine's (engine.gallery: the one the face_rec model names faces from), else one of its own on
+    the settings' face_db (none: the face routes answer FaceDbUnavailable)."""
+
+    def __init__(self, ds):
+        self.ds, self.api = ds, ds.api
+        settings = ds.api.settings
+        self.gallery = getattr(ds.api.engine, "gallery", None)
+        if self.gallery is None and getattr(settings, "face_db", None):
+            self.gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user)
+        self.threshold = getattr(settings, "face_threshold", None)  # None: the model's own
+
+    def routes(self):
+        return [
+            ("POST", "/v1/vision/face/register", self.face_register, ROUTE),
+            ("POST", "/v1/vision/face/recognize", self.face_recognize, ROUTE),
+            ("POST", "/v1/vision/face/list", self.face_list, ROUTE),
+            ("POST", "/v1/vision/face/delete", self.face_delete, ROUTE),
+            ("POST", "/v1/vision/face/match", self.face_match, ROUTE),
+        ]
+
+    def open_if_ready(self):
+        """Read the face model's vectors now if it is ready (start-up: in memory, and a model
+        change logged, before the first request); errors are logged, not raised."""
+        engine = self.api.engine
+        mids = [mid for mid in engine.models if engine.bundles[mid].name == FACE_MODEL]
+        if mids and self.gallery is not None:
+            model = engine.models[mids[0]]
+            try:
+                self.gallery.use_model(model.model_key, model.dim)
+            except FaceDbUnavailable:  # logged by the gallery; the face routes will say it again
+                pass
+
+    def status(self):
+        """The gallery's figures for /api/status (None without a gallery)."""
+        return None if self.gallery is None else self.gallery.status()
+
+    # ---- the handlers ----
+
+    def face_register(self):
+        fields, files = self.form()
+        pictures = _pictures(files)
+        if not pictures:
+            raise BadRequest("send the person's pictures as multipart file parts (image, or image1, image2, ...)")
+        mid, model, gallery = self.face_model(gallery=True)
+        # The limits before any inference: a refused registration costs nothing.
+        userid = gallery.check_room(deepstack.field(fields, "userid"), len(pictures), model.model_key, model.dim)
+        vectors = [self.main_face(mid, name, data).vector for name, data in pictures]
+        total = gallery.register(userid, vectors, model.model_key)
+        return {"message": "face added" if total == len(vectors) else "face updated", "faces": total}
+
+    def face_recognize(self):
+        fields, files = self.form()
+        data = deepstack.picture(files)
+        asked = deepstack.min_confidence(deepstack.field(fields, "min_confidence"), 0.0)
+        mid, model, gallery = self.face_model(gallery=True)
+        bar = max(self.threshold if self.threshold is not None else getattr(model, "threshold", DEFAULT_THRESHOLD),
+                  asked)
+        faces = self.faces(mid, data)
+        nearest = gallery.match([f.vector for f in faces], model.model_key) if faces else []
+        return {"predictions": [_recognised(f, userid, cosine, bar) for f, (userid, cosine) in zip(faces, nearest)]}
+
+    def face_list(self):
+        self.form()
+        _, model, gallery = self.face_model(gallery=True)
+        return {"faces": gallery.users(model.model_key, model.dim)}
+
+    def face_delete(self):
+        fields, _ = self.form()
+        userid = deepstack.field(fields, "userid")
+        if self.face_model(gallery=True)[2].delete(userid):
+            return {"message": "face deleted"}
+        return {"message": "no person %r was registered" % userid.strip()}
+
+    def face_match(self):
+        pictures = _pictures(self.form()[1])
+        if len(pictures) != 2:
+            raise BadRequest("send two pictures, image1 and image2 (got %d)" % len(pictures))
+        mid, model = self.face_model()
+        a, b = facedb.unit_rows([self.main_face(mid, name, data).vector for name, data in pictures], model.dim)
+        return {"similarity": round(confidence(float(a @ b)), 4)}
+
+    # ---- the steps ----
+
+    def form(self):
+        """(fields, files) of the request's form, once its api_key passed."""
+        fields, files = self.ds.read_form()
+        self.ds.check_api_key(deepstack.field(fields, "api_key"))
+        return fields, files
+
+    def face_model(self, gallery=False):
+        """(mid, model) of the face recognition model, UnknownModel if it is not installed or not
+        ready; with gallery, (mid, model, the gallery switched to this model)."""
+        mid = self.ds.by_name(FACE_MODEL)
+        model = self.api.engine.model(mid)
+        if not gallery:
+            return mid, model
+        if self.gallery is None:
+            raise FaceDbUnavailable("no face database is configured (EDGEAPP_FACE_DB)")
+        if (self.gallery.model_key, self.gallery.dim) != (model.model_key, model.dim):
+            self.gallery.use_model(model.model_key, model.dim)  # a reload brought another model
+        return mid, model, self.gallery
+
+    def faces(self, mid, data):
+        """[Found] in the picture data (boxes in its full-size pixels)."""
+        def work(decoded, until):
+            image, size = decoded
+            found = self.api.engine.faces(mid, image, deadline=until, timing=request_timing(),
+                                          reservation=admission.reservation(request.environ))
+            return [_full_size(f, image.shape, size) for f in found]
+        return self.ds.on_picture(mid, data, work)
+
+    def main_face(self, mid, name, data):
+        """The largest face in the picture named name; NoFace if it has none."""
+        found = self.faces(mid, data)
+        if not found:
+            raise NoFace("no face found in %s: send a picture in which the face is clearly visible" % name)
+        return max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
+def confidence(cosine):
+    """DeepStack's confidence and similarity: the cosine similarity of the two vectors, from 0
+    (unrelated faces, or less) to 1 (the same picture); the scale the threshold is on."""
+    return min(1.0, max(0.0, cosine))
+
+
+def _recognised(face, userid, cosine, bar):
+    """One prediction: the person (DeepStack: "unknown" and confidence 0 under the bar) and the box."""
+    c = confidence(cosine)
+    named = userid is not None and c >= bar
+    out = {"userid": userid if named else "unknown", "confidence": round(c, 4) if named else 0}
+    out.update(deepstack.box(*face.box))
+    return out
+
+
+def _full_size(face, shape, size):
+    """face with its box scaled from the decoded image (shape) to the full picture (size = w, h)
+    and kept inside it."""
+    sx, sy = size[0] / float(shape[1]), size[1] / float(shape[0])
+    x1, y1, x2, y2 = (float(v) for v in face.box)
+    box = (_clip(x1 * sx, size[0]), _clip(y1 * sy, size[1]), _clip(x2 * sx, size[0]), _clip(y2 * sy, size[1]))
+    return Found(box, float(face.score), np.asarray(face.vector, np.float32))
+
+
+def _clip(v, high):
+    return min(max(v, 0.0), float(high))
+
+
+def _pictures(files):
+    """[(name, bytes)] of the form's file parts in a person's order: image, image1, image2, ..., image10."""
+    def order(name):
+        stem, digits = re.match(r"^(.*?)([0-9]{0,9})$", name, re.S).groups()
+        return stem, int(digits) if digits else -1, name
+    return [(name, files[name]) for name in sorted(files, key=order)]
