@@ -15,7 +15,7 @@ import sys
 import cv2
 import numpy as np
 
-from edgeapp import config
+from edgeapp import config, facedb
 from edgeapp.accelerator import Accelerator
 from edgeapp.api import make_app
 from edgeapp.engine import Engine
@@ -37,8 +37,12 @@ class StandInFaceRec:
 
     threshold = 0.6  # cosine: two photos of one person are about 0.92, two people about 0
 
-    def __init__(self, model_key="standin==1", dim=DIM):
-        self.model_key, self.dim = model_key, dim
+    def __init__(self, model_key="standin==1", dim=DIM, gallery=None):
+        self.model_key, self.dim, self.gallery = model_key, dim, gallery
+
+    def bar(self):
+        """As FaceRecognizer.bar(): the gallery's threshold setting, else the model's own."""
+        return self.threshold if self.gallery is None or self.gallery.threshold is None else self.gallery.threshold
 
     def reduction(self, w, h):
         return 1  # Engine.decode asks: decode at full size
@@ -90,10 +94,13 @@ class StandInBundle:
     input_shape = [1, 3, 224, 224]
 
 
-def engine(model_key="standin==1"):
-    """A real Engine serving the stand-in as model MID, named like the real bundle."""
-    e = Engine({}, StandInAccel())
-    e.bundles, e.models = {MID: StandInBundle()}, {MID: StandInFaceRec(model_key)}
+def engine(settings, model_key="standin==1"):
+    """A real Engine serving the stand-in as model MID, named like the real bundle, with the face
+    gallery of the settings, as the service makes it."""
+    gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user,
+                                 settings.face_threshold)
+    e = Engine({}, StandInAccel(), gallery=gallery)
+    e.bundles, e.models = {MID: StandInBundle()}, {MID: StandInFaceRec(model_key, gallery=gallery)}
     return e
 
 
@@ -105,7 +112,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     settings = config.load(flags={"host": args.host, "port": str(args.port)})
-    e = engine(args.model_key)
+    e = engine(settings, args.model_key)
     server = make_http_server(settings, make_app(e, e.accel, settings))
     server.prepare()
     server.serve()

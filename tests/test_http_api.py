@@ -580,6 +580,7 @@ class _Settings:
 
 class _BrokenEngine:
     bundles, models, failed = {}, {}, {}
+    gallery = None  # no face database
 
     def model(self, mid):
         return object()

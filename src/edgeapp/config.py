@@ -165,7 +165,7 @@ FIELDS = {
     "memory_policy": (_choice("refuse", "drop"), "refuse",
                       "over the budget: refuse to start, or drop the models that do not fit"),
     "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model (0: its default; x86: OMP_NUM_THREADS of the worker)"),
-    "deepstack_detection": (_text, "face", "model name that DeepStack's /v1/vision/detection runs"),
+    "deepstack_detection": (_text, "objects", "model name that DeepStack's /v1/vision/detection runs"),
     "face_db": (_abs_path, default_face_db(),
                 "the face database (SQLite; written at each face register and delete, nowhere else)"),
     "face_max_users": (lambda s: _integer(s, 1, 100000), 100, "people the face database holds at most"),

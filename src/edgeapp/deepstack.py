@@ -56,7 +56,7 @@ class DeepStack:
     # ---- the handlers: each returns the answer's fields besides "success" ----
 
     def vision_detection(self):
-        return self.detect(self.by_name(getattr(self.api.settings, "deepstack_detection", None) or FACE_MODEL))
+        return self.detect(self.by_name(self.api.settings.deepstack_detection))
 
     def vision_face(self):
         return self.detect(self.by_name(FACE_MODEL))

@@ -33,7 +33,6 @@ from edgeapp.errors import BadRequest, FaceDbUnavailable, NoFace
 
 FACE_MODEL = "face-recognition"
 ROUTE = deepstack.ROUTE
-DEFAULT_THRESHOLD = 0.5  # cosine; for a face model that names no threshold of its own
 
 # A face found in a picture, its box in the full picture's pixels.
 Found = collections.namedtuple("Found", "box score vector")
@@ -41,16 +40,12 @@ Found = collections.namedtuple("Found", "box score vector")
 
 class DeepStackFace:
     """The face routes over a deepstack.DeepStack (its Api, forms and api_key). The gallery is the
-    engine's (engine.gallery: the one the face_rec model names faces from), else one of its own on
-    the settings' face_db (none: the face routes answer FaceDbUnavailable)."""
+    engine's (engine.gallery: the one the face_rec model names faces from; none: the face routes
+    answer FaceDbUnavailable)."""
 
     def __init__(self, ds):
         self.ds, self.api = ds, ds.api
-        settings = ds.api.settings
-        self.gallery = getattr(ds.api.engine, "gallery", None)
-        if self.gallery is None and getattr(settings, "face_db", None):
-            self.gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user)
-        self.threshold = getattr(settings, "face_threshold", None)  # None: the model's own
+        self.gallery = ds.api.engine.gallery
 
     def routes(self):
         return [
@@ -96,8 +91,7 @@ class DeepStackFace:
         data = deepstack.picture(files)
         asked = deepstack.min_confidence(deepstack.field(fields, "min_confidence"), 0.0)
         mid, model, gallery = self.face_model(gallery=True)
-        bar = max(self.threshold if self.threshold is not None else getattr(model, "threshold", DEFAULT_THRESHOLD),
-                  asked)
+        bar = max(model.bar(), asked)
         faces = self.faces(mid, data)
         nearest = gallery.match([f.vector for f in faces], model.model_key) if faces else []
         return {"predictions": [_recognised(f, userid, cosine, bar) for f, (userid, cosine) in zip(faces, nearest)]}

@@ -67,8 +67,11 @@ class FaceGallery:
     per model), FaceDbUnavailable, and ValueError (vectors of the wrong shape, not finite, or
     zero: a caller's bug)."""
 
-    def __init__(self, path, max_users, max_faces_per_user):
+    def __init__(self, path, max_users, max_faces_per_user, threshold=None):
+        """threshold: the similarity from which a face is named (the face_threshold setting);
+        None: each face model's own (FaceRecognizer.bar())."""
         self.path = path
+        self.threshold = threshold
         self.max_users = int(max_users)
         self.max_faces_per_user = int(max_faces_per_user)
         self.model_key, self.dim = None, None  # the model in use (use_model), for status()

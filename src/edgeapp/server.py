@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from edgeapp import __version__, budget, config, memory, netinfo, pidfile
+from edgeapp import __version__, budget, config, facedb, memory, netinfo, pidfile
 from edgeapp.api import make_app, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
@@ -133,7 +133,7 @@ class Service:
     def __init__(self, settings):
         self.settings = settings
         self.front = Front()
-        self.server = self.http = self.accel = self.engine = self.memory = None
+        self.server = self.http = self.accel = self.engine = self.memory = self.gallery = None
         self.started_at = time.monotonic()
         self.starting = True
         self.stop_asked = threading.Event()
@@ -220,7 +220,9 @@ class Service:
             # In the main thread on purpose: the worker process asks the kernel to kill it when the
             # thread that started it ends (PR_SET_PDEATHSIG is per thread), so that thread must live.
             self.accel, self.memory = _start_within_budget(bundles, settings)
-            self.engine = Engine(bundles, self.accel, reduce=settings.reduced_decode == "on")
+            self.gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user,
+                                              settings.face_threshold)
+            self.engine = Engine(bundles, self.accel, reduce=settings.reduced_decode == "on", gallery=self.gallery)
         except budget.OverBudget as e:
             log.error("%s", e)
             return 1
@@ -274,6 +276,8 @@ class Service:
             except Exception:
                 log.exception("stopping the accelerator failed")
                 code = code or 1
+        if self.gallery is not None:
+            self.gallery.close()
         log.info("stopped")
         return code
 

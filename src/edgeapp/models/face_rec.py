@@ -57,12 +57,19 @@ class FaceRecognizer(ModelType):
         vector = _embedding(outputs, self.dim)
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
+    def bar(self):
+        """The similarity from which a face is named: the gallery's setting, else the model's own."""
+        if self.gallery is not None and self.gallery.threshold is not None:
+            return self.gallery.threshold
+        return self.threshold
+
     def identify(self, faces):
         """[(userid or "unknown", similarity)] for faces, from the gallery at this model's key."""
         if self.gallery is None or not faces:
             return [(UNKNOWN, 0.0) for _ in faces]
         named = self.gallery.match(np.stack([f.vector for f in faces]), self.model_key)
-        return [(user if user is not None and sim >= self.threshold else UNKNOWN, sim) for user, sim in named]
+        bar = self.bar()
+        return [(user if user is not None and sim >= bar else UNKNOWN, sim) for user, sim in named]
 
     def infer(self, image, accel):
         """EdgeBoard results: label = the user id or "unknown", score = the similarity (0 when
