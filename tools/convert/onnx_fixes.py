@@ -133,23 +133,39 @@ def _linear_resizes(graph):
 
 
 def resize_modes(model):
-    """half_pixel -> pytorch_half_pixel for linear Resizes whose every output size is above 1."""
+    """half_pixel -> pytorch_half_pixel for linear Resizes whose every output size is above 1; an
+    asymmetric one given output sizes gets the equivalent scales (x2paddle only knows it as scales)."""
     import onnx
     from onnx import helper
 
     shapes = _shapes(onnx.shape_inference.infer_shapes(model))
-    changed = 0
+    changed = as_scales = 0
     for node, mode in _linear_resizes(model.graph):
-        if mode != b"half_pixel":
-            continue
         out = shapes.get(node.output[0])
-        if not out or any(d is None or d <= 1 for d in out[2:]):
+        if mode == b"asymmetric" and len(node.input) == 4 and node.input[3]:
+            as_scales += _sizes_to_scales(model.graph, node, shapes.get(node.input[0]), out)
+        if mode != b"half_pixel" or not out or any(d is None or d <= 1 for d in out[2:]):
             continue
         keep = [a for a in node.attribute if a.name != "coordinate_transformation_mode"]
         del node.attribute[:]
         node.attribute.extend(keep + [helper.make_attribute("coordinate_transformation_mode", "pytorch_half_pixel")])
         changed += 1
-    return ["%d linear Resize half_pixel -> pytorch_half_pixel (output sizes > 1: the same)" % changed] if changed else []
+    notes = ["%d linear Resize half_pixel -> pytorch_half_pixel (output sizes > 1: the same)" % changed] if changed else []
+    return notes + (["%d asymmetric linear Resize given as scales instead of sizes" % as_scales] if as_scales else [])
+
+
+def _sizes_to_scales(graph, node, in_shape, out_shape):
+    """Resize(x, roi, "", sizes) -> Resize(x, roi, scales) with scales = sizes / input shape."""
+    from onnx import numpy_helper
+    sizes = _initializer(graph, node.input[3])
+    if sizes is None or not in_shape or None in in_shape or len(sizes) != len(in_shape):
+        return 0
+    name = node.output[0] + "__scales"
+    graph.initializer.append(numpy_helper.from_array(
+        np.asarray([float(o) / float(i) for o, i in zip(sizes, in_shape)], np.float32), name))
+    node.input[2] = name
+    del node.input[3]
+    return 1
 
 
 def _shapes(model):
