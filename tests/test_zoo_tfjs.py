@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from support import MODEL_DIR, REPO
+from support import MODEL_DIR, REPO, build_zoo_bundle
 from textimages import iou, loc_box
 
 from tools import build_models
@@ -48,13 +48,7 @@ def objects():
 @pytest.fixture(scope="module")
 def centernet():
     """mid 10 is optional: built into the zoo folder (`make zoo`, or here with --only)."""
-    if not (ZOO_DIR / "objects-centernet" / "model.nb").is_file():
-        import subprocess
-        import sys
-        res = subprocess.run([sys.executable, str(REPO / "tools" / "build_models.py"), "--target", "x86",
-                              "--out", str(ZOO_DIR), "--only", "objects-centernet"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-        assert res.returncode == 0, res.stdout
+    build_zoo_bundle(ZOO_DIR, "objects-centernet")
     return engine_for(ZOO_DIR, 10)
 
 

@@ -61,25 +61,24 @@ def converter_key(fmt=None):
 
 def tool_python(tool_venv=None):
     """The tool venv's python, or a ConvertFailed that says how to make it."""
-    venv = Path(tool_venv or os.environ.get("EDGEAPP_TOOL_VENV") or DEFAULT_TOOL_VENV)
-    py = venv / "bin" / "python"
-    if not py.exists():
-        raise ConvertFailed(
-            "the converter venv is missing: %s not found. Create it with `make tool-venv` (pinned "
-            "tflite2onnx, x2paddle, paddlepaddle, onnx, onnxruntime; about a minute), or pass "
-            "--tool-venv PATH." % py)
-    return str(py)
+    return _venv_python(tool_venv, "EDGEAPP_TOOL_VENV", DEFAULT_TOOL_VENV,
+                        "the converter venv is missing: %s not found. Create it with `make tool-venv` (pinned "
+                        "tflite2onnx, x2paddle, paddlepaddle, onnx, onnxruntime; about a minute), or pass "
+                        "--tool-venv PATH.")
 
 
 def tfjs_python(tfjs_venv=None):
     """The TF.js venv's python, or a ConvertFailed that says how to make it."""
-    venv = Path(tfjs_venv or os.environ.get("EDGEAPP_TFJS_VENV") or DEFAULT_TFJS_VENV)
-    py = venv / "bin" / "python"
+    return _venv_python(tfjs_venv, "EDGEAPP_TFJS_VENV", DEFAULT_TFJS_VENV,
+                        "the TF.js converter venv is missing: %s not found. Create it with `make tool-venv-tfjs` "
+                        "(pinned tensorflow-cpu and tf2onnx, ~1 GB; under a minute with a fast link), or pass "
+                        "--tfjs-venv PATH.")
+
+
+def _venv_python(given, env_name, default, missing):
+    py = Path(given or os.environ.get(env_name) or default) / "bin" / "python"
     if not py.exists():
-        raise ConvertFailed(
-            "the TF.js converter venv is missing: %s not found. Create it with `make tool-venv-tfjs` "
-            "(pinned tensorflow-cpu and tf2onnx, ~1 GB; under a minute with a fast link), or pass "
-            "--tfjs-venv PATH." % py)
+        raise ConvertFailed(missing % py)
     return str(py)
 
 
