@@ -24,6 +24,8 @@ VPY := $(VENV)/bin/python
 # Build-time converters (tflite2onnx, x2paddle, paddlepaddle, onnxruntime...): their own venv, never
 # the service's. The zoo's optional bundles (too big for the default model dir) go to ZOO_DIR.
 TOOL_VENV ?= build/tool-venv
+# TF.js graph models (tools/convert/tfjs.py) need tensorflow + tf2onnx: a venv of their own (~1 GB).
+TOOL_VENV_TFJS ?= build/tool-venv-tfjs
 ZOO_DIR   := build/zoo/$(LITE_TARGET)
 
 # The package is installed into $(VENV) in editable mode (pyproject.toml): no PYTHONPATH. Tools and
@@ -39,7 +41,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv tool-venv-tfjs zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -48,6 +50,8 @@ help:
 	@echo "              $(VENV)/bin/edgeapp-diag work from any folder"
 	@echo "  models      build the model bundles into $(MODEL_DIR) (needs tool-venv for the tflite/onnx ones)"
 	@echo "  tool-venv   create $(TOOL_VENV): the pinned, hash-checked model converters (build time only)"
+	@echo "  tool-venv-tfjs  create $(TOOL_VENV_TFJS): tensorflow-cpu + tf2onnx for the TF.js models (pinned,"
+	@echo "              hash-checked, ~1 GB; build time only)"
 	@echo "  zoo         build the optional zoo bundles (layout: ~930 MB under Lite x86) into $(ZOO_DIR)"
 	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
@@ -78,7 +82,7 @@ help:
 	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS)"
 	@echo "  PYTHON=...         CPython 3.10 for $(VENV) (default: python3.10 on PATH, then pyenv)"
 	@echo "  PYTHON38=...       CPython 3.8 for check-py38 (found the same way)"
-	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)"
+	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)  TOOL_VENV_TFJS=$(TOOL_VENV_TFJS)"
 	@echo "  ARGS=...           extra arguments for 'run'"
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
 	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
@@ -116,11 +120,13 @@ $(VENV)/.installed: $(VENV)/.created requirements.txt requirements-dev.txt pypro
 deps: $(VENV)/.installed
 
 # No stamp here: the tool itself skips bundles that are already built from the same inputs.
-models: deps tool-venv
-	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(MODEL_DIR) --tool-venv $(TOOL_VENV)
+models: deps tool-venv tool-venv-tfjs
+	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(MODEL_DIR) --tool-venv $(TOOL_VENV) \
+	  --tfjs-venv $(TOOL_VENV_TFJS)
 
-zoo: deps tool-venv
-	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(ZOO_DIR) --tool-venv $(TOOL_VENV) --optional
+zoo: deps tool-venv tool-venv-tfjs
+	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(ZOO_DIR) --tool-venv $(TOOL_VENV) \
+	  --tfjs-venv $(TOOL_VENV_TFJS) --optional
 
 # The converters' venv: CPython 3.10 like .venv, every package pinned with its sha256.
 tool-venv: $(TOOL_VENV)/.installed
@@ -131,6 +137,17 @@ $(TOOL_VENV)/.installed: tools/convert/requirements.txt
 	if [ ! -x $(TOOL_VENV)/bin/python ]; then echo "creating $(TOOL_VENV) with $$py"; "$$py" -m venv $(TOOL_VENV); fi
 	$(TOOL_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: \
 	  -r tools/convert/requirements.txt
+	@touch $@
+
+# The same for the TF.js converters: tensorflow-cpu and tf2onnx, with only the packages they import.
+tool-venv-tfjs: $(TOOL_VENV_TFJS)/.installed
+
+$(TOOL_VENV_TFJS)/.installed: tools/convert/requirements-tfjs.txt
+	@py="$(PYTHON)"; \
+	if [ -z "$$py" ]; then echo "error: no CPython 3.10 found for $(TOOL_VENV_TFJS); pass PYTHON=..." >&2; exit 1; fi; \
+	if [ ! -x $(TOOL_VENV_TFJS)/bin/python ]; then echo "creating $(TOOL_VENV_TFJS) with $$py"; "$$py" -m venv $(TOOL_VENV_TFJS); fi
+	$(TOOL_VENV_TFJS)/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: \
+	  -r tools/convert/requirements-tfjs.txt
 	@touch $@
 
 test: setup check-py38 test-tools

@@ -96,8 +96,9 @@ def text_jpeg(text_image):
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory):
-    """astronaut.png and coffee.png out of the sha256-checked scikit-image wheel (downloaded once).
-    skimage/data/astronaut.png: Eileen Collins, NASA, public domain; coffee.png: CC0 (Rachel Michetti)."""
+    """astronaut.png, chelsea.png and coffee.png out of the sha256-checked scikit-image wheel (downloaded
+    once). skimage/data/astronaut.png: Eileen Collins, NASA, public domain; chelsea.png: CC0 (Stefan
+    van der Walt); coffee.png: CC0 (Rachel Michetti)."""
     import zipfile
     from tools import build_models
     sources = build_models.load_sources(REPO / "models")
@@ -105,7 +106,7 @@ def photos(tmp_path_factory):
     out = tmp_path_factory.mktemp("photos")
     images = {}
     with zipfile.ZipFile(str(wheel)) as zf:
-        for name in ("astronaut", "coffee"):
+        for name in ("astronaut", "chelsea", "coffee"):
             data = zf.read("skimage/data/%s.png" % name)
             images[name] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             (out / (name + ".png")).write_bytes(data)

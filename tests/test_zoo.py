@@ -7,15 +7,13 @@ image) and is stored here: left 180, top 82, right 274, bottom 176 in the 512 x 
 Document pages are drawn by docpage() with OpenCV, their regions known.
 """
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import requests
 
-from support import MODEL_DIR, REPO
+from support import MODEL_DIR, REPO, build_zoo_bundle
 from textimages import encode, iou, loc_box
 
 from tools import build_models
@@ -34,11 +32,7 @@ def zoo(local_engine):
 @pytest.fixture(scope="module")
 def layout_engine():
     """mid 6 (layout) on its own: it is built into build/zoo/x86 (`make zoo`), not the default dir."""
-    if not (ZOO_DIR / "layout" / "model.nb").is_file():
-        res = subprocess.run([sys.executable, str(REPO / "tools" / "build_models.py"), "--target", "x86",
-                              "--out", str(ZOO_DIR), "--only", "layout"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-        assert res.returncode == 0, res.stdout
+    build_zoo_bundle(ZOO_DIR, "layout")
     from edgeapp.accelerator import LocalAccelerator
     from edgeapp.bundle import load_bundles
     from edgeapp.engine import Engine

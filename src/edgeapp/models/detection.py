@@ -3,7 +3,9 @@
 PostProcess.decode says what the model's outputs are:
 - "nms": NMS done inside the model: rows [class, score, x1, y1, x2, y2] ([N, 6] or [1, N, 6]),
   optionally followed by the box-count output (then only the first count rows are read). Rows with
-  class < 0 are padding.
+  class < 0 are padding. PostProcess.row_layout "box_score_class" reads rows [x1, y1, x2, y2, score,
+  class] instead (CenterNet's top-k output); the default is "class_score_box". PostProcess.extra_nms
+  true runs OpenCV's per-class NMS over those rows too (CenterNet's top-k keeps near-duplicates).
 - "boxes_scores": the tensors a multiclass NMS would take: boxes [1, M, 4] (x1, y1, x2, y2) and
   scores [1, C, M] (or [1, M, C]). tools/bundle.py cuts the NMS off PaddleDetection exports so
   that every output has a fixed size; PicoDet exported without NMS gives these too.
@@ -24,6 +26,8 @@ from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
 DECODERS = ("nms", "boxes_scores", "gfl")
+# decode "nms": where class, score, x1, y1, x2, y2 sit in a model's rows, by PostProcess.row_layout
+ROW_LAYOUTS = {"class_score_box": [0, 1, 2, 3, 4, 5], "box_score_class": [5, 4, 0, 1, 2, 3]}
 
 
 class Detector(ModelType):
@@ -43,6 +47,10 @@ class Detector(ModelType):
         self.background = -1 if self.background is None else int(self.background)
         self.normalized = bool(post.get("normalized", False))
         self.scores_layout = post.get("scores_layout", "CM")
+        self.extra_nms = bool(post.get("extra_nms", False))
+        self.row_order = ROW_LAYOUTS.get(post.get("row_layout", "class_score_box"))
+        if self.row_order is None:
+            raise ValueError("PostProcess.row_layout %r: use one of %s" % (post.get("row_layout"), ", ".join(ROW_LAYOUTS)))
         self.strides = [int(s) for s in post.get("strides", [8, 16, 32, 64])]
 
     # -- steps -----------------------------------------------------------------------------------
@@ -54,6 +62,8 @@ class Detector(ModelType):
         """Model outputs -> [(class, score, x1, y1, x2, y2)] in original pixels, best first."""
         if self.decode == "nms":
             rows = self._nms_rows(outputs)
+            if self.extra_nms and rows.size:
+                rows = self._rows_nms(rows)
         else:
             boxes, scores = self._boxes_scores(outputs) if self.decode == "boxes_scores" else self._gfl(outputs)
             rows = self._opencv_nms(boxes, scores)
@@ -93,7 +103,17 @@ class Detector(ModelType):
             raise ValueError("decode 'nms' expects rows of 6 values, the model gives %d" % rows.shape[1])
         if len(outputs) > 1 and np.asarray(outputs[1]).size >= 1:
             rows = rows[:max(0, int(np.asarray(outputs[1]).reshape(-1)[0]))]
-        return rows.copy()
+        rows = rows[np.isfinite(rows).all(axis=1)]  # a NaN row (an empty top-k slot) is no object
+        return rows[:, self.row_order]  # fancy indexing: a copy, in the order [class, score, box]
+
+    def _rows_nms(self, rows):
+        """[class, score, box] rows through _opencv_nms: each row's score in its class's column."""
+        classes = rows[:, 0].astype(np.int64)
+        keep = (classes >= 0) & (classes < max(len(self.bundle.labels), 1))
+        rows, classes = rows[keep], classes[keep]
+        scores = np.zeros((len(rows), max(len(self.bundle.labels), 1)), np.float32)
+        scores[np.arange(len(rows)), classes] = rows[:, 1]
+        return self._opencv_nms(rows[:, 2:6], scores)
 
     def _boxes_scores(self, outputs):
         if len(outputs) < 2:
