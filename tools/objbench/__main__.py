@@ -109,18 +109,19 @@ def read_back(args):
         if name.startswith("results-") and name.endswith(".json"):
             with open(os.path.join(args.set_dir, name), encoding="utf-8") as f:
                 results[name[len("results-"):-len(".json")]] = json.load(f)
+    wanted = {img["id"] for img in index["images"]}
+    for name, res in results.items():
+        if "error" not in res and {p["id"] for p in res["photos"]} != wanted:
+            raise SystemExit("%s: results-%s.json is not of the set's photos: run again without --rescore"
+                             % (args.set_dir, name))
     return index, results
 
 
 def main(argv=None):
     args = parse_args(argv)
     index, results = (read_back if args.rescore else measure)(args)
-    about_run = os.path.join(args.set_dir, "header.json")  # the measurement's own date, commit and machine
-    if not args.rescore:
-        with open(about_run, "w", encoding="utf-8") as f:
-            json.dump(header(args, results), f, ensure_ascii=False)
-    with open(about_run, encoding="utf-8") as f:
-        text = report.markdown(index, results, json.load(f))
+    lines = meta.kept_header(args.set_dir, None if args.rescore else lambda: header(args, results))
+    text = report.markdown(index, results, lines)
     print(text)
     with open(os.path.join(args.set_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)
