@@ -110,3 +110,13 @@ def photos(tmp_path_factory):
             images[name] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             (out / (name + ".png")).write_bytes(data)
     return images
+
+
+@pytest.fixture(scope="session")
+def face_photos():
+    """Photos of tools/faceset/people.json for the face recognition tests, by image id, out of the
+    sha256-checked face-recognition sdist (downloaded once into build/cache, or EDGEAPP_PACKAGE_CACHE):
+    "obama" (obama.jpg, to register), "obama3" (another photograph of him, to recognise) and "biden"
+    (a different person: unknown). Official White House photos, public domain; see people.json."""
+    from tools import faceset
+    return faceset.photos(["obama", "obama3", "biden"])

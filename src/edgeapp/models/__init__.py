@@ -18,6 +18,7 @@ TYPES = {
     "ctc_rec": ("ctc_rec", "Recognizer"),
     "db_det": ("db_det", "TextDetector"),
     "detection": ("detection", "Detector"),
+    "face_rec": ("face_rec", "FaceRecognizer"),
     "ocr": ("ocr", "OcrPipeline"),
 }
 
@@ -28,6 +29,8 @@ def type_class(name):
     return getattr(importlib.import_module("edgeapp.models." + module), cls)
 
 
-def build(bundle, bundles):
-    """The model object for a bundle; bundles lets a pipeline use other bundles' models."""
-    return type_class(bundle.type)(bundle, bundles)
+def build(bundle, bundles, gallery=None):
+    """The model object for a bundle; bundles lets a pipeline use other bundles' models, and a
+    type that names faces (uses_gallery) gets the face gallery (edgeapp.facedb)."""
+    cls = type_class(bundle.type)
+    return cls(bundle, bundles, gallery) if cls.uses_gallery else cls(bundle, bundles)

