@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from tools import packagefiles
 from tools.bench import meta
 from tools.launch import MODEL_DIR, REPO, child_env
 from tools.objbench import photos, report, sheet
@@ -31,7 +32,7 @@ def parse_args(argv):
     p.add_argument("--bundle-dir", action="append", default=[], help="a candidate bundle folder (repeatable)")
     p.add_argument("--set-dir", default=str(REPO / "build" / "objbench-set"),
                    help="where the photos, the candidates' JSON and the report go (default build/objbench-set)")
-    p.add_argument("--cache", default=str(REPO / "build" / "cache"),
+    p.add_argument("--cache", default=str(packagefiles.CACHE),
                    help="folder of the pinned packages the photos come from (downloaded there once)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run (default 1; 0: unset)")
     p.add_argument("--rescore", action="store_true",
@@ -82,8 +83,9 @@ def header(args, results):
             "shape; its detections at its own PostProcess.score_thresh. A detection is right when it has a true "
             "object's class and IoU >= 0.5 with its box, one detection per object, best IoU first; difficult objects "
             "count neither way. ms/photo: Engine.infer's wall time (fit, tensor, run, decode, NMS), median after one "
-            "untimed photo; accelerator ms: the model's run alone; model memory: the RSS the bundle's loading and "
-            "warm-up took (model_status); peak RSS: the process's VmHWM (Python, OpenCV, runtime, model).",
+            "untimed photo; accelerator ms: the model's run alone (median of every run, the score-floor runs "
+            "too); model memory: the RSS the bundle's loading and warm-up took (model_status); peak RSS: the "
+            "process's VmHWM (Python, OpenCV, runtime, model).",
             "Candidates: %s." % "; ".join("%s: %s, %s" % (n, r["bundle"]["description"] or r["bundle"]["type"],
                                                         _built(r["bundle"])) for n, r in results.items())]
 

