@@ -81,7 +81,7 @@ def header(args, results):
                 args.threads if args.threads > 0 else "unset", m["loadavg"]),
             "Each candidate alone in its own process: Engine + LocalAccelerator, the bundle warmed up at its input "
             "shape; its detections at its own PostProcess.score_thresh. A detection is right when it has a true "
-            "object's class and IoU >= 0.5 with its box, one detection per object, best IoU first; difficult objects "
+            "object's class and IoU >= 0.5 with its box, one detection per object, strongest detection first; difficult objects "
             "count neither way. ms/photo: Engine.infer's wall time (fit, tensor, run, decode, NMS), median after one "
             "untimed photo; accelerator ms: the model's run alone (median of every run, the score-floor runs "
             "too); model memory: the RSS the bundle's loading and warm-up took (model_status); peak RSS: the "
