@@ -53,7 +53,7 @@ def main_table(index, results):
 
 def sweep_table(index, results):
     """Precision / recall over all groups at other score thresholds (the floor run)."""
-    rows = ["| candidate | %s |" % " | ".join("≥ %.1f" % t for t in SWEEP),
+    rows = ["| candidate | %s |" % " | ".join("≥ %g" % t for t in SWEEP),
             "|---|%s" % ("---|" * len(SWEEP))]
     for name, res in results.items():
         if "error" in res:
