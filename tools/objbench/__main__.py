@@ -111,6 +111,7 @@ def read_back(args):
         if name.startswith("results-") and name.endswith(".json"):
             with open(os.path.join(args.set_dir, name), encoding="utf-8") as f:
                 results[name[len("results-"):-len(".json")]] = json.load(f)
+    results = dict(sorted(results.items(), key=lambda kv: kv[1]["bundle"]["id"]))  # by mid, as measured
     wanted = {img["id"] for img in index["images"]}
     for name, res in results.items():
         if "error" not in res and {p["id"] for p in res["photos"]} != wanted:
