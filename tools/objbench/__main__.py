@@ -16,7 +16,7 @@ import time
 from tools import packagefiles
 from tools.bench import meta
 from tools.launch import MODEL_DIR, REPO, child_env
-from tools.objbench import photos, report, sheet
+from tools.objbench import photos, report, runner, sheet
 
 CANDIDATES = ("objects", "objects-centernet", "objects-nanodet")
 ZOO_DIR = str(REPO / "build" / "zoo" / "x86")
@@ -65,8 +65,15 @@ def run_candidate(name, folder, args):
     sys.stderr.write("objbench: %s (%s) ...\n" % (name, folder))
     t0 = time.monotonic()
     env = child_env({"OMP_NUM_THREADS": str(args.threads)} if args.threads > 0 else {})
-    subprocess.run([sys.executable, "-m", "tools.objbench.runner", "--bundle", folder, "--set", args.set_dir,
-                    "--out", out], cwd=str(REPO), env=env, check=True, timeout=RUN_TIMEOUT)
+    try:
+        subprocess.run([sys.executable, "-m", "tools.objbench.runner", "--bundle", folder, "--set", args.set_dir,
+                        "--out", out], cwd=str(REPO), env=env, check=True, timeout=RUN_TIMEOUT)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        # One broken candidate (a crash in Paddle Lite ends its process) must not hide the others.
+        why = ("timed out after %d s" % RUN_TIMEOUT if isinstance(e, subprocess.TimeoutExpired)
+               else "its process exited with status %d" % e.returncode)
+        sys.stderr.write("objbench: %s failed: %s\n" % (name, why))
+        return {"bundle": runner.about(runner.load_bundle(folder), {}), "error": why}
     sys.stderr.write("objbench: %s done in %.0f s\n" % (name, time.monotonic() - t0))
     with open(out, encoding="utf-8") as f:
         return json.load(f)
