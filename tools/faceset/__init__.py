@@ -10,14 +10,13 @@ the sdist has the photos) and their sha256 checked; nothing of them is kept in t
     load()                  people.json, checked
     photos(ids, cache)      {image id: BGR photo}, for the benchmark and the tests
 """
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from tools import packagefiles
-from tools.packagefiles import CACHE, read_member
+from tools.packagefiles import CACHE, load_checked, read_member
 
 PEOPLE = Path(__file__).resolve().with_name("people.json")
 IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "licence")
@@ -25,12 +24,7 @@ IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "lic
 
 def load(path=PEOPLE):
     """people.json, checked (ValueError naming every problem)."""
-    with open(str(path), encoding="utf-8") as f:
-        data = json.load(f)
-    problems = check(data)
-    if problems:
-        raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
-    return data
+    return load_checked(path, check)
 
 
 def check(data):

@@ -18,19 +18,14 @@ import numpy as np
 
 from tools import build_models
 from tools.objbench.classes import COCO_NAMES
-from tools.packagefiles import CACHE, REPO, fetch_packages, read_member
+from tools.packagefiles import CACHE, REPO, fetch_packages, load_checked, read_member
 
 LABELS = Path(__file__).resolve().with_name("labels.json")
 
 
 def load(path=LABELS):
     """labels.json, checked (ValueError naming every problem)."""
-    with open(str(path), encoding="utf-8") as f:
-        data = json.load(f)
-    problems = check(data)
-    if problems:
-        raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
-    return data
+    return load_checked(path, check)
 
 
 def check(data):
