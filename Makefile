@@ -41,7 +41,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv tool-venv-tfjs zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -71,6 +71,9 @@ help:
 	@echo "  bench-faces  setup, then python -m tools.facebench: face verification (mid 9) on real photos of"
 	@echo "              five people from pinned packages (tools/faceset), by crop scale: similarity distributions,"
 	@echo "              threshold, error rates; report into BENCHMARKS.md (a minute; FACEBENCH_ARGS=...)"
+	@echo "  bench-objects  setup, zoo, then python -m tools.objbench: the COCO detector candidates (mid 8 and"
+	@echo "              the zoo's) on real photos with hand-written boxes (tools/objbench/labels.json):"
+	@echo "              precision/recall per class group, ms, memory; report into BENCHMARKS.md (OBJBENCH_ARGS=...)"
 	@echo "  soak        setup, then python -m tools.soak: a real server at ~80% of its capacity for SOAK_SECONDS,"
 	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
 	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
@@ -88,6 +91,7 @@ help:
 	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
 	@echo "  OCRBENCH_ARGS=...  extra arguments for python -m tools.ocrbench in 'bench-accuracy' (e.g. --quick)"
 	@echo "  FACEBENCH_ARGS=... extra arguments for python -m tools.facebench in 'bench-faces' (e.g. --scales 1.0,1.4)"
+	@echo "  OBJBENCH_ARGS=...  extra arguments for python -m tools.objbench in 'bench-objects' (e.g. --sheet)"
 	@echo "  SOAK_SECONDS=1800  how long 'soak' loads the server; SOAK_ARGS=... more python -m tools.soak options"
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
 	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
@@ -209,6 +213,11 @@ bench-accuracy: setup tool-venv test-tools
 # Face verification: the photos come out of pinned packages (models/sources.json) into build/cache.
 bench-faces: setup
 	$(VPY) -m tools.facebench --model-dir $(MODEL_DIR) --out BENCHMARKS.md $(FACEBENCH_ARGS)
+# Object detection accuracy: the photos come out of pinned packages (models/sources.json, fetched into
+# build/cache once); the candidates are mid 8 (objects) and the zoo's optional COCO detectors.
+bench-objects: setup zoo
+	$(VPY) -m tools.objbench --model-dir $(MODEL_DIR) --zoo-dir $(ZOO_DIR) --threads $(LITE_THREADS) \
+	  --out BENCHMARKS.md $(OBJBENCH_ARGS)
 
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
 soak: setup

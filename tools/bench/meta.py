@@ -1,4 +1,5 @@
 """What the report says about the run itself: the machine, the git commit, edgeapp's version."""
+import json
 import os
 import platform
 import subprocess
@@ -71,3 +72,15 @@ def display(path):
     """path relative to the current directory when it is below it."""
     rel = os.path.relpath(path, os.getcwd())
     return path if rel.startswith("..") else rel
+
+
+def kept_header(folder, make=None):
+    """The header lines of a measurement kept beside its results in folder/header.json: written
+    from make() when given (a new measurement), read back as they are otherwise (a report made
+    again from the same results keeps the measurement's own date, commit and machine)."""
+    path = os.path.join(folder, "header.json")
+    if make is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(make(), f, ensure_ascii=False)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

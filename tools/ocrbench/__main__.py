@@ -128,12 +128,8 @@ def read_back(args):
 def main(argv=None):
     args = parse_args(argv)
     index, results = (read_back if args.rescore else read_set)(args)
-    about_run = os.path.join(args.set_dir, "header.json")  # the measurement's own date, commit and machine
-    if not args.rescore:
-        with open(about_run, "w", encoding="utf-8") as f:
-            json.dump(header(args, index, results), f, ensure_ascii=False)
-    with open(about_run, encoding="utf-8") as f:
-        text = report.markdown(index, results, json.load(f))
+    lines = meta.kept_header(args.set_dir, None if args.rescore else lambda: header(args, index, results))
+    text = report.markdown(index, results, lines)
     print(text)
     with open(os.path.join(args.set_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)
