@@ -431,7 +431,8 @@ def test_models(url):
     models = ok(requests.get(url + "/api/models"))
     assert [(m["id"], m["name"], m["type"]) for m in models] == [
         (1, "ppocr-det", "db_det"), (2, "text-direction", "classify"), (3, "ppocr", "ocr"),
-        (4, "face", "blazeface"), (5, "doc-orientation", "classify"), (7, "face-far", "blazeface")]
+        (4, "face", "blazeface"), (5, "doc-orientation", "classify"), (7, "face-far", "blazeface"),
+        (8, "objects", "detection"), (9, "face-recognition", "face_rec")]
     for m in models:
         assert m["ready"] is True and m["reason"] is None
         assert len(m["input_shape"]) == 4 and isinstance(m["labels"], list)
@@ -446,7 +447,7 @@ def test_health_is_ready_and_fast(url):
     elapsed = time.monotonic() - t0
     data = ok(resp)
     assert data["ready"] is True and data["state"] == "ready"
-    assert data["models_ready"] == [1, 2, 3, 4, 5, 7] and data["models_failed"] == []
+    assert data["models_ready"] == [1, 2, 3, 4, 5, 7, 8, 9] and data["models_failed"] == []
     assert elapsed < 0.2
 
 
@@ -492,7 +493,7 @@ def test_status_counts_requests(url, text_jpeg):
                 "requests_in_flight", "models"):
         assert key in status
     models = {m["id"]: m for m in status["models"]}
-    assert sorted(models) == [1, 2, 3, 4, 5, 7]
+    assert sorted(models) == [1, 2, 3, 4, 5, 7, 8, 9]
     assert models[2]["requests"] == before[2]["requests"] + 1
     assert set(models[2]["latency_ms"]) == {"p50", "p95", "p99"} and models[2]["latency_ms"]["p50"] > 0
 

@@ -27,8 +27,9 @@ def text_page():
 
 def test_models_are_the_documented_ones(engine):
     names = {mid: b.name for mid, b in engine.bundles.items()}
-    assert names == {1: "ppocr-det", 2: "text-direction", 3: "ppocr", 4: "face", 5: "doc-orientation", 7: "face-far"}
-    assert sorted(engine.models) == [1, 2, 3, 4, 5, 7] and engine.failed == {}
+    assert names == {1: "ppocr-det", 2: "text-direction", 3: "ppocr", 4: "face", 5: "doc-orientation", 7: "face-far",
+                     8: "objects", 9: "face-recognition"}
+    assert sorted(engine.models) == [1, 2, 3, 4, 5, 7, 8, 9] and engine.failed == {}
 
 
 def test_warm_up_reports_memory_per_model(engine):
