@@ -357,7 +357,8 @@ def round_state(state, logs, after):
     candidates = [state]
     for op in pending:
         candidates += [applied(s, *op) for s in candidates]
-    assert after in candidates, "an unanswered operation was half done: %s" % pending
+    assert after in candidates, "not the operations answered 200, with each unanswered one whole or not at all " \
+        "(unanswered: %s)" % pending
     landed = sum(after.get(op[1]) == applied(state, *op).get(op[1]) for op in pending)
     return after, done, len(pending), landed
 
