@@ -46,6 +46,9 @@ class Server:
     after `name` and the port in log_dir. Subclasses may run another command (command())."""
 
     name = "server"
+    # Start it in a session (and process group) of its own: the accelerator worker it starts is in
+    # that group too, so a test can kill the whole service at once, as a power cut does.
+    own_process_group = False
 
     def __init__(self, log_dir, model_dir=MODEL_DIR, args=(), **settings):
         self.host = "127.0.0.1"
@@ -60,7 +63,8 @@ class Server:
         with open(str(self.log_path), "wb") as log:
             self.proc = subprocess.Popen(self.command(str(model_dir)) + list(args),
                                          env=server_env(model_dir, **settings), cwd=str(REPO), stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=self.own_process_group)
 
     def command(self, model_dir):
         """The command line (the model dir is in the environment too)."""
