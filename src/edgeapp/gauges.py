@@ -1,6 +1,7 @@
 """The service's figures read when they are asked for: the accelerator's status as /api/status and
 /api/health document it, and the gauge families GET /metrics adds to the request counters
-(queue, models, memory, restarts, callbacks), as (name, help, type, samples) for Metrics.render."""
+(queue, models, memory, restarts, callbacks, the face database), as (name, help, type, samples)
+for Metrics.render."""
 from edgeapp.memory import rss_bytes
 
 
@@ -24,6 +25,7 @@ def gauges(engine, accel, in_flight, callbacks):
     ]
     g += _model_gauges(engine, accel)
     g.append(_rss_gauge(st.get("worker_pid")))
+    g += face_gauges(engine.gallery)
     if callbacks is not None:
         cs = callbacks.stats()
         g.append(("edgeapp_callbacks_total", "Result callbacks by outcome.", "counter",
@@ -49,3 +51,26 @@ def _rss_gauge(worker_pid):
     return ("edgeapp_process_resident_memory_bytes", "RSS of the edgeapp processes.", "gauge",
             [({"process": "http"}, rss_bytes())] + ([({"process": "worker"}, rss_bytes(worker_pid))]
                                                     if worker_pid else []))
+
+
+def face_gauges(gallery):
+    """The face database (gallery.status(), as /api/status's `faces`); none without a gallery.
+    No labels: one database, one face model in use. While the file cannot be opened only
+    edgeapp_face_db_ok (0) and the limit have a sample: the figures are unknown then, not 0."""
+    if gallery is None:
+        return []
+    st = gallery.status()
+    other = st.get("other_models") or {}
+    figures = (
+        ("edgeapp_face_db_ok", "1 if the face database is open and usable, 0 if it cannot be opened (see the log).",
+         0 if "error" in st else 1),
+        ("edgeapp_face_people", "People the face model in use can recognise.", st.get("users")),
+        ("edgeapp_faces", "Faces (vectors) of the face model in use.", st.get("faces")),
+        ("edgeapp_face_memory_bytes", "Memory of the face vectors held for matching.", st.get("memory_bytes")),
+        ("edgeapp_face_people_limit", "People the face database may hold (EDGEAPP_FACE_MAX_USERS).",
+         st.get("max_users")),
+        ("edgeapp_faces_other_models", "Faces stored for other face models: kept, never matched.", other.get("faces")),
+        ("edgeapp_face_people_to_register_again", "People with faces of other face models only (after a model "
+         "change): not recognised until registered again.", other.get("users_total")),
+    )
+    return [(name, help_text, "gauge", [({}, value)]) for name, help_text, value in figures]

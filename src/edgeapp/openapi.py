@@ -116,7 +116,7 @@ def document():
                                         "responses": _responses(_envelope({"type": "object"}), 401, 404, 503)}},
         "/api/health": {"get": {"summary": "Liveness and readiness",
                                 "responses": _responses(_envelope({"type": "object"}), 503)}},
-        "/api/status": {"get": {"summary": "Queue, worker, memory and per-model figures",
+        "/api/status": {"get": {"summary": "Queue, worker, memory, per-model figures and the face database (faces)",
                                 "responses": _responses(_envelope({"type": "object"}), 401)}},
         "/api/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3",

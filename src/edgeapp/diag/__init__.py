@@ -1,8 +1,9 @@
 """edgeapp-diag: what a person on the board's serial console needs to know, within 2 seconds.
 
     edgeapp-diag [summary]          version, board, addresses and URLs, service state, models,
-                                    queue, latency, memory, temperature, disk, last log lines;
-                                    exit status 1 when the service is not healthy
+                                    the face database, queue, latency, memory, temperature,
+                                    disk, last log lines; exit status 1 when the service is not
+                                    healthy (a face database that cannot be opened included)
     edgeapp-diag selftest           every model on the sample image in its bundle, through the
                                     running service (in-process when it is down), checked against
                                     the result the bundle expects

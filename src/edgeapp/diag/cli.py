@@ -72,7 +72,7 @@ def parser():
     p.add_argument("--config", metavar="FILE", help="settings file (default: $EDGEAPP_CONFIG)")
     p.add_argument("--version", action="version", version="edgeapp " + __version__)
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("summary", help="service state, models, memory, temperature, log (the default)")
+    sub.add_parser("summary", help="service state, models, faces, memory, temperature, log (the default)")
     ps = sub.add_parser("selftest", help="run every model on its bundled sample and check the result")
     ps.add_argument("--in-process", action="store_true", help="load the models here even if the service runs")
     pc = sub.add_parser("config", help="the settings in force and where each comes from")

@@ -56,6 +56,39 @@ class ServiceAnswers:
     def wants_token(self):
         return self.models is not None and self.models.status == 401
 
+    def face_db(self):
+        """The face database as /api/status reports it (FaceDbFacts), or None when it does not
+        (no answer, or a service without a face gallery)."""
+        return FaceDbFacts.from_status((self.status_data() or {}).get("faces"))
+
+
+@dataclass
+class FaceDbFacts:
+    """/api/status's `faces` (edgeapp.facedb.FaceGallery.status()): what a person needs of it."""
+
+    path: str
+    error: Optional[str] = None        # why the file cannot be opened (then nothing below is known)
+    model: Optional[str] = None        # the face model's key in use; None: no face model serves
+    people: Optional[int] = None       # people with a face of that model
+    faces: Optional[int] = None        # their faces (vectors)
+    memory_bytes: Optional[int] = None  # the vectors in memory
+    max_people: Optional[int] = None
+    # Stored for other models only, kept but never matched: after a model change, the people
+    # to register again (a few of their names), and the faces of other models.
+    to_register: int = 0
+    to_register_names: List[str] = field(default_factory=list)
+    other_faces: int = 0
+
+    @classmethod
+    def from_status(cls, st):
+        if not isinstance(st, dict):
+            return None
+        other = st.get("other_models") if isinstance(st.get("other_models"), dict) else {}
+        names = other.get("users") if isinstance(other.get("users"), list) else []
+        return cls(str(st.get("path") or "?"), st.get("error"), st.get("model"), st.get("users"),
+                   st.get("faces"), st.get("memory_bytes"), st.get("max_users"),
+                   other.get("users_total") or len(names), [str(n) for n in names], other.get("faces") or 0)
+
 
 def _data_of(answer, kind):
     if answer is None or answer.status != 200 or not isinstance(answer.data, kind):

@@ -6,11 +6,13 @@ from edgeapp import __version__, netinfo
 from edgeapp.diag.console import WIDTH, field, more, table_row, to_ascii, wrap
 from edgeapp.diag.logs import short_log_line
 
+NAMED = 5  # people to register again named on the console, at most
+
 
 def summary_lines(facts):
     """(lines, each at most WIDTH columns; True when the service and every model are healthy)."""
     out = _header(facts)
-    for section in (_service, _network, _models, _queue, _memory, _board, _log):
+    for section in (_service, _network, _models, _faces, _queue, _memory, _board, _log):
         out += section(facts)
     ok, reason = verdict(facts)
     out.append("-" * WIDTH)
@@ -27,6 +29,13 @@ def verdict(facts):
         return False, "%d model(s) failed to load" % len(failed)
     if facts.config_error:
         return False, "the config has an error"
+    faces = facts.answers.face_db()
+    if faces is not None and faces.error:
+        return False, "the face database cannot be opened"
+    if faces is not None and faces.model and faces.to_register:
+        # Everyone else is recognised: healthy, but someone has to act (register or delete them).
+        return True, "service ready, every model ready; WARNING %d %s to register again" % (
+            faces.to_register, "person" if faces.to_register == 1 else "people")
     return True, "service ready, every model ready"
 
 
@@ -96,6 +105,32 @@ def _model_row(m, st):
     return [line[:WIDTH]]
 
 
+def _faces(facts):
+    """The face database: people and faces of the face model in use, their memory, the model,
+    the file; or why it cannot be opened; and who must be registered again after a model change."""
+    f = facts.answers.face_db()
+    if f is None:
+        return []
+    if f.error:
+        return field("faces", "ERROR " + f.error)
+    if not f.model:
+        return field("faces", "no face model serves; %s holds %s, %s" % (
+            f.path, count(f.to_register, "person", "people"), count(f.other_faces, "face", "faces")))
+    people = count(f.people or 0, "person", "people")
+    if f.max_people:
+        people += " (at most %d)" % f.max_people
+    # The model's key last: it is long (package==version:file:crop) and only it may be cut.
+    out = field("faces", "%s, %s (%s in memory) in %s; model %s" % (
+        people, count(f.faces or 0, "face", "faces"), size(f.memory_bytes or 0), f.path, f.model))
+    if f.to_register:
+        names = ", ".join(f.to_register_names[:NAMED])
+        if f.to_register > NAMED:
+            names += ", ..."
+        out += more("WARNING %s to register again (%s of other models kept, never matched): %s" % (
+            count(f.to_register, "person", "people"), count(f.other_faces, "face", "faces"), names))
+    return out
+
+
 def _queue(facts):
     st = facts.answers.status_data()
     if st is None:
@@ -148,6 +183,20 @@ def duration(s):
     if s < 86400:
         return "%dh %02dm" % (s // 3600, s % 3600 // 60)
     return "%dd %02dh" % (s // 86400, s % 86400 // 3600)
+
+
+def count(n, one, many):
+    """'1 person', '3 people'."""
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def size(n):
+    """Bytes as '512 bytes', '28 KB', then as mb()."""
+    if n < 1024:
+        return "%d bytes" % n
+    if n < 1048576:
+        return "%.0f KB" % (n / 1024.0)
+    return mb(n / 1048576.0)
 
 
 def mb(x):
