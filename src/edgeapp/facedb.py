@@ -257,14 +257,21 @@ class FaceGallery:
                 self._connect()
             except FaceDbUnavailable as e:
                 return dict(out, error=e.msg)
-            key = (self.model_key, self.dim)
-            snap = self._snapshot(key) if self.model_key else _Vectors.empty(1)
-            out.update(users=len(snap.counts), faces=len(snap.owners),
-                       memory_bytes=sum(int(s.matrix.nbytes) for s in self._snaps.values()))
-            out["storage"] = {name: str(self._db.execute("PRAGMA %s" % name).fetchone()[0]).lower()
-                              for name in ("journal_mode", "synchronous", "locking_mode")}
-            out["other_models"] = self._stale(key if self.model_key else None)
-        return out
+            try:
+                return dict(out, **self._figures())
+            except sqlite3.Error as e:  # a page damaged since it was opened: said, not a 500
+                log.error("face database %s: reading failed: %s", self.path, e)
+                return dict(out, error="the face database %s cannot be read: %s" % (self.path, e))
+
+    def _figures(self):
+        """status()'s figures from memory and the file (under the lock)."""
+        key = (self.model_key, self.dim)
+        snap = self._snapshot(key) if self.model_key else _Vectors.empty(1)
+        return {"users": len(snap.counts), "faces": len(snap.owners),
+                "memory_bytes": sum(int(s.matrix.nbytes) for s in self._snaps.values()),
+                "storage": {name: str(self._db.execute("PRAGMA %s" % name).fetchone()[0]).lower()
+                            for name in ("journal_mode", "synchronous", "locking_mode")},
+                "other_models": self._stale(key if self.model_key else None)}
 
     def _stale(self, key):
         """What other models stored: {"faces", "models": [{model, dim, faces}], "users": [people
