@@ -8,6 +8,7 @@ saucer, in the 600 x 400 coffee photo. The face box is test_zoo's (BlazeFace's, 
 The face model is run directly (its model type, face_rec, is the lead's): the crop is the one human
 feeds it, the BlazeFace box x1.4, square, resized to 224 x 224.
 """
+import base64
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import requests
 
 from support import MODEL_DIR, REPO, build_zoo_bundle
 from textimages import iou, loc_box
@@ -189,3 +191,19 @@ def test_row_layout_and_extra_nms(tmp_path):
     got = Detector(Bundle(str(tmp_path), spec)).postprocess([rows], Placement(1, 1), (100, 100, 3))
     assert [(c, round(s, 2), x1, y1, x2, y2) for c, s, x1, y1, x2, y2 in got] == \
         [(0, 0.9, 10.0, 10.0, 50.0, 90.0), (1, 0.7, 60.0, 20.0, 95.0, 60.0)]
+
+
+def test_objects_and_faces_in_one_multipart_request_with_drawn_images(url, photos):
+    """The EdgeBoard API serves mid 8 like any detection model and mid 9 like any other: one
+    multipart upload to both, each answer with its image drawn (show)."""
+    jpeg = cv2.imencode(".jpg", photos["astronaut"])[1].tobytes()
+    r = requests.post(url + "/api/model/service/multipart", params={"show": "1"},
+                      files={"file": ("astronaut.jpg", jpeg, "image/jpeg")}, data={"mids": "[8,9]"}, timeout=60)
+    assert r.status_code == 200, r.text
+    answers = {a["model_id"]: a for a in r.json()["data"]}
+    objects, faces = answers[8]["result"], answers[9]["result"]
+    assert objects[0]["label"] == "person" and iou(loc_box(objects[0]), ASTRONAUT_PERSON) >= 0.8
+    assert [f["label"] for f in faces] == ["unknown"] and iou(loc_box(faces[0]), ASTRONAUT_FACE) >= 0.7
+    for answer in answers.values():
+        drawn = cv2.imdecode(np.frombuffer(base64.b64decode(answer["image"]), np.uint8), cv2.IMREAD_COLOR)
+        assert drawn.shape == photos["astronaut"].shape
