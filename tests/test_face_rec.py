@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from edgeapp.models.face_rec import aligned_crop, eye_angle
+from textimages import iou
 
-FACE_CENTRE = (227, 129)  # of the astronaut's face box (test_zoo.ASTRONAUT_FACE)
+ASTRONAUT_FACE = (180, 82, 274, 176)  # test_zoo's, checked by eye
+FACE_CENTRE = (227, 129)  # of that box
 
 
 def turned(image, degrees):
@@ -59,3 +61,34 @@ def test_the_crop_is_centred_on_the_face_and_scaled(local_engine, photos):
     x1, y1 = int(box[0]), int(box[1])
     middle = cv2.resize(photos["astronaut"][y1:y1 + int(side), x1:x1 + int(side)], (112, 112))
     assert np.abs(crop[56:168, 56:168].astype(int) - middle.astype(int)).mean() < 12
+
+
+FRAME_AT = (800, 100)  # where the photo's top-left corner goes in the camera frame
+
+
+def in_a_camera_frame(image, scale):
+    """The photo scaled by `scale` on a grey 1920x1080 frame, as a camera snapshot shows a person."""
+    photo = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    x, y = FRAME_AT
+    h, w = min(photo.shape[0], 1080 - y), min(photo.shape[1], 1920 - x)
+    frame[y:y + h, x:x + w] = photo[:h, :w]
+    return frame
+
+
+def test_a_face_too_small_for_mid_4_is_found_by_the_far_detector(local_engine, photos):
+    """A 150 px face in a 1920x1080 frame: BlazeFace short range (mid 4, 128x128) finds none (it
+    needs about 230 px there, measured), full range (mid 7, 192x192) finds it; the recogniser asks
+    mid 7 when mid 4 finds nothing, and the vector is the face's (like the portrait's)."""
+    frame = in_a_camera_frame(photos["astronaut"], 1.6)
+    recognizer = local_engine.model(9)
+    assert recognizer.detector.detect(frame, local_engine.accel) == []
+    faces = recognizer.faces(frame, local_engine.accel)
+    assert len(faces) == 1
+    x1, y1, x2, y2 = faces[0].box
+    fx, fy = FRAME_AT
+    left, top, right, bottom = ASTRONAUT_FACE
+    want = (fx + 1.6 * left, fy + 1.6 * top, fx + 1.6 * right, fy + 1.6 * bottom)
+    assert iou((x1, y1, x2, y2), want) >= 0.6
+    portrait = recognizer.faces(photos["astronaut"], local_engine.accel)[0]
+    assert float(portrait.vector @ faces[0].vector) >= recognizer.threshold

@@ -1,7 +1,10 @@
 """Face recognition (mid 9): faces found by a face detector bundle, each turned upright by its eyes,
 cropped square around it, embedded by this bundle's model, and named from the face gallery.
 
-The detector is the bundle PostProcess.detector names (mid 4, BlazeFace: a box and eye keypoints).
+The detector is the bundle PostProcess.detector names (mid 4, BlazeFace short range: a box and eye
+keypoints). When it finds no face, PostProcess.far_detector (mid 7, BlazeFace full range, which
+finds faces half as big in a camera frame) is asked, if it is installed and loaded: optional, so
+that a board without it still recognises the faces mid 4 finds.
 The embedding model (FaceRes) was trained on loose, upright crops: `crop_scale` is the crop's side
 against the detector's box (measured: BENCHMARKS.md, "Face verification"). Vectors are
 L2-normalised, so the similarity of two faces is their dot product (cosine), 1 for the same crop.
@@ -19,6 +22,7 @@ import numpy as np
 
 from edgeapp.models import tensor
 from edgeapp.models.base import ModelType, needed_bundle
+from edgeapp.errors import UnknownModel
 from edgeapp.models.blazeface import FaceDetector
 from edgeapp.results import result
 
@@ -33,6 +37,9 @@ class FaceRecognizer(ModelType):
         super().__init__(bundle)
         post = bundle.post
         self.detector = FaceDetector(needed_bundle(bundles, post.get("detector"), "detector", bundle))
+        # Not a need (see needs()): a board may leave the far detector out.
+        far = bundles.get(int(post["far_detector"])) if post.get("far_detector") else None
+        self.far_detector = FaceDetector(far) if far else None
         self.crop_scale = float(post.get("crop_scale", 1.4))
         self.min_face_px = float(post.get("min_face_px", 20))
         self.dim = int(post.get("dim", 1024))
@@ -45,10 +52,20 @@ class FaceRecognizer(ModelType):
         return [self.detector.bundle.id, self.bundle.id]
 
     def faces(self, image, accel):
-        """Every face the detector finds, big enough to recognise, biggest first, as Face records."""
-        found = [f for f in self.detector.detect(image, accel) if _side(f[0]) >= self.min_face_px]
+        """Every face the detectors find, big enough to recognise, biggest first, as Face records."""
+        found = [f for f in self.detect(image, accel) if _side(f[0]) >= self.min_face_px]
         found.sort(key=lambda f: -_side(f[0]))
         return [Face(box, score, self.embed(image, box, kps, accel)) for box, score, kps in found]
+
+    def detect(self, image, accel):
+        """The detector's faces, or the far detector's when it finds none (and is there)."""
+        found = self.detector.detect(image, accel)
+        if found or self.far_detector is None:
+            return found
+        try:
+            return self.far_detector.detect(image, accel)
+        except UnknownModel:  # installed but not loaded (e.g. dropped by the memory budget)
+            return found
 
     def embed(self, image, box, keypoints, accel):
         """The unit vector of one face: the upright crop through this bundle's model."""
