@@ -298,11 +298,12 @@ def test_budget_below_need_refuses_to_start(start_server):
 
 def test_budget_drop_policy_starts_without_what_does_not_fit(start_server, server):
     # Models are kept in id order while they fit: leave the detector (the largest, and first in id
-    # order) 10 MB less room than it needs, after the terms that are not models.
+    # order) half the room it needs after the terms that are not models, so that a figure a few MB
+    # off in the new server's warm-up (RSS growth) cannot make it fit; text-direction (1 MB) fits.
     mem = _status(server.url)["memory"]
     models = requests.get(server.url + "/api/models", timeout=5).json()["data"]
     det = [m for m in models if m["id"] == 1][0]
-    budget = int(mem["total_mb"] - sum(m["memory_mb"] for m in models) + det["memory_mb"] - 10)
+    budget = int(mem["total_mb"] - sum(m["memory_mb"] for m in models) + det["memory_mb"] / 2)
     s = start_server(memory_budget_mb=budget, memory_policy="drop")
     models = {m["id"]: m for m in requests.get(s.url + "/api/models", timeout=5).json()["data"]}
     assert not models[1]["ready"] and "memory budget" in models[1]["reason"]
