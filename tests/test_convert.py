@@ -205,3 +205,31 @@ def test_onnx_fixes_make_x2paddle_convert_exactly(tool_py, tmp_path):
     assert "1 asymmetric linear Resize given as scales instead of sizes" in steps
     assert "2 bilinear interp align_corners -> asymmetric (align_mode 1)" in steps
     assert record["rewrite_max_abs_diff"] < 1e-6 and record["paddle_max_abs_diff"] < 1e-5, record
+
+
+# A real align_corners bilinear Resize (after a Conv, for a parameter file): x2paddle converts it
+# right, and nothing may be "corrected" afterwards.
+ALIGN_CORNERS_ONNX = """
+import numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto as T
+c = lambda name, a: numpy_helper.from_array(np.asarray(a), name)
+inits = [c("w", np.arange(1, 28, dtype=np.float32).reshape(3, 1, 3, 3) / 14 - 1),
+         c("roi", np.zeros(0, np.float32)), c("x2", np.array([1, 1, 2, 2], np.float32))]
+nodes = [helper.make_node("Conv", ["x", "w"], ["xc"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=3),
+         helper.make_node("Resize", ["xc", "roi", "x2"], ["y"], mode="linear",
+                          coordinate_transformation_mode="align_corners")]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.FLOAT, [1, 3, 8, 8])],
+                      [helper.make_tensor_value_info("y", T.FLOAT, [1, 3, 16, 16])], initializer=inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)]); m.ir_version = 7
+onnx.checker.check_model(m); onnx.save(m, %r)
+"""
+
+
+def test_a_real_align_corners_resize_is_left_as_x2paddle_wrote_it(tool_py, tmp_path):
+    subprocess.run([tool_py, "-c", ALIGN_CORNERS_ONNX % str(tmp_path / "a.onnx")], check=True, timeout=120)
+    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "a.onnx"), str(tmp_path / "out"),
+                          "--shape", "1,3,8,8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = json.loads((tmp_path / "out" / "convert.json").read_text())
+    assert not any("align_mode" in step for step in record["steps"]), record["steps"]
+    assert record["paddle_max_abs_diff"] < 1e-5, record

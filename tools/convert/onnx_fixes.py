@@ -52,9 +52,8 @@ def fold_constants(model):
     probe.ir_version = model.ir_version
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     values = dict(zip(wanted, sess.run(wanted, {})))
-    big = {n for n, v in values.items() if v.size > MAX_FOLDED}
-    if big:  # keep the nodes that make large tensors (and what they need) as they are
-        return []
+    if any(v.size > MAX_FOLDED for v in values.values()):
+        return []  # a large constant would be stored in the model: fold nothing, x2paddle computes it
     keep = [n for n in graph.node if n not in const]
     del graph.node[:]
     graph.node.extend(keep)
@@ -192,7 +191,11 @@ def asymmetric_resizes(model):
 
 def fix_interp_modes(pdmodel, expected):
     """In the Paddle program x2paddle wrote: every bilinear interp with align_corners=True becomes
-    align_corners=False, align_mode=1 (asymmetric). expected: how many asymmetric_resizes() found."""
+    align_corners=False, align_mode=1 (asymmetric). expected: how many asymmetric_resizes() found;
+    with none, the program is left alone (its align_corners interps are real ones: asymmetric_resizes
+    refuses a model that mixes the two)."""
+    if expected == 0:
+        return []
     from paddle.base.proto import framework_pb2
 
     prog = framework_pb2.ProgramDesc()
