@@ -1,6 +1,7 @@
-"""A stand-in for the face-recognition model (type face_rec), for the tests of the face routes and
-of the face database until the real model is in the zoo; and a server that serves the real Api
-(every route, the real face database) over it: `python tests/face_standin.py --host H --port P`,
+"""A stand-in for the face-recognition model (type face_rec) whose "faces" and vectors a test
+draws at will, for the tests of the face routes' logic (limits, thresholds, errors, several faces:
+tests/test_deepstack_face.py; the real model's are tests/test_deepstack.py's); and a server that
+serves the real Api (every route, the real face database) over it: `python tests/face_standin.py --host H --port P`,
 settings from the EDGEAPP_* environment like `edgeapp serve` (tools/launch.py starts it).
 
 What it "recognises": every coloured blob on a black picture is a face; the person is the blob's
@@ -19,6 +20,7 @@ from edgeapp import config, facedb
 from edgeapp.accelerator import Accelerator
 from edgeapp.api import make_app
 from edgeapp.engine import Engine
+from edgeapp.models.face_rec import Face, FaceRecognizer
 from edgeapp.server import make_http_server
 
 MID = 9
@@ -27,22 +29,16 @@ DIM = 1024
 PHOTO_NOISE = 0.3  # size of the per-photo noise next to the person's unit vector
 
 
-class Face:
-    def __init__(self, box, score, vector):
-        self.box, self.score, self.vector = box, score, vector
-
-
-class StandInFaceRec:
-    """What edgeapp.models.face_rec provides to the face routes: faces(), model_key, dim, threshold."""
+class StandInFaceRec(FaceRecognizer):
+    """edgeapp.models.face_rec's type with faces() of its own: bar() and identify() are the real
+    ones, against the real gallery."""
 
     threshold = 0.6  # cosine: two photos of one person are about 0.92, two people about 0
 
-    def __init__(self, model_key="standin==1", dim=DIM, gallery=None):
+    def __init__(self, model_key="standin@1", dim=DIM, gallery=None):  # no bundle: nothing to run
         self.model_key, self.dim, self.gallery = model_key, dim, gallery
-
-    def bar(self):
-        """As FaceRecognizer.bar(): the gallery's threshold setting, else the model's own."""
-        return self.threshold if self.gallery is None or self.gallery.threshold is None else self.gallery.threshold
+        if gallery is not None:
+            gallery.use_model(model_key, dim)
 
     def reduction(self, w, h):
         return 1  # Engine.decode asks: decode at full size
@@ -94,7 +90,7 @@ class StandInBundle:
     input_shape = [1, 3, 224, 224]
 
 
-def engine(settings, model_key="standin==1"):
+def engine(settings, model_key="standin@1"):
     """A real Engine serving the stand-in as model MID, named like the real bundle, with the face
     gallery of the settings, as the service makes it."""
     gallery = facedb.FaceGallery(settings.face_db, settings.face_max_users, settings.face_max_per_user,
@@ -122,7 +118,7 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--model-key", default="standin==1")
+    p.add_argument("--model-key", default="standin@1")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     settings = config.load(flags={"host": args.host, "port": str(args.port)})

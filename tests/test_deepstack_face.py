@@ -21,14 +21,14 @@ LIMITS = {"face_max_users": 3, "face_max_per_user": 3}
 class StandInServer(Server):
     """tests/face_standin.py served like `edgeapp serve` (tools/launch.py: port, environment, log)."""
     name = "face-standin"
-    model_key = "standin==1"
+    model_key = "standin@1"
 
     def command(self, model_dir):
         return [sys.executable, str(Path(face_standin.__file__)), "--host", self.host, "--port", str(self.port),
                 "--model-key", self.model_key]
 
 
-def start(log_dir, model_key="standin==1", **settings):
+def start(log_dir, model_key="standin@1", **settings):
     cls = type("Server", (StandInServer,), {"model_key": model_key})
     return cls(log_dir, **dict(LIMITS, **settings)).wait_ready(30)
 
@@ -170,14 +170,14 @@ def test_restart_and_model_change(tmp_path):
     assert client(s).get_registered_faces() == ["alice"]
     assert requests.get(s.url + "/api/status", timeout=10).json()["data"]["faces"]["users"] == 1
     s.stop()
-    s = start(tmp_path, model_key="standin==2", face_db=db)
+    s = start(tmp_path, model_key="standin@2", face_db=db)
     assert client(s).get_registered_faces() == []
     assert [p["userid"] for p in client(s).recognize(picture([RED], size=70))] == ["unknown"]
     faces = requests.get(s.url + "/api/status", timeout=10).json()["data"]["faces"]
-    assert (faces["model"], faces["users"]) == ("standin==2", 0)
+    assert (faces["model"], faces["users"]) == ("standin@2", 0)
     assert faces["other_models"]["users"] == ["alice"] and faces["other_models"]["faces"] == 1
     assert "register these people again: alice" in s.log()
     s.stop()
     with sqlite3.connect(db) as conn:  # kept on disk, for the old model
         assert conn.execute("SELECT userid, model_key, model, version FROM faces").fetchall() == [
-            ("alice", "standin==1", "standin", "1")]
+            ("alice", "standin@1", "standin", "1")]

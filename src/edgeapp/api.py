@@ -78,7 +78,6 @@ class Api:
         self.callbacks = callback.Callbacks(url, token=getattr(settings, "callback_token", None)) if url else None
         self.deepstack = deepstack.DeepStack(self)
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
-        self.faces.open_if_ready()  # the face vectors are in memory before the first request
         self.shed = shedder(accel)
 
     def routes(self):

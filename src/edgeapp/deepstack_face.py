@@ -15,27 +15,24 @@ which puts two strangers near 0.5). A face is named only from the threshold up (
 measured one, or EDGEAPP_FACE_THRESHOLD): a client's min_confidence may raise that bar, never
 lower it (deepstack-python sends 0.45 whatever the model, which could name a stranger after the
 nearest person). A registered picture gives its largest face; a picture without a face is
-refused (NoFace), so a registration is all of its pictures or none.
+refused (NoFace), so a registration is all of its pictures or none. list and delete need only
+the gallery: they work while the face model is not ready (failed, dropped by the memory budget).
 
-The model is the bundle named FACE_MODEL (type face_rec): model.faces(image, accel) ->
-[face with .box (x1, y1, x2, y2), .score, .vector (unit float32)], and .model_key, .dim and
-.threshold; the key and size say which of the gallery's vectors it may be compared with.
+The model is the bundle named FACE_MODEL (type face_rec, edgeapp.models.face_rec): faces() (run
+through Engine.faces), identify(), bar(), and model_key and dim, which say which of the gallery's
+vectors it may be compared with.
 """
-import collections
 import re
 
-import numpy as np
 from bottle import request
 
 from edgeapp import admission, deepstack, facedb
 from edgeapp.envelope import request_timing
 from edgeapp.errors import BadRequest, FaceDbUnavailable, NoFace
+from edgeapp.facedb import UNKNOWN
 
 FACE_MODEL = "face-recognition"
 ROUTE = deepstack.ROUTE
-
-# A face found in a picture, its box in the full picture's pixels.
-Found = collections.namedtuple("Found", "box score vector")
 
 
 class DeepStackFace:
@@ -56,18 +53,6 @@ class DeepStackFace:
             ("POST", "/v1/vision/face/match", self.face_match, ROUTE),
         ]
 
-    def open_if_ready(self):
-        """Read the face model's vectors now if it is ready (start-up: in memory, and a model
-        change logged, before the first request); errors are logged, not raised."""
-        engine = self.api.engine
-        mids = [mid for mid in engine.models if engine.bundles[mid].name == FACE_MODEL]
-        if mids and self.gallery is not None:
-            model = engine.models[mids[0]]
-            try:
-                self.gallery.use_model(model.model_key, model.dim)
-            except FaceDbUnavailable:  # logged by the gallery; the face routes will say it again
-                pass
-
     def status(self):
         """The gallery's figures for /api/status (None without a gallery)."""
         return None if self.gallery is None else self.gallery.status()
@@ -79,7 +64,8 @@ class DeepStackFace:
         pictures = _pictures(files)
         if not pictures:
             raise BadRequest("send the person's pictures as multipart file parts (image, or image1, image2, ...)")
-        mid, model, gallery = self.face_model(gallery=True)
+        mid, model = self.face_model()
+        gallery = self.open_gallery()
         # The limits before any inference: a refused registration costs nothing.
         userid = gallery.check_room(deepstack.field(fields, "userid"), len(pictures), model.model_key, model.dim)
         vectors = [self.main_face(mid, name, data).vector for name, data in pictures]
@@ -90,21 +76,22 @@ class DeepStackFace:
         fields, files = self.form()
         data = deepstack.picture(files)
         asked = deepstack.min_confidence(deepstack.field(fields, "min_confidence"), 0.0)
-        mid, model, gallery = self.face_model(gallery=True)
-        bar = max(model.bar(), asked)
+        mid, model = self.face_model()
+        self.open_gallery()
         faces = self.faces(mid, data)
-        nearest = gallery.match([f.vector for f in faces], model.model_key) if faces else []
-        return {"predictions": [_recognised(f, userid, cosine, bar) for f, (userid, cosine) in zip(faces, nearest)]}
+        named = model.identify([f.vector for f in faces], max(model.bar(), asked))
+        return {"predictions": [_recognised(f, userid, cosine) for f, (userid, cosine) in zip(faces, named)]}
 
     def face_list(self):
+        """The people the face model in use (the one built last) recognises."""
         self.form()
-        _, model, gallery = self.face_model(gallery=True)
-        return {"faces": gallery.users(model.model_key, model.dim)}
+        gallery = self.open_gallery()
+        return {"faces": gallery.users(gallery.model_key, gallery.dim) if gallery.model_key else []}
 
     def face_delete(self):
         fields, _ = self.form()
         userid = deepstack.field(fields, "userid")
-        if self.face_model(gallery=True)[2].delete(userid):
+        if self.open_gallery().delete(userid):
             return {"message": "face deleted"}
         return {"message": "no person %r was registered" % userid.strip()}
 
@@ -124,21 +111,20 @@ class DeepStackFace:
         self.ds.check_api_key(deepstack.field(fields, "api_key"))
         return fields, files
 
-    def face_model(self, gallery=False):
+    def face_model(self):
         """(mid, model) of the face recognition model, UnknownModel if it is not installed or not
-        ready; with gallery, (mid, model, the gallery switched to this model)."""
+        ready."""
         mid = self.ds.by_name(FACE_MODEL)
-        model = self.api.engine.model(mid)
-        if not gallery:
-            return mid, model
+        return mid, self.api.engine.model(mid)
+
+    def open_gallery(self):
+        """The face gallery, FaceDbUnavailable without one."""
         if self.gallery is None:
-            raise FaceDbUnavailable("no face database is configured (EDGEAPP_FACE_DB)")
-        if (self.gallery.model_key, self.gallery.dim) != (model.model_key, model.dim):
-            self.gallery.use_model(model.model_key, model.dim)  # a reload brought another model
-        return mid, model, self.gallery
+            raise FaceDbUnavailable("this service has no face database (EDGEAPP_FACE_DB)")
+        return self.gallery
 
     def faces(self, mid, data):
-        """[Found] in the picture data (boxes in its full-size pixels)."""
+        """[Face] in the picture data (boxes in its full-size pixels)."""
         def work(decoded, until):
             image, size = decoded
             found = self.api.engine.faces(mid, image, deadline=until, timing=request_timing(),
@@ -160,11 +146,10 @@ def confidence(cosine):
     return min(1.0, max(0.0, cosine))
 
 
-def _recognised(face, userid, cosine, bar):
-    """One prediction: the person (DeepStack: "unknown" and confidence 0 under the bar) and the box."""
-    c = confidence(cosine)
-    named = userid is not None and c >= bar
-    out = {"userid": userid if named else "unknown", "confidence": round(c, 4) if named else 0}
+def _recognised(face, userid, cosine):
+    """One prediction: the person (DeepStack: "unknown" with confidence 0) and the box."""
+    named = userid != UNKNOWN
+    out = {"userid": userid, "confidence": round(confidence(cosine), 4) if named else 0}
     out.update(deepstack.box(*face.box))
     return out
 
@@ -175,7 +160,7 @@ def _full_size(face, shape, size):
     sx, sy = size[0] / float(shape[1]), size[1] / float(shape[0])
     x1, y1, x2, y2 = (float(v) for v in face.box)
     box = (_clip(x1 * sx, size[0]), _clip(y1 * sy, size[1]), _clip(x2 * sx, size[0]), _clip(y2 * sy, size[1]))
-    return Found(box, float(face.score), np.asarray(face.vector, np.float32))
+    return face._replace(box=box)
 
 
 def _clip(v, high):

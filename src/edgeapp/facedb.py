@@ -39,6 +39,7 @@ SCHEMA_VERSION = 1
 MAX_USERID_CHARS = 100
 UNKNOWN = "unknown"  # DeepStack's userid of a face nobody registered: no person may be called that
 BUSY_TIMEOUT_S = 5.0
+RETRY_S = 10.0  # after a failed open, the next try at most this often
 WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes the WAL file is cut back to after a checkpoint
 VECTOR_DTYPE = np.dtype("<f4")  # stored little-endian, whatever the board
 LISTED_USERS = 50  # people named in status() as to be registered again, at most
@@ -77,6 +78,7 @@ class FaceGallery:
         self.model_key, self.dim = None, None  # the model in use (use_model), for status()
         self._lock = threading.Lock()
         self._db, self._error, self._closed = None, None, False
+        self._retry_at = 0.0  # monotonic time of the next open after a failed one
         self._snaps = {}  # (model_key, dim) -> _Vectors
         try:
             with self._lock:
@@ -288,17 +290,23 @@ class FaceGallery:
     # ---- the file ----
 
     def _connect(self):
-        """Open the file if it is not open (under the lock); FaceDbUnavailable if it cannot be."""
+        """Open the file if it is not open (under the lock); FaceDbUnavailable if it cannot be.
+
+        After a failure the open is tried again RETRY_S later, not at every call: an attempt
+        can wait BUSY_TIMEOUT_S for a file another process holds, and /api/status, /metrics and
+        every face request would each wait that long, one after another, behind the lock."""
         if self._closed:
             raise FaceDbUnavailable("the face database %s is closed (the service is stopping)" % self.path)
         if self._db is not None:
             return
+        if self._error is not None and time.monotonic() < self._retry_at:
+            raise FaceDbUnavailable(self._error)
         try:
             self._db = open_database(self.path)
         except FaceDbUnavailable as e:
             if e.msg != self._error:  # once per cause, not at every request
                 log.error("%s", e.msg)
-            self._error = e.msg
+            self._error, self._retry_at = e.msg, time.monotonic() + RETRY_S
             raise
         self._error = None
 

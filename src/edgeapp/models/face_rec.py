@@ -10,9 +10,10 @@ against the detector's box (measured: BENCHMARKS.md, "Face verification"). Vecto
 L2-normalised, so the similarity of two faces is their dot product (cosine), 1 for the same crop.
 
 A gallery (edgeapp.facedb.FaceGallery, given by the engine) names each face with the user whose
-registered vector is most similar, when that similarity reaches `threshold`; else "unknown".
-`model_key` names the vectors' space: the package, its version, the model file and the crop. The
-gallery never compares vectors of different keys.
+registered vector is most similar, when that similarity reaches the bar (bar(): the gallery's
+threshold setting, else this bundle's `threshold`); else "unknown". `model_key` names the vectors'
+space, "name@version": the package and model file, its version and the crop. The gallery never
+compares vectors of different keys; building this model makes its key the gallery's model in use.
 """
 import collections
 import math
@@ -22,12 +23,12 @@ import numpy as np
 
 from edgeapp.models import tensor
 from edgeapp.models.base import ModelType, needed_bundle
-from edgeapp.errors import UnknownModel
+from edgeapp.errors import FaceDbUnavailable, UnknownModel
+from edgeapp.facedb import UNKNOWN
 from edgeapp.models.blazeface import FaceDetector
 from edgeapp.results import result
 
 Face = collections.namedtuple("Face", "box score vector")  # box: x1, y1, x2, y2 in image pixels
-UNKNOWN = "unknown"
 
 
 class FaceRecognizer(ModelType):
@@ -47,6 +48,11 @@ class FaceRecognizer(ModelType):
         self.normalize = tensor.Normalize(bundle.pre)
         self.gallery = gallery
         self.model_key = model_key(bundle, self.crop_scale)
+        if gallery is not None:
+            try:  # its vectors in memory now, and a model change logged, before the first request
+                gallery.use_model(self.model_key, self.dim)
+            except FaceDbUnavailable:
+                pass  # logged by the gallery; the face requests say it again
 
     def needs(self):
         return [self.detector.bundle.id, self.bundle.id]
@@ -80,20 +86,22 @@ class FaceRecognizer(ModelType):
             return self.gallery.threshold
         return self.threshold
 
-    def identify(self, faces):
-        """[(userid or "unknown", similarity)] for faces, from the gallery at this model's key."""
-        if self.gallery is None or not faces:
-            return [(UNKNOWN, 0.0) for _ in faces]
-        named = self.gallery.match(np.stack([f.vector for f in faces]), self.model_key)
-        bar = self.bar()
-        return [(user if user is not None and sim >= bar else UNKNOWN, sim) for user, sim in named]
+    def identify(self, vectors, bar=None):
+        """[(userid or "unknown", similarity)] of each vector: its nearest registered face in the
+        gallery at this model's key, named from `bar` up (default: bar())."""
+        if self.gallery is None or len(vectors) == 0:
+            return [(UNKNOWN, 0.0) for _ in vectors]
+        bar = self.bar() if bar is None else bar
+        named = self.gallery.match(np.stack(vectors), self.model_key, threshold=bar)
+        return [(UNKNOWN if user is None else user, sim) for user, sim in named]
 
     def infer(self, image, accel):
-        """EdgeBoard results: label = the user id or "unknown", score = the similarity (0 when
-        no user is registered), extended.detection = the detector's score."""
+        """EdgeBoard results: label = the user id or "unknown", score = the similarity to the
+        nearest registered face (0 when nobody is registered), extended.detection = the score of
+        the detector that found the face."""
         faces = self.faces(image, accel)
         out = []
-        for face, (user, sim) in zip(faces, self.identify(faces)):
+        for face, (user, sim) in zip(faces, self.identify([f.vector for f in faces])):
             x1, y1, x2, y2 = face.box
             out.append(result(user, 0, max(sim, 0.0), x1, y1, x2 - x1, y2 - y1,
                               {"detection": round(face.score, 4)}))
@@ -101,11 +109,12 @@ class FaceRecognizer(ModelType):
 
 
 def model_key(bundle, crop_scale):
-    """What makes two vectors comparable: the weights (package, version, file) and the crop."""
+    """What makes two vectors comparable, as "name@version" (edgeapp.facedb.split_model_key): the
+    weights (package and model file; the package's version) and the crop."""
     source = bundle.spec.get("source", {})
     built = bundle.spec.get("built", {})
-    return "%s==%s:%s:crop%.2f" % (source.get("package", bundle.name), built.get("version", "?"),
-                                   source.get("model_file", ""), crop_scale)
+    name = "%s/%s" % (source.get("package", bundle.name), source.get("model_file", ""))
+    return "%s@%s+crop%.2f" % (name, built.get("version", "?"), crop_scale)
 
 
 def aligned_crop(image, box, keypoints, crop_scale, out_hw):
