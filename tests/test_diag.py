@@ -338,6 +338,10 @@ def test_summary_faces_line_after_a_model_change(tmp_path):
 def test_summary_face_database_that_cannot_be_opened(tmp_path):
     (tmp_path / "state").write_text("a file where the folder should be")
     gallery = facedb.FaceGallery(str(tmp_path / "state" / "faces.db"), 100, 10)
+    unused = summary_lines(_face_facts(tmp_path, gallery.status()))  # no face model yet: not used
+    assert unused[1] and unused[0][-1] == "HEALTHY: service ready, every model ready"
+    with pytest.raises(facedb.FaceDbUnavailable):
+        gallery.use_model("standin@1", 8)  # a face model serves: now it matters
     status = gallery.status()
     lines, ok = summary_lines(_face_facts(tmp_path, status))
     squeezed = "".join("".join(lines).split())

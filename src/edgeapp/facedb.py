@@ -94,8 +94,8 @@ class FaceGallery:
         registered with another model only are logged, to be registered again."""
         key = _key(model_key, dim)
         with self._lock:
+            self.model_key, self.dim = key  # first: status() names the model even when the file fails
             self._connect()
-            self.model_key, self.dim = key
             self._snaps = {key: self._snapshot(key)}
             stale = self._stale(key)
             people = len(self._snaps[key].counts)

@@ -30,7 +30,7 @@ def verdict(facts):
     if facts.config_error:
         return False, "the config has an error"
     faces = facts.answers.face_db()
-    if faces is not None and faces.error:
+    if faces is not None and faces.error and faces.model:  # without a face model it is not used
         return False, "the face database cannot be opened"
     if faces is not None and faces.model and faces.to_register:
         # Everyone else is recognised: healthy, but someone has to act (register or delete them).
