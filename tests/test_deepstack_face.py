@@ -1,7 +1,9 @@
 """DeepStack's face routes (edgeapp.deepstack_face) over HTTP, driven by deepstack-python's
 DeepstackFace as Home Assistant drives them and by hand for the rest, against the real Api and a
 real face database, with the stand-in face model of tests/face_standin.py (a coloured square is a
-face, its colour the person) until the real face-recognition model is in the zoo."""
+face, its colour the person): the routes' own logic (limits, thresholds, errors, several faces,
+a model change, the token) with vectors a test controls. The real models behind the same routes:
+tests/test_deepstack.py."""
 import sqlite3
 import sys
 from pathlib import Path

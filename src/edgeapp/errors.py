@@ -97,7 +97,8 @@ class FaceLimit(EdgeError):
 
 
 class NoFace(EdgeError):
-    """A picture sent to register, recognise or match has no face the face detector finds."""
+    """A picture sent to register or match has no face the face detectors find (recognize answers
+    no prediction instead, as DeepStack does)."""
     code = 1014
     status = 400
 
