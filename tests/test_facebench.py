@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tools import faceset
+from tools import faceset, packagefiles
 from tools.facebench import report, score
 
 
@@ -52,10 +52,10 @@ def test_a_photo_is_read_out_of_a_wheel_or_an_sdist(tmp_path):
         info.size = len(png)
         tf.addfile(info, io.BytesIO(png))
     img = {"id": "a", "member": "pkg/data/a.png", "size": [6, 4]}
-    assert faceset.read_photo(whl, img).shape == (4, 6, 3)
-    assert faceset.read_photo(sdist, dict(img, member="p-1.0/tests/a.png"))[0, 0].tolist() == [7, 7, 7]
+    assert packagefiles.read_photo(whl, img).shape == (4, 6, 3)
+    assert packagefiles.read_photo(sdist, dict(img, member="p-1.0/tests/a.png"))[0, 0].tolist() == [7, 7, 7]
     with pytest.raises(ValueError, match="people.json says"):
-        faceset.read_photo(whl, dict(img, size=[4, 6]))
+        packagefiles.read_photo(whl, dict(img, size=[4, 6]), "people.json")
 
 
 def test_a_labelled_face_is_the_found_face_that_overlaps_its_rough_box_best():

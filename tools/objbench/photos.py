@@ -7,18 +7,15 @@ ambiguous to count either way. "left_out" records photos considered and not used
 The packages are downloaded once into the cache and their sha256 checked (tools/packagefiles.py);
 nothing of them is kept in the repository.
 """
-import bz2
-import io
 import json
 import os
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from tools import build_models
 from tools.objbench.classes import COCO_NAMES
-from tools.packagefiles import CACHE, REPO, fetch_packages, load_checked, read_member
+from tools.packagefiles import CACHE, REPO, fetch_packages, load_checked, read_photo
 
 LABELS = Path(__file__).resolve().with_name("labels.json")
 
@@ -59,25 +56,6 @@ def _object_problems(obj, w, h):
     return out
 
 
-def read_photo(package_file, img):
-    """One photo of labels.json out of its package, as BGR uint8. img["format"] says how the
-    file holds it: "image" (default, a file OpenCV decodes), "npz-gray" (a greyscale array named
-    img["array"] in an .npz file) or "bz2-rgb" (bz2-compressed RGB bytes of img["size"])."""
-    data = read_member(package_file, img["member"])
-    form = img.get("format", "image")
-    if form == "npz-gray":
-        gray = np.load(io.BytesIO(data))[img["array"]].astype(np.uint8)
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    if form == "bz2-rgb":
-        w, h = img["size"]
-        rgb = np.frombuffer(bz2.decompress(data), np.uint8).reshape(h, w, 3)
-        return np.ascontiguousarray(rgb[:, :, ::-1])
-    photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise ValueError("%s in %s is not an image OpenCV reads" % (img["member"], package_file))
-    return photo
-
-
 def write_set(folder, cache=CACHE, log=print, labels=LABELS):
     """Every photo of labels.json as PNG in folder/images, and folder/index.json: {"images": [{"id",
     "file", "package", "version", "licence", "size", "objects"}], "left_out"}. Returns the index."""
@@ -87,10 +65,10 @@ def write_set(folder, cache=CACHE, log=print, labels=LABELS):
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     index = {"images": [], "left_out": data.get("left_out", [])}
     for img in data["images"]:
-        photo = read_photo(paths[img["package"]], img)
-        if [photo.shape[1], photo.shape[0]] != list(img["size"]):
-            raise SystemExit("%s: the photo is %dx%d, labels.json says %s" % (img["id"], photo.shape[1],
-                                                                            photo.shape[0], img["size"]))
+        try:
+            photo = read_photo(paths[img["package"]], img, "labels.json")
+        except ValueError as e:
+            raise SystemExit(str(e))
         name = "images/%s.png" % img["id"]
         cv2.imwrite(os.path.join(folder, name), photo)
         entry = {k: img[k] for k in ("id", "package", "member", "licence", "size", "objects")}
