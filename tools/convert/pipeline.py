@@ -3,6 +3,7 @@
     tflite / onnx / Paddle-with-extra-inputs --(tool venv: convert.py)--> Paddle inference model
         --(paddle_lite_opt, service venv)--> model.nb --(lite_check.py)--> max abs diff vs reference
     TF.js graph --(TF.js venv: tfjs.py)--> ONNX + TensorFlow's outputs --> as onnx, checked against both
+    Darknet .cfg + .weights --(tool venv: darknet.py)--> ONNX --> as onnx
 
 Used by tools/build_models.py (the zoo bundles) and tools/bundle.py (the user's own models). The
 converters live in their own venvs (build/tool-venv, `make tool-venv`; build/tool-venv-tfjs, `make
@@ -27,13 +28,15 @@ DEFAULT_TOOL_VENV = REPO / "build" / "tool-venv"
 DEFAULT_TFJS_VENV = REPO / "build" / "tool-venv-tfjs"
 CONVERT = HERE / "convert.py"
 TFJS = HERE / "tfjs.py"
+DARKNET = HERE / "darknet.py"
 LITE_CHECK = HERE / "lite_check.py"
 PHOTO_INPUTS = HERE / "photo_inputs.py"
 REQUIREMENTS = HERE / "requirements.txt"
 # What each format's conversion runs: a change to any of these files is a new converter.
 CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py"]
 TFJS_FILES = [HERE / "requirements-tfjs.txt", TFJS]
-FORMATS = ("paddle", "onnx", "tflite", "tfjs")
+FORMAT_FILES = {"tfjs": TFJS_FILES, "darknet": [DARKNET]}
+FORMATS = ("paddle", "onnx", "tflite", "tfjs", "darknet")
 DEFAULT_TOLERANCE = 1e-3  # |lite - reference| <= tol * max(1, |reference|max)
 CONVERT_TIMEOUT = 900
 CHECK_TIMEOUT = 300
@@ -54,7 +57,7 @@ def sha256_file(path):
 def converter_key(fmt=None):
     """Changes when the converter venvs' pins or the conversion code that fmt runs change."""
     digest = hashlib.sha256()
-    for p in CONVERTER_FILES + (TFJS_FILES if fmt == "tfjs" else []):
+    for p in CONVERTER_FILES + FORMAT_FILES.get(fmt, []):
         digest.update(p.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -113,10 +116,11 @@ def _npz_digest(path):
 
 def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_nms=False, tfjs_venv=None,
               outputs=None, inputs=None, tolerance=None):
-    """Convert a tflite/onnx/TF.js model (or fold a Paddle one) for one fixed input shape.
+    """Convert a tflite/onnx/TF.js/Darknet model (or fold a Paddle one) for one fixed input shape.
 
     outputs: a TF.js graph's output tensors, in the order the bundle reads them. inputs: an .npz of
-    real input tensors for the checks (photo_inputs.py), else a seeded sample. A TF.js conversion whose
+    real input tensors for the checks (photo_inputs.py), else a seeded sample. params: the Paddle
+    model's params file, or a Darknet model's .weights (model is then its .cfg). A TF.js conversion whose
     ONNX differs from TensorFlow beyond tolerance is refused (and not cached).
     Returns (folder with model.pdmodel/model.pdiparams/reference.npz, the convert.json record)."""
     if fmt not in FORMATS:
@@ -137,7 +141,10 @@ def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_n
         if fmt == "tfjs":
             src, extra = _tfjs_to_onnx(tfjs_py, model, staging / "tfjs", shape, outputs, inputs, log)
             extra += ["--inputs", str(inputs)] if inputs else []
-        cmd = [py, str(CONVERT), "onnx" if fmt == "tfjs" else fmt, src, str(staging), "--shape",
+        if fmt == "darknet":
+            src = _darknet_to_onnx(py, model, params, staging / "model.onnx", shape, log)
+            params = None
+        cmd = [py, str(CONVERT), "onnx" if fmt in ("tfjs", "darknet") else fmt, src, str(staging), "--shape",
                ",".join(map(str, shape))] + extra
         cmd += (["--params", str(params)] if params else []) + (["--keep-nms"] if keep_nms else [])
         _run_tool(cmd, "converting %s (%s) in the tool venv ..." % (Path(model).name, fmt), model, log)
@@ -166,6 +173,15 @@ def _tfjs_to_onnx(tfjs_py, model, out, shape, outputs, inputs, log):
     record = json.loads((out / "tfjs.json").read_text())
     return str(out / "model.onnx"), ["--source-outputs", str(out / "source.npz"),
                                      "--source-name", "%s (the TF.js graph)" % record["reference"]]
+
+
+def _darknet_to_onnx(py, cfg, weights, out, shape, log):
+    """darknet.py in the tool venv: the .cfg + .weights as an ONNX file (out) ending at the raw [yolo] maps."""
+    if not weights:
+        raise ConvertFailed("a Darknet source needs its .weights file (source.params_file) beside its .cfg")
+    cmd = [py, str(DARKNET), str(cfg), str(weights), str(out), "--shape", ",".join(map(str, shape))]
+    _run_tool(cmd, "Darknet -> ONNX (darknet.py) in the tool venv ...", cfg, log)
+    return str(out)
 
 
 def _run_tool(cmd, what, model, log):

@@ -18,7 +18,7 @@ from tools.bench import meta
 from tools.launch import MODEL_DIR, REPO, child_env
 from tools.objbench import photos, report, runner, sheet
 
-CANDIDATES = ("objects", "objects-centernet", "objects-nanodet")
+CANDIDATES = ("objects", "objects-centernet", "objects-nanodet", "objects-yolov3-tiny")
 ZOO_DIR = str(REPO / "build" / "zoo" / "x86")
 RUN_TIMEOUT = 1800  # seconds per candidate; the set takes well under a minute
 

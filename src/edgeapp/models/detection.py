@@ -11,6 +11,10 @@ PostProcess.decode says what the model's outputs are:
   that every output has a fixed size; PicoDet exported without NMS gives these too.
 - "gfl": PicoDet/GFL heads without post-processing: L score maps [1, n_l, C] (after sigmoid), then
   L box-distribution maps [1, n_l, 4 * (reg_max + 1)], one per stride in PostProcess.strides.
+- "yolo": Darknet YOLOv3 heads, raw: one map [1, A * (5 + C), h, w] per PostProcess.masks entry (the
+  anchor indices of that map, into PostProcess.anchors, [w, h] pairs in input pixels); per anchor the
+  channels are x, y, w, h, objectness, C class logits. Box centre (cell + sigmoid) * stride, size
+  exp * anchor; score = sigmoid(objectness) * sigmoid(class), as Darknet's own decoding.
 Coordinates are input-canvas pixels, or 0..1 of the input with PostProcess.normalized = true
 (EdgeBoard SSD). NMS is OpenCV's (cv2.dnn.NMSBoxesBatched: per class), with nms_thresh, nms_top_k
 (candidates before NMS) and keep_top_k (boxes after); score_thresh drops weak results (PaddleDetection's
@@ -25,7 +29,7 @@ from edgeapp.models import fit, tensor
 from edgeapp.models.base import ModelType
 from edgeapp.results import result
 
-DECODERS = ("nms", "boxes_scores", "gfl")
+DECODERS = ("nms", "boxes_scores", "gfl", "yolo")
 # decode "nms": where class, score, x1, y1, x2, y2 sit in a model's rows, by PostProcess.row_layout
 ROW_LAYOUTS = {"class_score_box": [0, 1, 2, 3, 4, 5], "box_score_class": [5, 4, 0, 1, 2, 3]}
 
@@ -52,6 +56,8 @@ class Detector(ModelType):
         if self.row_order is None:
             raise ValueError("PostProcess.row_layout %r: use one of %s" % (post.get("row_layout"), ", ".join(ROW_LAYOUTS)))
         self.strides = [int(s) for s in post.get("strides", [8, 16, 32, 64])]
+        self.anchors = np.asarray(post.get("anchors", []), dtype=np.float32).reshape(-1, 2)
+        self.masks = [[int(i) for i in m] for m in post.get("masks", [])]
 
     # -- steps -----------------------------------------------------------------------------------
     def preprocess(self, image):
@@ -65,7 +71,8 @@ class Detector(ModelType):
             if self.extra_nms and rows.size:
                 rows = self._rows_nms(rows)
         else:
-            boxes, scores = self._boxes_scores(outputs) if self.decode == "boxes_scores" else self._gfl(outputs)
+            decoder = {"boxes_scores": self._boxes_scores, "gfl": self._gfl, "yolo": self._yolo}[self.decode]
+            boxes, scores = decoder(outputs)
             rows = self._opencv_nms(boxes, scores)
         if rows.size == 0:
             return []
@@ -153,6 +160,26 @@ class Detector(ModelType):
             all_scores.append(score[top])
         return np.concatenate(all_boxes), np.concatenate(all_scores)
 
+    def _yolo(self, outputs):
+        if len(outputs) != len(self.masks) or not self.masks:
+            raise ValueError("decode 'yolo' expects one map per PostProcess.masks entry (%d), the model gives %d"
+                             % (len(self.masks), len(outputs)))
+        h, w = self.bundle.max_hw
+        all_boxes, all_scores = [], []
+        for mask, out in zip(self.masks, outputs):
+            out = np.asarray(out, dtype=np.float32)
+            gh, gw = out.shape[-2:]
+            maps = out.reshape(len(mask), -1, gh * gw)  # anchor, channel, cell
+            ys, xs = np.divmod(np.arange(gh * gw), gw)
+            cx = (xs + _sigmoid(maps[:, 0])) * (w / float(gw))
+            cy = (ys + _sigmoid(maps[:, 1])) * (h / float(gh))
+            anchor = self.anchors[mask]
+            bw, bh = np.exp(maps[:, 2]) * anchor[:, :1], np.exp(maps[:, 3]) * anchor[:, 1:]
+            all_boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=2).reshape(-1, 4))
+            scores = _sigmoid(maps[:, 4:5]) * _sigmoid(maps[:, 5:])  # anchor, class, cell
+            all_scores.append(scores.transpose(0, 2, 1).reshape(-1, scores.shape[1]))
+        return np.concatenate(all_boxes), np.concatenate(all_scores)
+
     def _opencv_nms(self, boxes, scores):
         """Per-class NMS with OpenCV on (M, 4) x1y1x2y2 boxes and (M, C) scores -> rows."""
         # A box may be a candidate for more than one class (multiclass NMS does that): take every
@@ -169,3 +196,7 @@ class Detector(ModelType):
                                        self.score_thresh, self.nms_thresh)
         keep = np.asarray(keep, dtype=np.int64).reshape(-1)[:self.keep_top_k]
         return np.concatenate([pair_cls[keep, None].astype(np.float32), pair_score[keep, None], b[keep]], axis=1)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without exp's overflow warnings
