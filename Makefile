@@ -41,7 +41,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -56,7 +56,9 @@ help:
 	@echo "  zoo         build the optional zoo bundles into $(ZOO_DIR): layout (~930 MB under Lite x86),"
 	@echo "              objects-centernet (a second COCO detector; no licence stated upstream),"
 	@echo "              objects-yolov3-tiny (a third: YOLOv3-tiny's public-domain Darknet weights)"
-	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/"
+	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/ (not the optional_zoo ones)"
+	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
+	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
 	@echo "              the DejaVu, Liberation and WenQuanYi fonts (OCR test set) if missing (Debian packages,"
 	@echo "              apt-get, as root)"
@@ -158,7 +160,12 @@ $(TOOL_VENV_TFJS)/.installed: tools/convert/requirements-tfjs.txt
 	@touch $@
 
 test: setup check-py38 test-tools
-	$(VPY) -m pytest tests --benchmark-disable $(PYTEST_ARGS)
+	$(VPY) -m pytest tests --benchmark-disable -m "not optional_zoo" $(PYTEST_ARGS)
+
+# The optional zoo's COCO candidates (mids 10, 11) on their real bundles, each built into $(ZOO_DIR)
+# when missing (a minute or two cold): their results go in BENCHMARKS.md ("Optional zoo tests").
+test-zoo: setup
+	$(VPY) -m pytest tests --benchmark-disable -m optional_zoo $(PYTEST_ARGS)
 
 # Boards may run Python 3.8: the code must compile and import there (paddlelite aside).
 check-py38:

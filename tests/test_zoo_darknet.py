@@ -119,6 +119,7 @@ def yolo():
     return engine_for(ZOO_DIR, 11)
 
 
+@pytest.mark.optional_zoo
 def test_yolov3_tiny_finds_the_cup(yolo, photos):
     """The cup and nothing else in coffee.png (cup 0.53). YOLOv3-tiny misses the astronaut (person
     0.09) and the cat (0.05): see the object benchmark."""

@@ -109,7 +109,8 @@ def test_same_face_close_other_images_far(faceres, photos):
 
 
 # ---- COCO objects (mid 8 in the default folder, mid 10 in the zoo) -------------------------------
-@pytest.fixture(scope="module", params=[8, 10], ids=["nanodet", "centernet"])
+@pytest.fixture(scope="module", params=[8, pytest.param(10, marks=pytest.mark.optional_zoo)],
+                ids=["nanodet", "centernet"])
 def detector(request):
     return request.param, request.getfixturevalue("objects" if request.param == 8 else "centernet")
 
@@ -159,7 +160,8 @@ def test_detectors_use_deepstack_label_names(detector):
 
 # ---- what the build recorded ---------------------------------------------------------------------
 @pytest.mark.parametrize("folder,name,mid", [(MODEL_DIR, "face-recognition", 9), (MODEL_DIR, "objects", 8),
-                                             (ZOO_DIR, "objects-centernet", 10)])
+                                             pytest.param(ZOO_DIR, "objects-centernet", 10,
+                                                          marks=pytest.mark.optional_zoo)])
 def test_tfjs_bundles_record_their_checks(folder, name, mid):
     path = Path(folder) / name / "bundle.json"
     if mid == 10:
