@@ -192,12 +192,17 @@ onnx.checker.check_model(m); onnx.save(m, %r)
 """
 
 
-def test_onnx_fixes_make_x2paddle_convert_exactly(tool_py, tmp_path):
-    subprocess.run([tool_py, "-c", PATTERNS_ONNX % str(tmp_path / "p.onnx")], check=True, timeout=120)
-    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "p.onnx"), str(tmp_path / "out"),
+def converted(tool_py, tmp_path, make_onnx):
+    """convert.py's record of the 1x3x8x8 ONNX model that the script make_onnx writes."""
+    subprocess.run([tool_py, "-c", make_onnx % str(tmp_path / "m.onnx")], check=True, timeout=120)
+    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "m.onnx"), str(tmp_path / "out"),
                           "--shape", "1,3,8,8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    record = json.loads((tmp_path / "out" / "convert.json").read_text())
+    return json.loads((tmp_path / "out" / "convert.json").read_text())
+
+
+def test_onnx_fixes_make_x2paddle_convert_exactly(tool_py, tmp_path):
+    record = converted(tool_py, tmp_path, PATTERNS_ONNX)
     steps = "\n".join(record["steps"])
     assert "3 constant nodes (Add, Expand, ScatterND) folded into 1 initializers" in steps, steps
     assert "1 Pad(-inf) merged into the next MaxPool's pads" in steps
@@ -226,10 +231,6 @@ onnx.checker.check_model(m); onnx.save(m, %r)
 
 
 def test_a_real_align_corners_resize_is_left_as_x2paddle_wrote_it(tool_py, tmp_path):
-    subprocess.run([tool_py, "-c", ALIGN_CORNERS_ONNX % str(tmp_path / "a.onnx")], check=True, timeout=120)
-    res = subprocess.run([tool_py, str(CONVERT), "onnx", str(tmp_path / "a.onnx"), str(tmp_path / "out"),
-                          "--shape", "1,3,8,8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    record = json.loads((tmp_path / "out" / "convert.json").read_text())
+    record = converted(tool_py, tmp_path, ALIGN_CORNERS_ONNX)
     assert not any("align_mode" in step for step in record["steps"]), record["steps"]
     assert record["paddle_max_abs_diff"] < 1e-5, record
