@@ -52,7 +52,7 @@ class StandInFaceRec(FaceRecognizer):
             colour = tuple(int(c) for c in image[labels == i].mean(axis=0).round())
             out.append(Face((float(x), float(y), float(x + w), float(y + h)), 0.9,
                             person_vector(colour, self.dim, photo=(int(w), int(h)))))
-        return out
+        return sorted(out, key=lambda f: -(f.box[2] - f.box[0]))  # biggest first, as FaceRecognizer
 
 
 def person_vector(colour, dim=DIM, photo=None):

@@ -92,3 +92,9 @@ def test_a_face_too_small_for_mid_4_is_found_by_the_far_detector(local_engine, p
     assert iou((x1, y1, x2, y2), want) >= 0.6
     portrait = recognizer.faces(photos["astronaut"], local_engine.accel)[0]
     assert float(portrait.vector @ faces[0].vector) >= recognizer.threshold
+
+
+def test_a_face_picture_is_always_decoded_full_size(local_engine):
+    """Engine.faces gives boxes in the decoded image's pixels: they are the picture's only because
+    decode() never reduces a face_rec model's picture (its crops need every pixel)."""
+    assert local_engine.model(9).reduction(4000, 3000) == 1

@@ -26,7 +26,7 @@ import re
 
 from bottle import request
 
-from edgeapp import admission, deepstack, facedb
+from edgeapp import admission, deepstack
 from edgeapp.envelope import request_timing
 from edgeapp.errors import BadRequest, FaceDbUnavailable, NoFace
 from edgeapp.facedb import UNKNOWN
@@ -100,7 +100,7 @@ class DeepStackFace:
         if len(pictures) != 2:
             raise BadRequest("send two pictures, image1 and image2 (got %d)" % len(pictures))
         mid, model = self.face_model()
-        a, b = facedb.unit_rows([self.main_face(mid, name, data).vector for name, data in pictures], model.dim)
+        a, b = (self.main_face(mid, name, data).vector for name, data in pictures)  # unit vectors
         return {"similarity": round(confidence(float(a @ b)), 4)}
 
     # ---- the steps ----
@@ -126,18 +126,17 @@ class DeepStackFace:
     def faces(self, mid, data):
         """[Face] in the picture data (boxes in its full-size pixels)."""
         def work(decoded, until):
-            image, size = decoded
-            found = self.api.engine.faces(mid, image, deadline=until, timing=request_timing(),
-                                          reservation=admission.reservation(request.environ))
-            return [_full_size(f, image.shape, size) for f in found]
+            image, _ = decoded  # full size: a face_rec model is never decoded reduced (Engine.faces)
+            return self.api.engine.faces(mid, image, deadline=until, timing=request_timing(),
+                                         reservation=admission.reservation(request.environ))
         return self.ds.on_picture(mid, data, work)
 
     def main_face(self, mid, name, data):
-        """The largest face in the picture named name; NoFace if it has none."""
+        """The largest face in the picture named name (faces come biggest first); NoFace if it has none."""
         found = self.faces(mid, data)
         if not found:
             raise NoFace("no face found in %s: send a picture in which the face is clearly visible" % name)
-        return max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return found[0]
 
 
 def confidence(cosine):
@@ -152,19 +151,6 @@ def _recognised(face, userid, cosine):
     out = {"userid": userid, "confidence": round(confidence(cosine), 4) if named else 0}
     out.update(deepstack.box(*face.box))
     return out
-
-
-def _full_size(face, shape, size):
-    """face with its box scaled from the decoded image (shape) to the full picture (size = w, h)
-    and kept inside it."""
-    sx, sy = size[0] / float(shape[1]), size[1] / float(shape[0])
-    x1, y1, x2, y2 = (float(v) for v in face.box)
-    box = (_clip(x1 * sx, size[0]), _clip(y1 * sy, size[1]), _clip(x2 * sx, size[0]), _clip(y2 * sy, size[1]))
-    return face._replace(box=box)
-
-
-def _clip(v, high):
-    return min(max(v, 0.0), float(high))
 
 
 def _pictures(files):

@@ -98,8 +98,10 @@ class Engine:
         return data
 
     def faces(self, mid, image, deadline=None, timing=None, reservation=None):
-        """The Face records (box, score, unit vector) of a face_rec model, for registering and
-        matching faces; deadline, timing and reservation as for infer()."""
+        """The Face records (box, score, unit vector; biggest first) of a face_rec model, for
+        registering and matching faces; deadline, timing and reservation as for infer(). A
+        face_rec model has no fit (its crops need every pixel), so decode() never reduces its
+        image: the boxes are in the picture's own pixels."""
         timing = {} if timing is None else timing
         return self._run(mid, lambda model, accel: model.faces(image, accel), deadline, timing, reservation)
 

@@ -21,12 +21,13 @@ import math
 import cv2
 import numpy as np
 
-from edgeapp.models import tensor
-from edgeapp.models.base import ModelType, needed_bundle
 from edgeapp.errors import FaceDbUnavailable, UnknownModel
 from edgeapp.facedb import UNKNOWN
+from edgeapp.models import tensor
+from edgeapp.models.base import ModelType, needed_bundle
 from edgeapp.models.blazeface import FaceDetector
 from edgeapp.results import result
+
 
 Face = collections.namedtuple("Face", "box score vector")  # box: x1, y1, x2, y2 in image pixels
 
