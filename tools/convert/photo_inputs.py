@@ -3,9 +3,9 @@
 
     .venv/bin/python tools/convert/photo_inputs.py OUT.npz --shape 1,3,H,W --preprocess JSON PHOTO...
 
-Each photo is stretched to W x H (OpenCV; area when shrinking, linear when enlarging) and
-normalised with the bundle's Preprocess (mean, std, channel_order) by the service's own code
-(edgeapp.models.tensor). A converted model is checked on these as well as the runtimes agree on
+Each photo is stretched to W x H and normalised with the bundle's Preprocess (mean, std,
+channel_order) by the service's own code (edgeapp.models.fit, with its one interpolation rule,
+and edgeapp.models.tensor). A converted model is checked on these as well as the runtimes agree on
 noise: real images reach the value ranges and activations that a seeded random input never does.
 OUT.npz: "input" = N x 1x3xHxW float32, in the order of the photos given.
 """
@@ -16,7 +16,7 @@ import sys
 import cv2
 import numpy as np
 
-from edgeapp.models import tensor
+from edgeapp.models import fit, tensor
 
 
 def photo_tensor(path, shape, pre):
@@ -24,8 +24,7 @@ def photo_tensor(path, shape, pre):
     if image is None:
         raise SystemExit("error: cannot read the photo %s" % path)
     h, w = shape[2], shape[3]
-    shrink = image.shape[0] > h or image.shape[1] > w
-    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    image, _ = fit.stretch(image, h, w)
     return tensor.Normalize(pre).tensor(image, (h, w))
 
 

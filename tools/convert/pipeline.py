@@ -33,7 +33,7 @@ LITE_CHECK = HERE / "lite_check.py"
 PHOTO_INPUTS = HERE / "photo_inputs.py"
 REQUIREMENTS = HERE / "requirements.txt"
 # What each format's conversion runs: a change to any of these files is a new converter.
-CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py"]
+CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py", PHOTO_INPUTS]  # the check's inputs too
 TFJS_FILES = [HERE / "requirements-tfjs.txt", TFJS]
 FORMAT_FILES = {"tfjs": TFJS_FILES, "darknet": [DARKNET]}
 FORMATS = ("paddle", "onnx", "tflite", "tfjs", "darknet")
