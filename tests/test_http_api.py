@@ -561,9 +561,10 @@ def test_port_in_use_fails_with_a_message(run_python, fast_model_dir):
     assert res.returncode == 1 and "cannot listen on 127.0.0.1 port %d" % port in res.stderr
 
 
-def test_the_api_never_imports_paddle_lite(run_python):
-    code = ("import sys, edgeapp.api, edgeapp.server; "
-            "bad = [m for m in sys.modules if m.startswith('paddlelite') or m == 'edgeapp.lite']; "
+def test_the_api_never_imports_an_engine(run_python):
+    code = ("import sys, edgeapp.api, edgeapp.server, edgeapp.engines; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('paddlelite', 'onnxruntime') "
+            "or m in ('edgeapp.engines.paddle_lite', 'edgeapp.engines.onnx_runtime')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = run_python("-c", code)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -2,18 +2,19 @@
 import numpy as np
 import pytest
 
-from edgeapp import lite
+from edgeapp import engines
+from edgeapp.engines import paddle_lite as lite
 
 
 def test_numpy_2_is_refused(monkeypatch):
     monkeypatch.setattr(np, "__version__", "2.1.0")
-    with pytest.raises(lite.RuntimeCheckFailed) as e:
-        lite.check_numpy()
+    with pytest.raises(engines.RuntimeCheckFailed) as e:
+        lite.check()
     assert "numpy<2" in str(e.value)
 
 
 def test_installed_numpy_passes():
-    lite.check_numpy()
+    lite.check()
 
 
 class _DroppingTensor:
@@ -33,7 +34,8 @@ def test_selfcheck_refuses_a_runtime_that_drops_input(monkeypatch):
     shape = (1, 3, 8, 8)
     p = lite.Predictor.__new__(lite.Predictor)
     p.model_path = "fake.nb"
+    p.input_shape = list(shape)
     p._p = type("P", (), {"get_input": lambda self, i: _DroppingTensor(shape)})()
-    with pytest.raises(lite.RuntimeCheckFailed) as e:
-        p.selfcheck(shape)
+    with pytest.raises(engines.RuntimeCheckFailed) as e:
+        p.selfcheck()
     assert "Refusing to serve" in str(e.value)

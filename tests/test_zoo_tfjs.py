@@ -59,12 +59,13 @@ def centernet():
 # ---- face descriptors (mid 9) --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def faceres():
-    from edgeapp.lite import Predictor
+    from edgeapp import engines
+    from edgeapp.bundle import load_bundles
     from edgeapp.models import tensor
 
     folder = Path(MODEL_DIR) / "face-recognition"
     spec = json.loads((folder / "bundle.json").read_text())
-    predictor = Predictor(str(folder / spec["model"]))
+    predictor = engines.open_predictor(load_bundles(MODEL_DIR)[9], engines.Settings())
     normalize = tensor.Normalize(spec["Preprocess"])
 
     def describe(image):

@@ -22,7 +22,7 @@ import bottle
 import numpy as np
 from cheroot import wsgi
 
-from edgeapp import images, lite, models
+from edgeapp import engines, images, models
 from edgeapp.bundle import load_bundles
 from edgeapp.errors import EdgeError
 from edgeapp.results import dumps, failure, success
@@ -38,9 +38,9 @@ class DirectAccelerator:
         self._predictors = {}
         self._locks = {}
         for mid, b in sorted(bundles.items()):
-            if not b.model_path:
+            if not b.runs_model:
                 continue
-            p = lite.Predictor(b.model_path)
+            p = engines.open_predictor(b, engines.Settings())
             for fill in (0.0, 0.5):  # warm up at the fixed shape, as edgeapp does
                 p.run([np.full(b.input_shape, fill, dtype=np.float32)])
             self._predictors[mid] = p

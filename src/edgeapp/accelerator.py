@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from edgeapp import engines
 from edgeapp.errors import Timeout, UnknownModel
 from edgeapp.memory import mb, rss_bytes
 from edgeapp.slots import Reservation
@@ -99,35 +100,42 @@ class RunStats:
 
 
 class LocalAccelerator(Accelerator):
-    """Owns one Paddle Lite predictor per bundle, in this process.
+    """Owns one predictor per bundle, in this process, each on its engine (edgeapp.engines).
 
-    At start every model is checked (tensor write/read-back) and run once at its maximum input
-    shape: Paddle Lite keeps its memory high-water mark forever, so warming at the maximum shape
-    reaches (and measures) all the memory the model will ever take before anything is served.
-    (A restarted worker skips the run for the models measured by its first start: `cold`.)
+    At start every model is checked and run once at its input shape: Paddle Lite keeps its memory
+    high-water mark forever, and ONNX Runtime's arena grows to what the first runs need, so warming
+    at the fixed shape reaches (and measures) all the memory the model will ever take before
+    anything is served. (A restarted worker skips the run for the models measured by its first
+    start: `cold`.)
     """
 
-    def __init__(self, bundles, threads=None, warm=True, on_load=None, power_mode=None, cold=()):
-        """on_load(mid) is called before each model is loaded: Paddle Lite aborts the whole process
+    def __init__(self, bundles, settings=None, warm=True, on_load=None, cold=()):
+        """settings: engines.Settings (default: Paddle Lite with its defaults).
+        on_load(mid) is called before each model is loaded: Paddle Lite aborts the whole process
         on a corrupt model file, so the worker tells its parent which model it is about to load.
         cold: models loaded and checked but not warmed up: a restarted worker's, whose parent
         knows their figures from the first start (their first job reaches the same memory: its
         tensor has the same, fixed, shape)."""
-        from edgeapp import lite  # only here: the HTTP process never imports Paddle Lite
-
         super().__init__()
-        lite.check_numpy()
         self._bundles = dict(bundles)
         self._predictors = {}
         self._status = {}
         self.output_bytes = {}  # mid -> bytes of all outputs at the fixed input shape (after warm-up)
         self._lock = threading.Lock()  # a predictor runs one job at a time
-        self._lite = lite
-        self._threads = threads
-        self._power_mode = power_mode
+        self._settings = settings or engines.Settings()
+        self._engines = {}  # name -> engine module, imported (and checked) on first use
         self._warm = warm
         for mid in sorted(bundles):
             self.load(bundles[mid], on_load, warm=warm and mid not in cold)
+
+    def engine(self, name):
+        """The engine module, imported and its runtime checked on first use. RuntimeCheckFailed
+        (wrong answers are certain) stops everything; EngineMissing fails the models that need it."""
+        if name not in self._engines:
+            module = engines.module(name)
+            module.check()
+            self._engines[name] = module
+        return self._engines[name]
 
     def load(self, b, on_load=None, warm=None):
         """Load (or replace) one bundle's predictor, check it and warm it up (warm: default as
@@ -137,37 +145,37 @@ class LocalAccelerator(Accelerator):
         with self._lock:
             self._bundles[mid] = b
             self._predictors.pop(mid, None)
-        if not b.model_path:
-            return self._fail(mid, "its bundle.json names no model file (\"model\")")
-        if not os.path.isfile(b.model_path) or os.path.getsize(b.model_path) == 0:
-            # Checked here: Paddle Lite aborts the process on a missing file.
-            return self._fail(mid, "model file %s is missing or empty (rebuild the bundles: make models)"
-                              % b.model_path)
+        name = engines.choose(b, self._settings.engine)
+        path = b.model_files.get(name)
+        why = _missing_file(b, name, path)
+        if why:
+            return self._fail(mid, why, name)
         if on_load is not None:
             on_load(mid)
         before = rss_bytes()
         t0 = time.monotonic()
         try:
-            p = self._lite.Predictor(b.model_path, threads=self._threads, power_mode=self._power_mode)
-            p.selfcheck(b.input_shape)
-        except self._lite.RuntimeCheckFailed:
+            p = self.engine(name).Predictor(path, b.input_shape, self._settings)
+            p.selfcheck()
+        except engines.RuntimeCheckFailed:
             raise
-        except Exception as e:  # what Paddle Lite reports as an exception fails that model only
-            return self._fail(mid, "load failed: %s" % e)
+        except Exception as e:  # what a runtime reports as an exception fails that model only
+            return self._fail(mid, "load failed: %s" % e, name)
         warm = self._warm if warm is None else warm
-        if warm and not self._warm_up(p, b):
+        if warm and not self._warm_up(p, b, name):
             return
         with self._lock:
             self._predictors[mid] = p
         self._status[mid] = {
-            "ready": True, "reason": None,
+            "ready": True, "reason": None, "engine": name, "engine_version": self.engine(name).version(),
             "memory_mb": mb(max(0, rss_bytes() - before)),
             "warmup_ms": round((time.monotonic() - t0) * 1000.0, 1),
         }
-        log.info("model %d (%s) ready: %s MB after %s at %s, %.0f ms", mid, b.name, self._status[mid]["memory_mb"],
-                 "warm-up" if warm else "loading (not warmed)", b.input_shape, self._status[mid]["warmup_ms"])
+        log.info("model %d (%s) ready on %s: %s MB after %s at %s, %.0f ms", mid, b.name, name,
+                 self._status[mid]["memory_mb"], "warm-up" if warm else "loading (not warmed)", b.input_shape,
+                 self._status[mid]["warmup_ms"])
 
-    def _warm_up(self, p, b):
+    def _warm_up(self, p, b, name):
         """Run a model at its input shape, so that it takes all the memory it ever will; False
         (and the model failed) if it cannot run."""
         try:
@@ -176,7 +184,7 @@ class LocalAccelerator(Accelerator):
                 outs = p.run([np.full(b.input_shape, fill, dtype=np.float32)])
             self.output_bytes[b.id] = sum(int(o.nbytes) for o in outs)
         except Exception as e:
-            self._fail(b.id, "warm-up run failed: %s" % e)
+            self._fail(b.id, "warm-up run failed: %s" % e, name)
             return False
         return True
 
@@ -188,9 +196,10 @@ class LocalAccelerator(Accelerator):
         self._status.pop(mid, None)
         self.output_bytes.pop(mid, None)
 
-    def _fail(self, mid, reason):
-        log.error("model %d (%s): %s", mid, self._bundles[mid].name, reason)
-        self._status[mid] = {"ready": False, "reason": reason, "memory_mb": None, "warmup_ms": None}
+    def _fail(self, mid, reason, engine):
+        log.error("model %d (%s) on %s: %s", mid, self._bundles[mid].name, engine, reason)
+        self._status[mid] = {"ready": False, "reason": reason, "engine": engine, "memory_mb": None,
+                             "warmup_ms": None}
 
     def run(self, mid, inputs, deadline=None, timing=None, reservation=None):
         p = self._predictors.get(mid)
@@ -213,6 +222,19 @@ class LocalAccelerator(Accelerator):
 
     def model_status(self):
         return dict(self._status)
+
+
+def _missing_file(b, name, path):
+    """Why bundle b cannot be loaded on engine `name` (path: its file there), or None."""
+    if not b.runs_model:
+        return "its bundle.json names no model file (\"model\" or \"onnx_model\")"
+    if not path:
+        return ("its bundle has no %s file (\"%s\" in bundle.json): rebuild the bundles (make models), or "
+                "run it on another engine" % (name, engines.FILE_KEYS[name]))
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        # Checked here: Paddle Lite aborts the process on a missing file.
+        return "model file %s is missing or empty (rebuild the bundles: make models)" % path
+    return None
 
 
 def check_shape(bundle, shape):

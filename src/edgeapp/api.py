@@ -260,18 +260,25 @@ class Api:
         if self.callbacks is not None:
             data["callbacks"] = self.callbacks.stats()
         data["models"] = self._model_status()
+        data["engines"] = self._engine_versions()  # {name: version} of the engines that run models
         faces = self.faces.status()
         if faces is not None:
             data["faces"] = faces  # people, faces, memory; faces of another model, to register again
         return data
 
+    def _engine_versions(self):
+        return {st["engine"]: st.get("engine_version") for st in self.accel.model_status().values()
+                if st.get("engine") and st.get("ready")}
+
     def _model_status(self):
         engine = self.engine
         stats = engine.stats()
         runs = self.accel.model_timing()
+        status = self.accel.model_status()
         out = []
         for mid in sorted(engine.bundles):
-            entry = {"id": mid, "name": engine.bundles[mid].name, "ready": mid in engine.models}
+            entry = {"id": mid, "name": engine.bundles[mid].name, "ready": mid in engine.models,
+                     "engine": status.get(mid, {}).get("engine")}
             entry.update(stats.get(mid, {}))  # requests, errors, latency_ms {p50, p95, p99}
             run = runs.get(mid, {})
             entry["accelerator_ms"] = run.get("accelerator_ms", {"mean": None, "p50": None})

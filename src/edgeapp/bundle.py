@@ -1,12 +1,14 @@
 """Model bundles: a folder with bundle.json (what the model is) and the built model file.
 
 A source bundle lives under models/<name>/; tools/build_models.py turns it into a built bundle
-under build/models/<target>/<name>/, adding "model" (the .nb file) and "target". The service reads
-built bundles only.
+under build/models/<target>/<name>/, adding "model" (the .nb file for Paddle Lite), "onnx_model"
+(model.onnx for ONNX Runtime) and "target". An optional "engine" pins the bundle to one engine.
+The service reads built bundles only.
 """
 import json
 import os
 
+from edgeapp import engines  # names only: no runtime is imported
 from edgeapp.models import TYPES  # the registry alone: no type module, no OpenCV
 
 
@@ -34,7 +36,20 @@ class Bundle:
         self.post = spec.get("PostProcess", {})
         self.labels = [str(x) for x in spec.get("label_list", [])]
         self.target = spec.get("target")
-        self.model_path = os.path.join(folder, spec["model"]) if spec.get("model") else None
+        # engine name -> its model file in this bundle (only the engines it has a file for)
+        self.model_files = {name: os.path.join(folder, spec[key])
+                            for name, key in engines.FILE_KEYS.items() if spec.get(key)}
+        self.engine = spec.get("engine")
+        if self.engine is not None and self.engine not in engines.NAMES:
+            raise BundleError("%s: unknown engine %r (known: %s)" % (folder, self.engine, ", ".join(engines.NAMES)))
+        if self.engine and self.engine not in self.model_files:
+            raise BundleError("%s: \"engine\" is %s, but bundle.json names no %s file (\"%s\")"
+                              % (folder, self.engine, self.engine, engines.FILE_KEYS[self.engine]))
+
+    @property
+    def runs_model(self):
+        """True for a bundle with a model file of its own (not a pipeline of other bundles)."""
+        return bool(self.model_files)
 
     def file(self, name):
         """Path of an extra file shipped in the bundle (e.g. a character dictionary)."""
@@ -53,6 +68,7 @@ class Bundle:
             "input_shape": self.input_shape,
             "labels": self.labels,
             "target": self.target,
+            "engines": sorted(self.model_files),
         }
 
 

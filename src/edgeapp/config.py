@@ -164,7 +164,13 @@ FIELDS = {
     "memory_budget_mb": (lambda s: _integer(s, 0), 0, "memory for all edgeapp processes, MB (0: no check)"),
     "memory_policy": (_choice("refuse", "drop"), "refuse",
                       "over the budget: refuse to start, or drop the models that do not fit"),
+    "engine": (_choice("paddlelite", "onnxruntime"), "paddlelite",
+               "inference engine for the bundles that do not name theirs: paddlelite (model.nb) or "
+               "onnxruntime (model.onnx); a board profile sets its own"),
     "lite_threads": (lambda s: _integer(s, 0, 64), 0, "Paddle Lite threads per model (0: its default; x86: OMP_NUM_THREADS of the worker)"),
+    "ort_threads": (lambda s: _integer(s, 0, 64), 0,
+                    "ONNX Runtime intra-op threads per model (0: the worker's own CPUs if worker_cpus is set, "
+                    "else every CPU but one, which the HTTP process keeps)"),
     "deepstack_detection": (_text, "objects", "model name that DeepStack's /v1/vision/detection runs"),
     "face_db": (_abs_path, default_face_db(),
                 "the face database (SQLite; written at each face register and delete, nowhere else)"),

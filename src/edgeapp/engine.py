@@ -138,6 +138,7 @@ class Engine:
             d["ready"] = mid in self.models
             d["reason"] = self.failed.get(mid)
             d["memory_mb"] = status.get(mid, {}).get("memory_mb")
+            d["engine"] = status.get(mid, {}).get("engine")  # None: a pipeline of other models
             out.append(d)
         return out
 

@@ -38,6 +38,8 @@ def _model_gauges(engine, accel):
     return [
         ("edgeapp_model_ready", "1 if the model serves.", "gauge",
          [({"model": str(m), "name": b.name}, 1 if m in engine.models else 0) for m, b in sorted(engine.bundles.items())]),
+        ("edgeapp_model_engine", "1 for the engine that runs the model (paddlelite or onnxruntime).", "gauge",
+         [({"model": str(m), "engine": s["engine"]}, 1) for m, s in sorted(mstat.items()) if s.get("engine")]),
         ("edgeapp_model_memory_bytes", "Memory the model pinned after warm-up.", "gauge",
          [({"model": str(m)}, int(s["memory_mb"] * 1048576)) for m, s in sorted(mstat.items())
           if s.get("memory_mb") is not None]),

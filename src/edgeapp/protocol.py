@@ -95,12 +95,17 @@ class Channel:
 
 def fingerprint(b):
     """What makes a bundle 'changed' (for a reload, or a restart's warm-up): its bundle.json and
-    its model file."""
+    its model files."""
+    return (json.dumps(b.spec, sort_keys=True), b.folder,
+            [(name, _file_stamp(path)) for name, path in sorted(b.model_files.items())])
+
+
+def _file_stamp(path):
     try:
-        st = os.stat(b.model_path) if b.model_path else None
+        st = os.stat(path)
     except OSError:
-        st = None
-    return (json.dumps(b.spec, sort_keys=True), b.folder, st and (st.st_size, st.st_mtime_ns))
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def digest(b):

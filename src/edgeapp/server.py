@@ -31,7 +31,8 @@ def _make_accelerator(bundles, settings, excluded=None):
                              threads=settings.lite_threads or None, excluded=excluded,
                              cpus=config.cpu_set(settings.worker_cpus) or None,
                              spin_ms=settings.worker_spin_ms if settings.worker_cpus else 0,
-                             power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode)
+                             power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode,
+                             engine=settings.engine, ort_threads=settings.ort_threads)
 
 
 def _start_within_budget(bundles, settings):

@@ -29,7 +29,8 @@ class WorkerAccelerator(Accelerator):
     """The HTTP process's handle on the worker: same run() as LocalAccelerator, plus lifecycle."""
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
-                 excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0, cpus=None, spin_ms=0):
+                 excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0, cpus=None, spin_ms=0,
+                 engine="paddlelite", ort_threads=0):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
         the worker (default: job_timeout).
@@ -37,14 +38,16 @@ class WorkerAccelerator(Accelerator):
         shorter than that (a short model at high concurrency); otherwise it is Busy at once.
         cpus: the CPUs the worker runs on (a set; None: wherever the kernel puts it).
         spin_ms: after each job the worker polls for the next one this long before it sleeps
-        (only worth it on CPUs of its own: elsewhere it takes CPU from the HTTP process)."""
+        (only worth it on CPUs of its own: elsewhere it takes CPU from the HTTP process).
+        engine, ort_threads: the engine of bundles that name none, ONNX Runtime's threads."""
         super().__init__()
         self._job_timeout = float(job_timeout)
         if model_dir is None:
             model_dir = os.path.dirname(next(iter(bundles.values())).folder) if bundles else "."
         self.options = WorkerOptions(model_dir, _child_env(threads), threads=threads, power_mode=power_mode,
                                      cpus=cpus, spin_ms=spin_ms, start_timeout=start_timeout,
-                                     hang_timeout=hang_timeout or job_timeout)
+                                     hang_timeout=hang_timeout or job_timeout, engine=engine,
+                                     ort_threads=ort_threads)
         in_bytes = max([4 * int(np.prod(b.input_shape)) for b in bundles.values()] or [4])
         self._pool = SlotPool(slots, queue_wait, ready=lambda: self._process.state == "ready")
         self._process = WorkerProcess(LoadedModels(bundles, excluded), self.options, slots, in_bytes,

@@ -1,6 +1,6 @@
 """The accelerator worker process itself: `python -m edgeapp.worker_main` (started by worker_process).
 
-ONE loop owns every Paddle Lite predictor (a LocalAccelerator): it reads a job message, runs the
+ONE loop owns every predictor, on either engine (a LocalAccelerator): it reads a job message, runs the
 model on the tensors in the job's shared-memory slot, writes the outputs back into that slot and
 replies. The protocol is edgeapp.protocol's; the process that starts, watches and restarts this
 one is edgeapp.worker_process.
@@ -24,8 +24,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="edgeapp.worker_main")
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--model-dir", required=True)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--engine", default="paddlelite", help="engine of the bundles that name none")
+    p.add_argument("--threads", type=int, help="Paddle Lite threads")
     p.add_argument("--power-mode", help="Paddle Lite ARM power mode: high, low, full, no_bind, ...")
+    p.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: the default)")
     p.add_argument("--cpus", default="", help="comma-separated CPUs to run on (default: any)")
     p.add_argument("--spin-ms", type=float, default=0.0,
                    help="after each job, poll for the next one this long before sleeping")
@@ -75,12 +77,21 @@ def _load_models(args, chan):
     try:
         bundles = _select(load_bundles(args.model_dir, errors={}), args)
         cold = cold_models(bundles, args.warmed)
-        accel = LocalAccelerator(bundles, threads=args.threads, power_mode=args.power_mode, cold=cold,
+        accel = LocalAccelerator(bundles, engine_settings(args), cold=cold,
                                  on_load=lambda mid: chan.send(Loading(mid)))
     except Exception as e:  # the runtime self-check, or unreadable bundles
         chan.send(Fatal(str(e)))
         return None, None
     return accel, [mid for mid in cold if accel.model_status().get(mid, {}).get("ready")]
+
+
+def engine_settings(args):
+    """The engines' settings from the command line (after the CPUs are set: they count them)."""
+    from edgeapp import engines
+
+    cpus = [int(c) for c in args.cpus.split(",") if c]
+    return engines.Settings(args.engine, args.threads, args.power_mode,
+                            args.ort_threads or engines.ort_threads_default(cpus))
 
 
 def cold_models(bundles, warmed):
@@ -169,7 +180,7 @@ def probe_main(args):
 
     _die_with_parent(args.parent)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    accel = LocalAccelerator(_select(load_bundles(args.model_dir, errors={}), args))
+    accel = LocalAccelerator(_select(load_bundles(args.model_dir, errors={}), args), engine_settings(args))
     failed = ["model %d: %s" % (mid, st["reason"]) for mid, st in sorted(accel.model_status().items())
               if not st["ready"]]
     print("; ".join(failed))

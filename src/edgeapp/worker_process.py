@@ -48,12 +48,15 @@ class WorkerOptions:
     env: its environment. start_timeout: seconds for loading every model. hang_timeout: seconds
     without any reply while jobs are in flight before the watchdog kills it. cpus: the CPUs it
     runs on (None: wherever the kernel puts it). spin_ms: after each job it polls for the next one
-    this long before it sleeps."""
+    this long before it sleeps. engine: the engine of the bundles that name none; threads,
+    power_mode: Paddle Lite's; ort_threads: ONNX Runtime's (0: engines.ort_threads_default)."""
 
     def __init__(self, model_dir, env, threads=None, power_mode=None, cpus=None, spin_ms=0,
-                 start_timeout=600.0, hang_timeout=30.0):
+                 start_timeout=600.0, hang_timeout=30.0, engine="paddlelite", ort_threads=0):
         self.model_dir = model_dir
         self.env = env
+        self.engine = engine
+        self.ort_threads = int(ort_threads or 0)
         self.threads = threads
         self.power_mode = power_mode
         self.cpus = sorted(cpus) if cpus else None
@@ -63,7 +66,9 @@ class WorkerOptions:
 
     def worker_args(self):
         """The worker's command-line arguments for these options."""
-        cmd = ["--model-dir", self.model_dir]
+        cmd = ["--model-dir", self.model_dir, "--engine", self.engine]
+        if self.ort_threads:
+            cmd += ["--ort-threads", str(self.ort_threads)]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         if self.power_mode:

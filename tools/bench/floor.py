@@ -8,16 +8,17 @@ from tools.bench.common import percentile, timed_loop
 from tools.bench.wrk import run_wrk
 
 
-def time_requests(b, image_path, threads, seconds, min_runs, max_runs):
+def time_requests(b, image_path, settings, seconds, min_runs, max_runs):
     """One request after another through the service's own code, with neither HTTP nor the worker
     process: Engine.decode and Engine.infer (preprocess, run, postprocess) on a LocalAccelerator,
-    from the image file's bytes, as the binary endpoint gets them. Concurrency 1's floor."""
+    from the image file's bytes, as the binary endpoint gets them. Concurrency 1's floor.
+    settings: engines.Settings, as the raw loop's."""
     from edgeapp.accelerator import LocalAccelerator
     from edgeapp.engine import Engine
 
     with open(image_path, "rb") as f:
         data = f.read()
-    engine = Engine({b.id: b}, LocalAccelerator({b.id: b}, threads=threads or None))
+    engine = Engine({b.id: b}, LocalAccelerator({b.id: b}, settings))
     phases = {}
 
     def request():

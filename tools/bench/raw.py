@@ -1,5 +1,5 @@
 """The raw Paddle Lite loop, the limit: the model's model.nb in a fresh process
-(`python -m tools.bench raw ...`, edgeapp.lite.Predictor), the tensor prepared once,
+(`python -m tools.bench raw ...`, edgeapp.engines' Predictor), the tensor prepared once,
 predictor.run back to back, with the server's Paddle Lite threads and worker CPUs.
 
     python -m tools.bench raw --model-dir D --mid N --image F --seconds S --max-runs N [--requests]
@@ -30,7 +30,7 @@ def model_tensor(model_dir, mid, image_path):
         raise SystemExit("no model %d in %s (models: %s)" % (mid, model_dir, sorted(bundles)))
     b = bundles[mid]
     model = models.build(b, bundles)
-    if not b.model_path or not hasattr(model, "preprocess"):
+    if not b.runs_model or not hasattr(model, "preprocess"):
         raise SystemExit("model %d (%s, type %s) is not one predictor: there is no raw loop to compare "
                          "against; pick a single-model id" % (mid, b.name, b.type))
     with open(image_path, "rb") as f:
@@ -51,7 +51,9 @@ def parser():
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--min-runs", type=int, default=0, help="keep going past --seconds until this many runs")
     p.add_argument("--max-runs", type=int, default=100000)
+    p.add_argument("--engine", default="paddlelite", help="as EDGEAPP_ENGINE")
     p.add_argument("--threads", type=int, default=0, help="Paddle Lite threads, as EDGEAPP_LITE_THREADS")
+    p.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime threads, as EDGEAPP_ORT_THREADS")
     p.add_argument("--cpus", default="", help="CPUs to run on, as EDGEAPP_WORKER_CPUS")
     p.add_argument("--serve", action="store_true",
                    help="load once, then for each line N on stdin time N runs and print them (EOF ends)")
@@ -60,24 +62,33 @@ def parser():
     return p
 
 
+def engine_settings(args):
+    """The engines' settings as the service's worker would have them with the same settings."""
+    from edgeapp import config, engines
+
+    return engines.Settings(args.engine, args.threads or None, None,
+                            args.ort_threads or engines.ort_threads_default(config.cpu_set(args.cpus)))
+
+
 def main(argv):
     args = parser().parse_args(argv)
-    from edgeapp import config, lite
+    from edgeapp import config, engines
 
     if args.cpus:
         os.sched_setaffinity(0, config.cpu_set(args.cpus))
 
     b, tensor = model_tensor(args.model_dir, args.mid, args.image)
     t0 = time.monotonic()
-    pred = lite.Predictor(b.model_path, threads=args.threads or None)
-    for _ in range(2):  # warm-up, as the service does: Paddle Lite allocates on the first runs
+    settings = engine_settings(args)
+    pred = engines.open_predictor(b, settings)
+    for _ in range(2):  # warm-up, as the service does: both engines allocate on the first runs
         pred.run([tensor])
     load_s = time.monotonic() - t0
     info = {"mid": b.id, "name": b.name, "type": b.type, "input_shape": list(tensor.shape), "load_s": load_s}
     if not args.serve:
         info.update(time_runs(pred, tensor, args.seconds, args.min_runs, args.max_runs))
         if args.requests:
-            info["requests"] = time_requests(b, args.image, args.threads, min(args.seconds, 2.0), 5, args.max_runs)
+            info["requests"] = time_requests(b, args.image, settings, min(args.seconds, 2.0), 5, args.max_runs)
         print(json.dumps(info))
         return 0
     print(json.dumps(info), flush=True)

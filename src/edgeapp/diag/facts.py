@@ -15,7 +15,7 @@ from edgeapp import config, netinfo, pidfile, sysinfo
 from edgeapp.diag.client import HEALTH_TIMEOUT, Answer, ServiceClient
 from edgeapp.diag.logs import read_log
 
-RUNTIME_MODULES = ("numpy", "cv2", "paddlelite")
+RUNTIME_MODULES = ("numpy", "cv2", "paddlelite", "onnxruntime")
 
 
 @dataclass

@@ -80,7 +80,8 @@ def _models(facts):
     inst = facts.installed
     if isinstance(inst, dict):
         names = ", ".join("%d %s" % kv for kv in sorted(inst.items())) or "none"
-        return field("models", "%d installed in %s: %s" % (len(inst), facts.settings.model_dir, names))
+        return (field("models", "%d installed in %s: %s" % (len(inst), facts.settings.model_dir, names))
+                + field("engine", "%s (the setting; a bundle may name its own)" % facts.settings.engine))
     return field("models", "ERROR %s" % inst)
 
 
@@ -90,7 +91,19 @@ def _served_models(models, status):
     out = field("models", "%d ready, %d failed" % (ready, len(models) - ready))
     for m in models:
         out += _model_row(m, stats.get(m["id"], {}))
-    return out
+    return out + _engines(models, status.get("engines") or {})
+
+
+def _engines(models, versions):
+    """Which engine runs which models: "onnxruntime 1.19.2: 1, 2, 3; paddlelite 2.13rc0: 4"."""
+    runs = {}
+    for m in models:
+        if m.get("engine") and m.get("ready"):
+            runs.setdefault(m["engine"], []).append(str(m["id"]))
+    if not runs:
+        return []
+    return field("engines", "; ".join("%s %s: %s" % (name, versions.get(name, ""), ", ".join(mids))
+                                      for name, mids in sorted(runs.items())).replace("  ", " "))
 
 
 def _model_row(m, st):
@@ -158,8 +171,15 @@ def _board(facts):
     b = facts.board
     temps = ", ".join("%s %.1f C" % t for t in b.temperatures) or "not exposed by this board"
     disks = "; ".join("%s %.0f%% used, %s free" % (p, used, mb(free)) for p, used, free in b.disks)
-    mods = ", ".join("%s %s" % (m, "ok" if found else "MISSING") for m, found in b.modules)
+    engine = facts.settings.engine
+    mods = ", ".join("%s %s" % (m, "ok" if found else "not installed" if _other_engine(m, engine) else "MISSING")
+                     for m, found in b.modules)
     return field("temp", temps) + field("disk", disks or "unknown") + field("runtime", "%s; %s" % (b.python, mods))
+
+
+def _other_engine(module, engine):
+    """An engine's package that the service is not set to use: not having it is no fault."""
+    return module in ("paddlelite", "onnxruntime") and module != engine
 
 
 def _log(facts):

@@ -1,40 +1,30 @@
-"""The only module that imports Paddle Lite. It lives in the accelerator process.
+"""The Paddle Lite engine (model.nb): the only module that imports Paddle Lite.
 
-Paddle Lite's predictor.run() holds the GIL for the whole inference, so the HTTP process must
-never import this module (DESIGN.md, "Architecture").
+Paddle Lite's predictor.run() holds the GIL for the whole inference, so only the worker process
+imports this module (DESIGN.md, "Architecture").
 """
 import time
 
 import numpy as np
 from paddlelite.lite import MobileConfig, create_paddle_predictor
 
-try:
-    from importlib.metadata import version as _dist_version
-except ImportError:  # pragma: no cover - Python < 3.8
-    _dist_version = None
+from edgeapp.engines import PADDLELITE, RuntimeCheckFailed, dist_version
+
+NAME = PACKAGE = PADDLELITE
+POWER_MODES = ("high", "low", "full", "no_bind", "rand_high", "rand_low")
 
 
-class RuntimeCheckFailed(Exception):
-    pass
+def version():
+    return dist_version(PACKAGE)
 
 
-def lite_version():
-    try:
-        return _dist_version("paddlelite") if _dist_version else "unknown"
-    except Exception:
-        return "unknown"
-
-
-def check_numpy():
+def check():
     # paddlelite 2.13rc0 with numpy 2.x: from_numpy() writes nothing and every output is garbage.
     major = int(np.__version__.split(".")[0])
     if major >= 2:
         raise RuntimeCheckFailed(
             "numpy %s is installed; Paddle Lite's from_numpy() silently writes zeros with numpy 2. "
             "Install numpy<2 (requirements.txt pins 1.26.4)." % np.__version__)
-
-
-POWER_MODES = ("high", "low", "full", "no_bind", "rand_high", "rand_low")
 
 
 def _power_mode(name):
@@ -44,17 +34,20 @@ def _power_mode(name):
 
 
 class Predictor:
-    """One Paddle Lite predictor for one .nb file."""
+    """One Paddle Lite predictor for one .nb file, for one fixed input shape.
 
-    def __init__(self, model_path, threads=None, power_mode=None):
+    Its outputs are copied: Paddle Lite's are views of buffers the next run overwrites."""
+
+    def __init__(self, model_path, input_shape, settings):
         config = MobileConfig()
         config.set_model_from_file(model_path)
         # ARM builds only; the x86 wheel has neither.
-        if threads and hasattr(config, "set_threads"):
-            config.set_threads(int(threads))
-        if power_mode and hasattr(config, "set_power_mode"):
-            config.set_power_mode(_power_mode(power_mode))
+        if settings.lite_threads and hasattr(config, "set_threads"):
+            config.set_threads(int(settings.lite_threads))
+        if settings.power_mode and hasattr(config, "set_power_mode"):
+            config.set_power_mode(_power_mode(settings.power_mode))
         self.model_path = model_path
+        self.input_shape = list(input_shape)
         self.last_run_ms = 0.0
         self._p = create_paddle_predictor(config)
         self.input_names = list(self._p.get_input_names())
@@ -68,12 +61,13 @@ class Predictor:
         for i, a in enumerate(inputs):
             self._p.get_input(i).from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         self._p.run()
-        outs = [self._p.get_output(i).numpy() for i in range(len(self.output_names))]
+        outs = [np.array(self._p.get_output(i).numpy()) for i in range(len(self.output_names))]
         self.last_run_ms = (time.monotonic() - t0) * 1000.0  # tensors in, run, tensors out
         return outs
 
-    def selfcheck(self, shape):
+    def selfcheck(self):
         """Write a known tensor, read it back: refuses to serve if the runtime drops input data."""
+        shape = self.input_shape
         probe = (np.arange(int(np.prod(shape)), dtype=np.float32) % 251.0 / 251.0).reshape(shape)
         t = self._p.get_input(0)
         t.from_numpy(probe)
