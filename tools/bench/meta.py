@@ -15,7 +15,7 @@ def machine():
         "ram_gb": round(int(ram_kb) / 1048576.0, 1) if ram_kb.isdigit() else "?",
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "paddlelite": _version("paddlelite"), "numpy": _version("numpy"),
+        "paddlelite": _version("paddlelite"), "onnxruntime": _version("onnxruntime"), "numpy": _version("numpy"),
         "opencv": _version("opencv-python-headless"), "cheroot": _version("cheroot"), "bottle": _version("bottle"),
         "loadavg": loadavg(),
     }
@@ -38,6 +38,21 @@ def _version(dist):
         return version(dist)
     except Exception:
         return "?"
+
+
+def engine_version(engine):
+    """The installed version of an engine's package (paddlelite, onnxruntime)."""
+    return _version(engine)
+
+
+def peer_versions(lib):
+    """{package: version} of FastAPI and uvicorn in the peer's folder (tools/peer/requirements.txt)."""
+    try:
+        from importlib.metadata import distributions
+        found = {d.metadata["Name"].lower(): d.version for d in distributions(path=[lib])}
+    except Exception:
+        found = {}
+    return {name: found.get(name, "?") for name in ("fastapi", "uvicorn", "starlette", "uvloop", "httptools")}
 
 
 def loadavg():

@@ -20,8 +20,12 @@ from tools.bench.watch import rss_of
 from tools.launch import child_env
 
 
-def model_tensor(model_dir, mid, image_path):
-    """(bundle, model tensor) for the image, preprocessed by the model's own edgeapp class."""
+def model_tensor(model_dir, mid, image_path, filled=False):
+    """(bundle, model tensor) for the image, preprocessed by the model's own edgeapp class; with
+    filled, for a model whose requests run other models too (its type has no preprocess of its own:
+    the OCR pipeline, face recognition), a tensor of its input shape filled with 0.5."""
+    import numpy as np
+
     from edgeapp import images, models
     from edgeapp.bundle import load_bundles
 
@@ -30,6 +34,8 @@ def model_tensor(model_dir, mid, image_path):
         raise SystemExit("no model %d in %s (models: %s)" % (mid, model_dir, sorted(bundles)))
     b = bundles[mid]
     model = models.build(b, bundles)
+    if filled and b.runs_model and not hasattr(model, "preprocess"):
+        return b, np.full(b.input_shape, 0.5, dtype=np.float32)
     if not b.runs_model or not hasattr(model, "preprocess"):
         raise SystemExit("model %d (%s, type %s) is not one predictor: there is no raw loop to compare "
                          "against; pick a single-model id" % (mid, b.name, b.type))
@@ -55,6 +61,8 @@ def parser():
     p.add_argument("--threads", type=int, default=0, help="Paddle Lite threads, as EDGEAPP_LITE_THREADS")
     p.add_argument("--ort-threads", type=int, default=0, help="ONNX Runtime threads, as EDGEAPP_ORT_THREADS")
     p.add_argument("--cpus", default="", help="CPUs to run on, as EDGEAPP_WORKER_CPUS")
+    p.add_argument("--filled", action="store_true",
+                   help="a model with no preprocess of its own (mids 3, 9): time its predictor on a filled tensor")
     p.add_argument("--serve", action="store_true",
                    help="load once, then for each line N on stdin time N runs and print them (EOF ends)")
     p.add_argument("--requests", action="store_true",
@@ -77,7 +85,7 @@ def main(argv):
     if args.cpus:
         os.sched_setaffinity(0, config.cpu_set(args.cpus))
 
-    b, tensor = model_tensor(args.model_dir, args.mid, args.image)
+    b, tensor = model_tensor(args.model_dir, args.mid, args.image, args.filled)
     t0 = time.monotonic()
     settings = engine_settings(args)
     pred = engines.open_predictor(b, settings)
@@ -110,22 +118,27 @@ def time_runs(pred, tensor, seconds, min_runs, max_runs):
 
 def raw_command(model_dir, mid, image_path, settings):
     """The raw loop's command and environment, run as the server's settings run its worker: its
-    Paddle Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's OMP_NUM_THREADS) and its CPUs
-    (EDGEAPP_WORKER_CPUS)."""
+    engine (EDGEAPP_ENGINE), Paddle Lite threads (EDGEAPP_LITE_THREADS; on x86 OpenMP's
+    OMP_NUM_THREADS), ONNX Runtime threads (EDGEAPP_ORT_THREADS) and CPUs (EDGEAPP_WORKER_CPUS)."""
     from edgeapp.worker import threads_env
 
-    threads = int((settings or {}).get("EDGEAPP_LITE_THREADS") or 0)
-    cmd = mode_command("raw", "--model-dir", model_dir, "--mid", mid, "--image", image_path, "--threads", threads,
-                       "--cpus", (settings or {}).get("EDGEAPP_WORKER_CPUS") or "")
+    settings = settings or {}
+    threads = int(settings.get("EDGEAPP_LITE_THREADS") or 0)
+    cmd = mode_command("raw", "--model-dir", model_dir, "--mid", mid, "--image", image_path,
+                       "--engine", settings.get("EDGEAPP_ENGINE") or "paddlelite", "--threads", threads,
+                       "--ort-threads", int(settings.get("EDGEAPP_ORT_THREADS") or 0),
+                       "--cpus", settings.get("EDGEAPP_WORKER_CPUS") or "")
     return cmd, child_env(threads_env(threads))
 
 
-def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None, requests=False):
-    """The raw loop in a fresh process (raw_command); with requests, then time_requests as well."""
+def raw_loop(model_dir, mid, image_path, seconds, min_runs, max_runs, settings=None, requests=False,
+             filled=False):
+    """The raw loop in a fresh process (raw_command); with requests, then time_requests as well;
+    filled: model_tensor's."""
     cmd, env = raw_command(model_dir, mid, image_path, settings)
     cmd += ["--seconds", str(seconds), "--min-runs", str(min_runs), "--max-runs", str(max_runs)]
-    if requests:
-        cmd.append("--requests")
+    cmd += ["--requests"] if requests else []
+    cmd += ["--filled"] if filled else []
     out = subprocess.run(cmd, env=env, cwd=MODE_CWD, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=hard_cap(seconds) + 300)
     if out.returncode != 0:

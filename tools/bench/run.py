@@ -12,12 +12,12 @@ import tempfile
 from tools.bench.bodies import default_image, image_info, write_bodies
 from tools.bench.common import OVERLOAD_GAP, hard_cap, log
 from tools.bench.floor import health_c1
-from tools.bench.meta import display, edgeapp_version, git_describe, loadavg, machine
+from tools.bench.meta import display, edgeapp_version, engine_version, git_describe, loadavg, machine, peer_versions
 from tools.bench.overload import overload_case
 from tools.bench.paired import STEADY_MS, paired_rounds, raw_against_raw
 from tools.bench.raw import raw_loop
-from tools.bench.report import TITLE, render, write_section
-from tools.bench.servers import start_server
+from tools.bench.report import render, title, write_section
+from tools.bench.servers import BASELINES, PEER_LIB, start_server
 from tools.bench.service import ENDPOINTS, endpoint_cases, idle_health
 from tools.bench.summary import summarize
 from tools.bench.wrk import wrk_version
@@ -42,7 +42,7 @@ def main(argv=None):
         report = render(summary, meta)
         print(report)
         if args.out:
-            write_section(args.out, args.section, TITLE, report)
+            write_section(args.out, args.section, title(args.engine), report)
             log("written to %s (section %r)" % (args.out, args.section))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -51,8 +51,8 @@ def main(argv=None):
 
 def parser():
     p = argparse.ArgumentParser(prog="python -m tools.bench",
-                                description="edgeapp against the raw Paddle Lite loop and a naive server "
-                                            "(see tools/bench/__init__.py)")
+                                description="edgeapp against the raw engine loop and the server a user would "
+                                            "run instead (see tools/bench/__init__.py)")
     p.add_argument("--mid", "--model", dest="mids", type=lambda s: [x for x in s.replace(" ", ",").split(",") if x],
                    default=["2", "1"], help="model ids or bundle names, comma-separated (default 2,1: the fast "
                                             "text-direction model, then the text detector)")
@@ -65,7 +65,11 @@ def parser():
     p.add_argument("--runs", type=int, default=1, help="repeat everything N times and report medians")
     p.add_argument("--client", choices=("auto", "py", "wrk"), default="auto",
                    help="binary endpoint load: wrk if installed (auto), always our Python client (py), or wrk")
-    p.add_argument("--no-naive", action="store_true", help="skip the naive baseline server")
+    p.add_argument("--no-naive", "--no-peer", dest="no_baseline", action="store_true",
+                   help="skip the baseline server (Paddle Lite: tools/naive_server.py; ONNX Runtime: the FastAPI "
+                        "peer, tools/peer/server.py)")
+    p.add_argument("--peer-lib", default=PEER_LIB, help="FastAPI and uvicorn for the peer (make peer-lib; default "
+                                                        "build/peer-lib)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="an edgeapp setting for the server, e.g. --env QUEUE_DEPTH=8 (else defaults; "
                         "EDGEAPP_* from the caller's environment are not passed on)")
@@ -86,7 +90,8 @@ def parser():
                         "the back-to-back load)" % OVERLOAD_GAP)
     p.add_argument("--out", help="write the report into this Markdown file (e.g. BENCHMARKS.md), replacing "
                                  "only its own section")
-    p.add_argument("--section", default="service", help="section name in --out (default 'service')")
+    p.add_argument("--section", help="section name in --out (default 'service' on Paddle Lite, "
+                                     "'service-onnxruntime' on ONNX Runtime: one section per engine)")
     p.add_argument("--json", help="also write every figure, per run, as JSON here")
     p.add_argument("--chart", help="PNG chart here (needs matplotlib; skipped without it)")
     return p
@@ -111,12 +116,30 @@ def parse_args(argv):
             p.error("--env wants KEY=VALUE, got %r" % kv)
         k = k.upper()
         args.settings[k if k.startswith("EDGEAPP_") else "EDGEAPP_" + k] = v
+    engine_setting(p, args)
     wrk = shutil.which("wrk")
     if args.client == "wrk" and not wrk:
         p.error("--client wrk: wrk is not installed (Debian: apt-get install wrk)")
     if args.client == "py" or "binary" not in args.endpoints:
         wrk = None
     return args, wrk
+
+
+def engine_setting(p, args):
+    """args.engine from EDGEAPP_ENGINE (default paddlelite); on ONNX Runtime EDGEAPP_ORT_THREADS
+    resolved here as the worker resolves 0, so the raw loop, edgeapp's worker and the peer run the
+    same number of threads; args.section from the engine unless given."""
+    from edgeapp import config, engines
+
+    args.engine = args.settings.get("EDGEAPP_ENGINE") or engines.PADDLELITE
+    if args.engine not in engines.NAMES:
+        p.error("--env ENGINE: one of %s, not %r" % (", ".join(engines.NAMES), args.engine))
+    if args.engine == engines.ONNXRUNTIME:
+        cpus = config.cpu_set(args.settings.get("EDGEAPP_WORKER_CPUS"))
+        threads = int(args.settings.get("EDGEAPP_ORT_THREADS") or 0) or engines.ort_threads_default(cpus)
+        args.settings["EDGEAPP_ORT_THREADS"] = str(threads)
+    if args.section is None:
+        args.section = "service" if args.engine == engines.PADDLELITE else "service-" + args.engine
 
 
 def int_list(text):
@@ -160,6 +183,8 @@ def run_meta(args, argv, image, wrk):
         "settings": ", ".join("%s=%s" % kv for kv in sorted(args.settings.items())),
         "wrk": wrk_version(wrk) if wrk else None,
         "version": edgeapp_version(),
+        "engine": args.engine, "engine_version": engine_version(args.engine), "baseline": BASELINES[args.engine],
+        "peer": peer_versions(args.peer_lib) if BASELINES[args.engine] == "peer" else None,
     }
 
 
@@ -181,7 +206,7 @@ def write_results(args, meta, summary, runs, work):
 def one_run(args, run_no, work, bodies, wrk):
     run = {"raw": {}, "servers": {}, "cases": []}
     run["case_seconds"] = raw_first(args, run, run_no)
-    for kind in ["edgeapp"] + ([] if args.no_naive else ["naive"]):
+    for kind in ["edgeapp"] + ([] if args.no_baseline else [BASELINES[args.engine]]):
         measure_server(args, kind, run, run_no, work, bodies, wrk)
     raw_again(args, run, run_no)
     if args.pairs:  # the noise floor of the slower models' paired ratio, where the target is tight
@@ -208,7 +233,7 @@ def measure_server(args, kind, run, run_no, work, bodies, wrk):
     """One server's start-up, idle figures and cases; for edgeapp also the paired rounds and the
     overload. Into run."""
     seconds = run["case_seconds"]
-    srv = start_server(kind, args.model_dir, work, args.settings)
+    srv = start_server(kind, args.model_dir, work, args.settings, args.peer_lib)
     try:
         srv.wait_ready(args.start_timeout)
         log("run %d %-7s ready in %.1f s, idle RSS %.0f MB" % (run_no, kind, srv.startup_s, srv.idle["total_mb"]))

@@ -1,5 +1,7 @@
 """The servers under test, started by the launcher the tests and the soak use (tools.launch):
-edgeapp (`python -m edgeapp serve`) and the naive one-process server (tools/naive_server.py),
+edgeapp (`python -m edgeapp serve`), and the baseline beside it: on Paddle Lite the naive
+one-process server (tools/naive_server.py), on ONNX Runtime the FastAPI + uvicorn peer
+(tools/peer/server.py),
 with an RSS sampler from their first moment, their idle memory once ready, and a way to wait
 until the previous case's requests are done."""
 import http.client
@@ -14,6 +16,10 @@ from tools.bench.watch import RssSampler, tree_rss
 from tools.launch import REPO, Server
 
 NAIVE = os.path.join(str(REPO), "tools", "naive_server.py")
+PEER = os.path.join(str(REPO), "tools", "peer", "server.py")
+PEER_LIB = os.path.join(str(REPO), "build", "peer-lib")
+# The server beside edgeapp, per engine: what a user would run instead.
+BASELINES = {"paddlelite": "naive", "onnxruntime": "peer"}
 
 
 class ServerUnderTest(Server):
@@ -93,9 +99,29 @@ class NaiveServer(ServerUnderTest):
         return data.get("in_flight") if isinstance(data, dict) else None
 
 
-def start_server(kind, model_dir, log_dir, settings):
-    """The server of this kind ("edgeapp" or "naive"), started (not yet ready)."""
-    return EdgeappServer(log_dir, model_dir, settings) if kind == "edgeapp" else NaiveServer(log_dir, model_dir)
+class PeerServer(NaiveServer):
+    """tools/peer/server.py: FastAPI + uvicorn calling onnxruntime in its handlers, with the
+    worker's ONNX Runtime threads; FastAPI and uvicorn from lib (make peer-lib)."""
+
+    name = "peer"
+
+    def __init__(self, log_dir, model_dir, threads, lib=PEER_LIB):
+        self.threads, self.lib = threads, lib
+        super().__init__(log_dir, model_dir)
+
+    def command(self, model_dir):
+        return [sys.executable, PEER, "--host", self.host, "--port", str(self.port), "--model-dir", model_dir,
+                "--threads", str(self.threads), "--lib", self.lib]
+
+
+def start_server(kind, model_dir, log_dir, settings, peer_lib=PEER_LIB):
+    """The server of this kind ("edgeapp", "naive" or "peer"), started (not yet ready). The peer
+    gets the ONNX Runtime threads of the settings (EDGEAPP_ORT_THREADS, resolved by the caller)."""
+    if kind == "edgeapp":
+        return EdgeappServer(log_dir, model_dir, settings)
+    if kind == "peer":
+        return PeerServer(log_dir, model_dir, int(settings.get("EDGEAPP_ORT_THREADS") or 1), peer_lib)
+    return NaiveServer(log_dir, model_dir)
 
 
 def preflight(srv, path, body_file, ctype, count=3, timeout=120.0):
