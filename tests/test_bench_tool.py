@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from support import REPO, server_env
-from tools.bench import bodies, paired, raw, report, timing
+from tools.bench import bodies, paired, raw, report, servers, timing
 
 
 def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
@@ -160,3 +160,114 @@ def test_raw_against_raw_rounds_a_loaded_raw_process_between_fresh_ones(tmp_path
                               min_requests=5, max_requests=1000)
     ratios = paired.raw_against_raw(args, 2, 0.2, 2.0, 1)
     assert len(ratios) == 2 and all(0.2 < x < 5 for x in ratios), ratios  # the same loop: near 1, host allowing
+
+
+# ---- the second engine: ONNX Runtime, its FastAPI peer, the per-engine table ----------------------
+
+@pytest.fixture(scope="session")
+def peer_lib():
+    """FastAPI and uvicorn for the peer, as `make peer-lib` installs them (PEER_LIB, else build/peer-lib);
+    installed here from tools/peer/requirements.txt (hash-checked) when missing or older than it."""
+    lib = os.environ.get("PEER_LIB") or servers.PEER_LIB
+    stamp, reqs = os.path.join(lib, ".installed"), os.path.join(str(REPO), "tools", "peer", "requirements.txt")
+    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(reqs):
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps",
+                        "--only-binary", ":all:", "--target", lib, "-r", reqs], check=True, timeout=600)
+        open(stamp, "w").close()
+    return lib
+
+
+def test_raw_loop_runs_the_servers_engine_and_threads():
+    cmd, env = raw.raw_command("/m", 2, "/i.jpg", {"EDGEAPP_ENGINE": "onnxruntime", "EDGEAPP_ORT_THREADS": "3",
+                                                   "EDGEAPP_WORKER_CPUS": "1"})
+    flags = dict(zip(cmd[4::2], cmd[5::2]))
+    assert flags["--engine"] == "onnxruntime" and flags["--ort-threads"] == "3" and flags["--cpus"] == "1", cmd
+    cmd, _ = raw.raw_command("/m", 2, "/i.jpg", {})
+    assert dict(zip(cmd[4::2], cmd[5::2]))["--engine"] == "paddlelite"
+
+
+def test_peer_answers_as_edgeapp_does(tmp_path, fast_model_dir, peer_lib):
+    # The same image through the peer (FastAPI + onnxruntime in its handler) and through edgeapp's
+    # own code on ONNX Runtime: the same result, so the benchmark compares the same work.
+    from edgeapp import engines
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+    from edgeapp.engine import Engine
+
+    sample = fast_model_dir / "text-direction" / "sample.png"
+    bundles = load_bundles(str(fast_model_dir))
+    local = Engine(bundles, LocalAccelerator(bundles, engines.Settings(engines.ONNXRUNTIME, ort_threads=1)))
+    expected = local.infer(2, cv2_read(sample))["result"]
+
+    peer = servers.start_server("peer", str(fast_model_dir), str(tmp_path), {"EDGEAPP_ORT_THREADS": "1"}, peer_lib)
+    try:
+        peer.wait_ready(60)
+        doc = servers.preflight(peer, "/api/model/service/binary?mid=2", str(sample), "image/png", count=1)
+        assert peer.in_flight() == 0 and peer.get_json("/api/health")["data"]["models_ready"] == [2]
+    finally:
+        peer.stop()
+    got = doc["data"]["result"]
+    assert [r["label"] for r in got] == [r["label"] for r in expected] == ["180"], (got, expected)
+    assert got[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-5)
+    assert got[0]["location"] == expected[0]["location"]
+    assert "--threads 1 " in " ".join(peer.command(str(fast_model_dir))) + " "
+
+
+def cv2_read(path):
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)
+
+
+def test_tiny_onnxruntime_run_puts_the_peer_beside_edgeapp(tmp_path, fast_model_dir, peer_lib):
+    out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
+    report.write_section(str(out), "service", report.TITLE, "the Paddle Lite section, kept\n")
+    cmd = [sys.executable, "-m", "tools.bench", "--model-dir", str(fast_model_dir), "--mid", "2",
+           "--concurrency", "2", "--seconds", "0.5", "--min-requests", "5", "--client", "py", "--endpoints", "binary",
+           "--overload-clients", "0", "--pairs", "1", "--env", "ENGINE=onnxruntime", "--peer-lib", peer_lib,
+           "--out", str(out), "--json", str(results)]
+    r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    doc = json.loads(results.read_text())
+    meta, summary = doc["meta"], doc["summary"]
+    assert meta["engine"] == "onnxruntime" and meta["baseline"] == "peer" and meta["engine_version"] == "1.19.2"
+    assert meta["peer"]["fastapi"] != "?" and meta["peer"]["uvicorn"] != "?", meta["peer"]
+    assert "EDGEAPP_ORT_THREADS=" in meta["settings"]  # resolved once: raw loop, worker and peer alike
+    assert {(c["server"], c["concurrency"]) for c in summary["cases"]} == {("edgeapp", 2), ("peer", 2)}
+    peer_case = [c for c in summary["cases"] if c["server"] == "peer"][0]
+    assert peer_case["ok"] > 0 and peer_case["errors"] == 0 and peer_case["health"]["n"] > 0, peer_case
+    cpu = summary["pairs"]["2"]["cpu_ms_per_answer"]
+    assert cpu["http"] > 0 and cpu["worker"] > 0, cpu  # who spent the CPU: the HTTP process and the worker
+
+    text = out.read_text()
+    assert "the Paddle Lite section, kept" in text  # a section per engine: the other one stays
+    assert "## Service throughput and latency on ONNX Runtime (tools/bench)" in text
+    assert "<!-- bench.py service-onnxruntime: begin" in text
+    assert "ONNX Runtime (onnxruntime 1.19.2)" in text and "| peer | 2 | binary | py | 2 |" in text
+    assert "- mid 2: edgeapp saturated " in text and "wanted ≥ 0.80×" in text and "The peer: best " in text
+
+
+def test_cpu_per_answer_splits_the_http_process_from_its_worker():
+    before, after = {10: 1.0, 11: 2.0}, {10: 1.5, 11: 3.0, 12: 0.25}  # 12: a worker started meanwhile
+    assert paired.cpu_per_answer(10, before, after, 250) == {"http": 2.0, "worker": 5.0}
+    assert paired.cpu_per_answer(10, before, after, 0) == {"http": None, "worker": None}
+
+
+def test_engines_table_has_a_row_per_model_and_engine(tmp_path, fast_model_dir):
+    out = tmp_path / "BENCHMARKS.md"
+    cmd = [sys.executable, "-m", "tools.bench", "engines", "--model-dir", str(fast_model_dir), "--seconds", "0.3",
+           "--min-requests", "5", "--out", str(out)]
+    r = subprocess.run(cmd, env=server_env(fast_model_dir), cwd=str(REPO), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = out.read_text()
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines()
+            if line.startswith("| 2 | text-direction | 1×3×48×192 |")]
+    assert [cells[3] for cells in rows] == ["ONNX Runtime", "Paddle Lite"], rows
+    for cells in rows:
+        row = cells
+        assert float(cells[4]) > 0 and float(cells[5]) > 0 and cells[6].endswith("×"), row  # raw ms, req/s, ratio
+        assert float(cells[7]) > 0 and float(cells[10]) > 0, row  # health p99, raw process RSS
+    assert "worker RSS" in text and "onnxruntime 1.19.2" in text and "paddlelite 2.13rc0" in text

@@ -1,5 +1,6 @@
-"""`python -m tools.bench [options]`: the benchmark (tools.bench.run); `python -m tools.bench raw|load|chart
-...`: one of its internal modes, which the benchmark runs in subprocesses. Each mode imports only
+"""`python -m tools.bench [options]`: the benchmark (tools.bench.run); `python -m tools.bench engines ...`:
+every model on both engines, short (tools.bench.engines); `python -m tools.bench raw|load|chart ...`: one
+of its internal modes, which the benchmark runs in subprocesses. Each mode imports only
 what it needs: the load clients must start quickly, and the chart runs where only matplotlib is."""
 import sys
 
@@ -13,6 +14,8 @@ def main(argv=None):
         from tools.bench.clients import main as run_mode
     elif mode == "chart":
         from tools.bench.chart import main as run_mode
+    elif mode == "engines":
+        from tools.bench.engines import main as run_mode
     else:
         from tools.bench.run import main as run_benchmark
 

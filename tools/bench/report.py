@@ -167,7 +167,10 @@ PAIRS_INTRO = (
     "slower models also, in brackets, the share of the time from the first to the last answer "
     "that the accelerator spent on the answers after the first (their Server-Timing inference: "
     "tensors in, run, tensors out, what the raw loop times; a host that slows down slows both, "
-    "so this one is steady where the ratio is not):")
+    "so this one is steady where the ratio is not). CPU ms per answer: the CPU time the HTTP process and "
+    "the worker process used during the load, over the 200 answers (/proc/<pid>/stat); the raw loop's is its "
+    "ms/run, so the worker's excess is the cost of the hand-over, and an HTTP process near 1000 / req/s ms is "
+    "the one that ran out of CPU:")
 
 
 def _pairs(summary):
@@ -175,19 +178,21 @@ def _pairs(summary):
         return []
     lines = ["", PAIRS_INTRO % STEADY_MS, "",
              "| mid | rounds | c | load | raw runs/s | edgeapp req/s | ÷ raw, median | every round's ratio | 503 "
-             "| /api/health p50 / p99 ms | accelerator busy |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| /api/health p50 / p99 ms | accelerator busy | CPU ms per answer: HTTP / worker |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mid, pr in summary["pairs"].items():
         h = pr.get("health") or {}
         steady = pr.get("rate") == "first to last answer"
-        lines.append("| %d | %d | %d | %s | %s | %s | %s%s | %s | %d | %s / %s | %s |" % (
+        cpu = pr.get("cpu_ms_per_answer") or {}
+        lines.append("| %d | %d | %d | %s | %s | %s | %s%s | %s | %d | %s / %s | %s | %s / %s |" % (
             mid, len(pr["ratios"]), pr["concurrency"], pr["client"], f1(pr["raw_rps"]), f1(pr["rps"]),
             f1(pr["ratio"], "%.2f×"), " (%s)" % f1(pr.get("window_ratio"), "%.2f×") if steady else "",
             " ".join("%.2f" % x for x in pr["ratios"]), pr["busy"], f1(h.get("p50_ms")), f1(h.get("p99_ms")),
             ("%.0f%%" % (100 * pr["utilisation"]) if pr["utilisation"] is not None else "–")
             + (" (%.1f%%, rounds %.1f–%.1f%%)" % (100 * pr["steady_busy"], 100 * pr["steady_busy_range"][0],
                                                  100 * pr["steady_busy_range"][1])
-               if pr.get("steady_busy") is not None else "")))
+               if pr.get("steady_busy") is not None else ""), f1(cpu.get("http"), "%.2f"),
+            f1(cpu.get("worker"), "%.2f")))
     for mid, aa in (summary.get("raw_against_raw") or {}).items():
         lines += ["", "The noise floor of mid %d's ratio: the same rounds with a second raw process in edgeapp's "
                       "place (loaded once, as the worker is), between fresh raw loops: %s (per run %s; rounds "

@@ -100,7 +100,9 @@ def summarize_pairs(runs, mids):
                           "concurrency": rounds[0][1]["concurrency"], "client": rounds[0][1]["client"],
                           "rate": rounds[0][1].get("rate"), "window_ratio": median(
                               [x["window_rps"] / x["raw_rps"] for _, x in rounds if x.get("window_rps")] or [None]),
-                          "health": pooled_health([x.get("health_ms") or [] for _, x in rounds])}
+                          "health": pooled_health([x.get("health_ms") or [] for _, x in rounds]),
+                          "cpu_ms_per_answer": {side: median([(x.get("cpu_ms_per_answer") or {}).get(side)
+                                                              for _, x in rounds]) for side in ("http", "worker")}}
     return pairs
 
 

@@ -14,6 +14,21 @@ def rss_of(pid):
     return rss_bytes(pid)
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system, seconds) a process has used, 0.0 once it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def tree_cpu(root):
+    """{pid: CPU seconds} of root and its descendants."""
+    return {pid: cpu_seconds(pid) for pid in process_tree(root)}
+
+
 def process_tree(root):
     """root and all its descendants, from /proc/<pid>/task/<tid>/children (cheap: no /proc scan)."""
     pids, i = [root], 0
