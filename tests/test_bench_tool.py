@@ -246,7 +246,7 @@ def test_tiny_onnxruntime_run_puts_the_peer_beside_edgeapp(tmp_path, fast_model_
     assert "## Service throughput and latency on ONNX Runtime (tools/bench)" in text
     assert "<!-- bench.py service-onnxruntime: begin" in text
     assert "ONNX Runtime (onnxruntime 1.19.2)" in text and "| peer | 2 | binary | py | 2 |" in text
-    assert "- mid 2: edgeapp saturated " in text and "wanted ≥ 0.80×" in text and "The peer: best " in text
+    assert "- mid 2: edgeapp saturated " in text and "wanted ≥ 0.80×" in text and "Beside the peer in the same cases" in text
 
 
 def test_cpu_per_answer_splits_the_http_process_from_its_worker():

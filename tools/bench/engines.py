@@ -178,24 +178,31 @@ def render(head, rows, servers):
         "process, the worker's threads and CPUs), edgeapp saturated (binary endpoint, as many clients as queue "
         "slots, a generated 640x480 text page; wrk for models under 50 ms a run, else our Python client), the raw "
         "loop again; ÷ raw is edgeapp's rate over the mean of the two raw loops. /api/health polled every 20 ms "
-        "meanwhile. memory_mb: /api/models (as /api/status), the worker's RSS growth as it loaded and warmed the model; raw RSS: "
-        "the raw loop's process with that model alone. CPU ms per answer: the CPU time of edgeapp's HTTP process and "
-        "of its worker during the load, over its 200 answers.",
+        "meanwhile. memory_mb: /api/models (as /api/status), the worker's RSS growth as it loaded and warmed the "
+        "model; raw RSS: the raw loop's process with that model alone. CPU ms per answer: the CPU time of "
+        "edgeapp's HTTP process and of its worker during the load, over its 200 answers.",
         "",
         "| mid | model | input | engine | raw ms/run | edgeapp req/s saturated | ÷ raw | /api/health p99 ms "
         "| CPU ms per answer: HTTP / worker | memory_mb | raw process RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["mid"], r["engine"])):
-        lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
-            r["mid"], r["name"], "×".join(str(x) for x in r["input_shape"]), ENGINE_NAMES.get(r["engine"]),
-            f1(r["raw_ms"], "%.2f"), f1(r["rps"]), f1(r["ratio"], "%.2f×") if r["single"] else "– (pipeline)",
-            f1(r["health_p99_ms"]), f1(r["cpu"]["http"], "%.2f"), f1(r["cpu"]["worker"], "%.2f"),
-            f1(r["memory_mb"], "%.0f"), f1(r["raw_rss_mb"], "%.0f")))
+    lines += [_row(r) for r in sorted(rows, key=lambda r: (r["mid"], r["engine"]))]
     lines += ["", "Every model loaded at once (idle, after start-up): " + "; ".join(
         "%s: worker RSS %.0f MB, HTTP process %.0f MB, ready in %.1f s" % (
             ENGINE_NAMES.get(e), s["worker_mb"], s["http_mb"], s["startup_s"]) for e, s in servers.items()) + ".",
-              "", "– (pipeline): the request runs other models too (mid 3: the text detector, the direction "
-                  "classifier, then this recogniser per line; mid 9: the face detector first, and "
-                  "the recogniser only on a face, which the text page has none of), so no ratio to the raw loop of this one predictor, which times it on a tensor of its input shape filled "
-                  "with 0.5."]
+              "", PIPELINE_NOTE]
     return "\n".join(lines) + "\n"
+
+
+PIPELINE_NOTE = (
+    "– (pipeline): the request runs other models too (mid 3: the text detector, the direction classifier, then "
+    "this recogniser per line; mid 9: the face detector first, and the recogniser only on a face, which the text "
+    "page has none of), so no ratio to the raw loop of this one predictor, which times it on a tensor of its "
+    "input shape filled with 0.5.")
+
+
+def _row(r):
+    return "| %d | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+        r["mid"], r["name"], "×".join(str(x) for x in r["input_shape"]), ENGINE_NAMES.get(r["engine"]),
+        f1(r["raw_ms"], "%.2f"), f1(r["rps"]), f1(r["ratio"], "%.2f×") if r["single"] else "– (pipeline)",
+        f1(r["health_p99_ms"]), f1(r["cpu"]["http"], "%.2f"), f1(r["cpu"]["worker"], "%.2f"),
+        f1(r["memory_mb"], "%.0f"), f1(r["raw_rss_mb"], "%.0f"))
