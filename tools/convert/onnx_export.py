@@ -75,25 +75,26 @@ def export_paddle(prefix, dst, logfile):
 
 
 def from_paddle(args, shape, work, logfile):
-    """(ONNX path, steps, check inputs, reference outputs, reference name) for a Paddle model."""
+    """OUT/model.onnx of a Paddle model; returns (steps, check inputs, reference outputs, reference name)."""
     for ext in (".pdmodel", ".pdiparams"):
         if not os.path.isfile(args.model + ext):
             raise convert.ConvertError("no %s%s" % (args.model, ext))
     src = os.path.join(work, "paddle2onnx.onnx")
-    steps = export_paddle(args.model, src, logfile)
+    steps = write(src, shape, args.out, export_paddle(args.model, src, logfile))
     samples = (convert.load_samples(args.inputs, shape) if args.inputs else []) + [convert.sample_input(shape)]
     ref = convert.run_samples(lambda x: convert.paddle_run(args.model, x), samples)
-    return src, steps, samples, ref, "paddlepaddle %s (Paddle Inference)" % convert.version("paddlepaddle")
+    return steps, samples, ref, "paddlepaddle %s (Paddle Inference)" % convert.version("paddlepaddle")
 
 
 def from_onnx(args, shape):
     """The same for an ONNX whose reference outputs are given (--reference)."""
     if not args.reference:
         raise convert.ConvertError("an ONNX source needs --reference (its source runtime's outputs)")
+    steps = write(args.model, shape, args.out, [])
     ref = np.load(args.reference)
     samples = convert.load_samples(args.reference, shape)
     outputs = [ref["output%d" % i] for i in range(len(ref.files) - 1)]
-    return args.model, [], samples, outputs, args.reference_name
+    return steps, samples, outputs, args.reference_name
 
 
 def main(argv=None):
@@ -114,12 +115,13 @@ def main(argv=None):
     t0 = time.monotonic()
     try:
         if args.format == "paddle":
-            src, steps, samples, ref, ref_name = from_paddle(args, shape, work, logfile)
+            steps, samples, ref, ref_name = from_paddle(args, shape, work, logfile)
         else:
-            src, steps, samples, ref, ref_name = from_onnx(args, shape)
-        write(src, shape, args.out, steps)
+            steps, samples, ref, ref_name = from_onnx(args, shape)
     except convert.ConvertError as e:
         print("error: %s" % e, file=sys.stderr)
+        if os.path.exists(os.path.join(args.out, "model.onnx")):
+            os.remove(os.path.join(args.out, "model.onnx"))
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -134,13 +136,14 @@ def main(argv=None):
 
 
 def write(src, shape, out, steps):
-    """src with its input fixed, as out/model.onnx; the notes go into steps."""
+    """src with its input fixed, as out/model.onnx; returns steps with the notes of that added."""
     import onnx
     model = onnx.load(src)
-    steps += fix_input(model, shape)
+    steps = steps + fix_input(model, shape)
     onnx.save(model, os.path.join(out, "model.onnx"))
     for step in steps:
         convert.log("onnx: " + step)
+    return steps
 
 
 if __name__ == "__main__":
