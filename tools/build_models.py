@@ -12,6 +12,12 @@ convert them with paddle_lite_opt for the target, and write
 <out>/<bundle name>/ {model.nb, extra files, bundle.json}.
 tflite/onnx/TF.js models are converted to Paddle first (tools/convert) and checked under Paddle Lite
 against their reference runtime on three real photos from the pinned scikit-image wheel.
+Every bundle also gets model.onnx for ONNX Runtime (the same file for every target): paddle2onnx's
+export of a Paddle model, else the ONNX the conversion passed through before x2paddle's rewrites,
+its input fixed to the bundle's NCHW shape (tools/convert/onnx_export.py). It is checked under ONNX
+Runtime against the same reference on the same photos (a Paddle model: Paddle Inference, on the
+photos, the bundle's sample image and a seeded noise input, which its .nb is checked on too);
+bundle.json's "built" records both checks ("check", "onnx_check").
 
 Standard library only; it runs under the project venv's python, whose bin
 folder holds paddle_lite_opt. A bundle that is already built from the same

@@ -12,6 +12,7 @@ cached under <cache>/paddle/<key>/, keyed by the source files' sha256, the input
 the check's inputs, and the converters' own files (requirements, code), so a second build skips the
 conversion.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -137,9 +138,7 @@ def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_n
         return folder, json.loads(record_path.read_text())
     py = tool_python(tool_venv)
     tfjs_py = tfjs_python(tfjs_venv) if fmt == "tfjs" else None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    with _staged(folder) as staging:
         src, extra = str(model), (["--inputs", str(inputs)] if inputs else [])
         if fmt == "paddle" and src.endswith(".pdmodel"):
             src = src[:-len(".pdmodel")]
@@ -158,13 +157,23 @@ def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_n
         record = json.loads((staging / "convert.json").read_text())
         _check_source(record, tolerance, model)
         shutil.rmtree(staging / "tfjs", ignore_errors=True)
+    return folder, record
+
+
+@contextlib.contextmanager
+def _staged(folder):
+    """A temp folder beside folder, renamed to it when the block ends well, removed when it fails:
+    a cache folder is whole or absent."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        yield staging
         if folder.exists():
             shutil.rmtree(folder)
         os.rename(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder, record
 
 
 def paddle_to_onnx(prefix, shape, cache, log, tool_venv=None, inputs=None):
@@ -202,19 +211,11 @@ def _export_onnx(args, key_parts, shape, cache, log, tool_venv, what):
         log("ONNX model cached: %s" % show(folder))
         return folder, json.loads((folder / "onnx.json").read_text())
     py = tool_python(tool_venv)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    with _staged(folder) as staging:
         cmd = [py, str(ONNX_EXPORT), args[0], args[1], str(staging), "--shape", ",".join(map(str, shape))] + args[2:]
         _run_tool(cmd, what, args[1], log)
         if not (staging / "onnx.json").is_file():
             raise ConvertFailed("the ONNX export of %s wrote no onnx.json" % args[1])
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder, json.loads((folder / "onnx.json").read_text())
 
 
