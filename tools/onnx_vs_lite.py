@@ -4,7 +4,8 @@ model.nb (Paddle Lite), output by output.
 
     PYTHONPATH=src .venv/bin/python tools/onnx_vs_lite.py [--model-dir build/models/x86] [--only NAME,...]
 
-Runs under the SERVICE venv (paddlelite and onnxruntime 1.19.2). The tensors are the conversion
+Runs under the SERVICE venv (paddlelite and onnxruntime 1.19.2), through the service's own engine
+modules (edgeapp.engines: the session settings the worker uses). The tensors are the conversion
 check's photos (build/cache/check-photos, from the pinned scikit-image wheel) and the bundle's own
 sample image, each made the bundle's input by the service's code (tools/convert/photo_inputs.py).
 Prints, per bundle and output, both engines' output names and shapes and the max abs difference;
@@ -20,10 +21,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "convert"))
-import ort_check  # noqa: E402  (the build's ONNX Runtime session settings)
 import photo_inputs  # noqa: E402
 
-from edgeapp.lite import Predictor  # noqa: E402
+from edgeapp import engines  # noqa: E402
+from edgeapp.bundle import Bundle  # noqa: E402
 
 REPO = HERE.parent
 PHOTOS = sorted((REPO / "build" / "cache" / "check-photos").glob("*.png"))
@@ -42,14 +43,14 @@ def compare_bundle(folder, threads):
     """[(output index, Lite name, ONNX name, Lite shape, ONNX shape, max abs diff, max |Lite|)] over the tensors."""
     bundle = json.loads((folder / "bundle.json").read_text())
     names, tensors = real_tensors(bundle, folder)
-    lite = Predictor(str(folder / bundle["model"]))
-    want = [[np.array(o) for o in lite.run([x])] for x in tensors]  # copies: Lite reuses its outputs
+    b = Bundle(str(folder), bundle)
+    lite = engines.open_predictor(b, engines.Settings(engines.PADDLELITE))
+    want = [lite.run([x]) for x in tensors]  # the engine returns copies
     lite_names = lite.output_names
     del lite
-    sess = ort_check.session(str(folder / bundle["onnx_model"]), threads)
-    feed = sess.get_inputs()[0].name
-    got = [sess.run(None, {feed: x}) for x in tensors]
-    onnx_names = [o.name for o in sess.get_outputs()]
+    ort = engines.open_predictor(b, engines.Settings(engines.ONNXRUNTIME, ort_threads=threads))
+    got = [ort.run([x]) for x in tensors]
+    onnx_names = ort.output_names
     rows = []
     for i in range(max(len(lite_names), len(onnx_names))):
         if i >= len(lite_names) or i >= len(onnx_names):
