@@ -453,19 +453,13 @@ def onnx_check(folder, bundle, staging, log):
     """folder's model.onnx (onnx_export.py) into the bundle, after ONNX Runtime has run it against its
     reference (the runtime it was made from) on the check's inputs. Returns the record for bundle.json."""
     try:
-        res = pipeline.ort_check(folder / "model.onnx", folder / "reference.npz", bundle["source"].get("tolerance"),
-                                 TOOL_VENV[0])
+        check, summary = pipeline.checked_onnx(folder, staging / ONNX_NAME, bundle["source"].get("tolerance"),
+                                               TOOL_VENV[0])
     except pipeline.ConvertFailed as e:
         raise BuildError(str(e))
+    log(f"ONNX check: {summary}")
     record = json.loads((folder / "onnx.json").read_text())
-    log(f"ONNX check: ONNX Runtime x86 vs {record['reference']}: max abs diff {res['max_abs_diff']:.3g}, "
-        f"{res['ms_per_run']:.1f} ms/run ({res['threads']} threads), peak RSS {res['peak_rss_mb']:.0f} MB")
-    shutil.copyfile(folder / "model.onnx", staging / ONNX_NAME)
-    os.chmod(staging / ONNX_NAME, 0o644)
-    return {"reference": record["reference"], "inputs": check_input_names(bundle, record), "steps": record["steps"],
-            "onnxruntime": record["tools"]["onnxruntime"], "onnx_max_abs_diff": res["max_abs_diff"],
-            "ort_x86_threads": res["threads"], "ort_x86_ms_per_run": res["ms_per_run"],
-            "ort_x86_peak_rss_mb": res["peak_rss_mb"]}
+    return dict(check, inputs=check_input_names(bundle, record))
 
 
 def check_photos(sources, cache, log):

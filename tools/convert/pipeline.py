@@ -310,6 +310,21 @@ def ort_check(model, reference, tolerance=None, tool_venv=None, runs=3):
     return _run_check(cmd, "ONNX Runtime", model, tolerance)
 
 
+def checked_onnx(folder, dest, tolerance=None, tool_venv=None):
+    """folder's model.onnx (onnx_export.py) copied to dest (a bundle's model.onnx), after ONNX Runtime has
+    run it against its reference (the runtime it was made from) on the check's inputs.
+    Returns (the record for bundle.json's built.onnx_check, a one-line summary of the check)."""
+    res = ort_check(Path(folder) / "model.onnx", Path(folder) / "reference.npz", tolerance, tool_venv)
+    record = json.loads((Path(folder) / "onnx.json").read_text())
+    shutil.copyfile(Path(folder) / "model.onnx", dest)
+    os.chmod(dest, 0o644)
+    summary = "ONNX Runtime x86 vs %s: max abs diff %.3g, %.1f ms/run (%d threads), peak RSS %.0f MB" % (
+        record["reference"], res["max_abs_diff"], res["ms_per_run"], res["threads"], res["peak_rss_mb"])
+    return {"reference": record["reference"], "steps": record["steps"], "onnxruntime": record["tools"]["onnxruntime"],
+            "onnx_max_abs_diff": res["max_abs_diff"], "ort_x86_threads": res["threads"],
+            "ort_x86_ms_per_run": res["ms_per_run"], "ort_x86_peak_rss_mb": res["peak_rss_mb"]}, summary
+
+
 def _run_check(cmd, runtime, model, tolerance):
     """One check script's JSON line, its max abs diff held to tolerance * max(1, |reference|max)."""
     tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
