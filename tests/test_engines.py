@@ -86,7 +86,7 @@ def test_ocr_text_is_identical(lite, ort):
     assert texts == [text]
 
 
-@pytest.mark.parametrize("group", ["page en", "page zh", "turned 180"])
+@pytest.mark.parametrize("group", ["page en", "turned 180"])  # Chinese: the line above
 def test_ocr_test_pages_read_the_same(lite, ort, group):
     """The OCR benchmark's pages (tools/ocrset): the same lines, in the same order, the same text."""
     for _, image, truth in ocrset.page_set(groups=[group])[:1]:
