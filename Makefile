@@ -9,8 +9,14 @@ VENV38 ?= .venv38
 ARGS   ?=
 
 # The board profile sets LITE_TARGET (the Paddle Lite target the models are built for).
-BOARD_MK := board/$(BOARD)/board.mk
 BOARDS   := $(patsubst board/%/board.mk,%,$(wildcard board/*/board.mk))
+# Short names work too: BOARD=dk1a is board/edgeboard-dk1a, BOARD=fz is board/edgeboard-fz.
+ifeq ($(wildcard board/$(BOARD)/board.mk),)
+ifneq ($(wildcard board/edgeboard-$(BOARD)/board.mk),)
+override BOARD := edgeboard-$(BOARD)
+endif
+endif
+BOARD_MK := board/$(BOARD)/board.mk
 ifeq ($(wildcard $(BOARD_MK)),)
 $(error unknown BOARD=$(BOARD): no $(BOARD_MK). Boards: $(BOARDS))
 endif
@@ -64,8 +70,8 @@ help:
 	@echo "              apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
 	@echo "  run         setup, then serve on 0.0.0.0:9876 ($(VENV)/bin/edgeapp serve \$$(ARGS)),"
-	@echo "              memory budget, Paddle Lite threads and worker CPUs from the board profile"
-	@echo "              (MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
+	@echo "              engine, memory budget, threads and worker CPUs from the board profile (ENGINE=$(ENGINE)"
+	@echo "              MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) LITE_THREADS=$(LITE_THREADS) ORT_THREADS=$(ORT_THREADS) WORKER_CPUS=$(WORKER_CPUS))"
 	@echo "  bench       setup, then run the benchmarks in tests/bench"
 	@echo "  bench-service  setup, wrk (apt-get, as root), then python -m tools.bench: edgeapp against the raw"
 	@echo "              loop of its engine (ENGINE=$(BENCH_ENGINE)) and the server a user would run instead (Paddle"
@@ -93,7 +99,8 @@ help:
 	@echo "  overlay     the same tree as a tarball for image builders: $(OVERLAY_TAR)"
 	@echo "  wheel       the package as a wheel in $(WHEEL_DIR) (what install puts on the board)"
 	@echo "Variables:"
-	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS)"
+	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS) (or without 'edgeboard-')"
+	@echo "  ENGINE=$(ENGINE)  inference engine for 'run' and 'bench-service': paddlelite or onnxruntime"
 	@echo "  PYTHON=...         CPython 3.10 for $(VENV) (default: python3.10 on PATH, then pyenv)"
 	@echo "  PYTHON38=...       CPython 3.8 for check-py38 (found the same way)"
 	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)  TOOL_VENV_TFJS=$(TOOL_VENV_TFJS)"
@@ -101,7 +108,6 @@ help:
 	@echo "  PYTEST_ARGS=...    extra arguments for pytest in 'test' and 'bench'"
 	@echo "  BENCH_ARGS=...     extra arguments for python -m tools.bench in 'bench-service' (e.g. --runs 3 --mid 2)"
 	@echo "                     and 'bench-engines' (e.g. --mid 1,2 --engines onnxruntime)"
-	@echo "  ENGINE=...         the engine of 'bench-service' (paddlelite or onnxruntime; default the board's)"
 	@echo "  ORT_THREADS=N      ONNX Runtime threads of the benchmarks (default: the worker's rule)"
 	@echo "  OCRBENCH_ARGS=...  extra arguments for python -m tools.ocrbench in 'bench-accuracy' (e.g. --quick)"
 	@echo "  FACEBENCH_ARGS=... extra arguments for python -m tools.facebench in 'bench-faces' (e.g. --scales 1.0,1.4)"
@@ -206,6 +212,7 @@ $(VENV38)/.installed: $(VENV38)/.created requirements-py38.txt pyproject.toml
 run: setup
 	EDGEAPP_MODEL_DIR=$${EDGEAPP_MODEL_DIR:-$(CURDIR)/$(MODEL_DIR)} EDGEAPP_MEMORY_BUDGET_MB=$${EDGEAPP_MEMORY_BUDGET_MB:-$(MEMORY_BUDGET_MB)} EDGEAPP_BOARD=$${EDGEAPP_BOARD:-$(BOARD)} \
 	  EDGEAPP_LITE_THREADS=$${EDGEAPP_LITE_THREADS:-$(LITE_THREADS)} EDGEAPP_WORKER_CPUS=$${EDGEAPP_WORKER_CPUS-$(WORKER_CPUS)} \
+	  EDGEAPP_ENGINE=$${EDGEAPP_ENGINE:-$(ENGINE)} EDGEAPP_ORT_THREADS=$${EDGEAPP_ORT_THREADS:-$(ORT_THREADS)} \
 	  $(VENV)/bin/edgeapp serve $(ARGS)
 
 bench: setup
@@ -342,7 +349,7 @@ install: $(if $(filter $(MODEL_DIR),$(INSTALL_MODEL_DIR)),models) $(VENDOR)/.ins
 	DEST="$(patsubst %/,%,$(DESTDIR))" BOARD=$(BOARD) VERSION=$(VERSION) PREFIX=$(PREFIX) RUN_DIR=$(RUN_DIR) \
 	  IMAGE_PYTHON="$(IMAGE_PYTHON)" MODELS="$(INSTALL_MODEL_DIR)" VENDOR=$(VENDOR)/lib INIT="$(INIT)" \
 	  WHEEL=$(WHEEL) HOST_PYTHON=$(VPY) \
-	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
+	  LOG=$(LOG) LITE_TARGET=$(LITE_TARGET) ENGINE=$(ENGINE) ORT_THREADS=$(ORT_THREADS) LITE_THREADS=$(LITE_THREADS) WORKER_CPUS=$(WORKER_CPUS) LITE_POWER_MODE=$(LITE_POWER_MODE) HTTP_THREADS=$(HTTP_THREADS) \
 	  QUEUE_DEPTH=$(QUEUE_DEPTH) MEMORY_BUDGET_MB=$(MEMORY_BUDGET_MB) MEMORY_CEILING_MB=$(MEMORY_CEILING_MB) \
 	  SYSTEMD_CGROUP_V1=$(SYSTEMD_CGROUP_V1) sh board/install-tree.sh
 

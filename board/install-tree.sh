@@ -9,7 +9,7 @@ set -eu
 umask 022
 
 for v in DEST BOARD VERSION PREFIX RUN_DIR IMAGE_PYTHON MODELS VENDOR WHEEL HOST_PYTHON INIT LOG LITE_TARGET \
-         LITE_THREADS WORKER_CPUS LITE_POWER_MODE HTTP_THREADS QUEUE_DEPTH MEMORY_BUDGET_MB MEMORY_CEILING_MB; do
+         ENGINE ORT_THREADS LITE_THREADS WORKER_CPUS LITE_POWER_MODE HTTP_THREADS QUEUE_DEPTH MEMORY_BUDGET_MB MEMORY_CEILING_MB; do
     eval "[ -n \"\${$v+x}\" ]" || { echo "install-tree.sh: $v is not set" >&2; exit 2; }
 done
 SYSTEMD_CGROUP_V1=${SYSTEMD_CGROUP_V1:-}
@@ -29,7 +29,7 @@ if [ "$SYSTEMD_CGROUP_V1" = yes ]; then cgroup_v1=; else cgroup_v1='#'; fi
 subst() {
     sed -e "s|@VERSION@|$VERSION|g" -e "s|@BOARD@|$BOARD|g" -e "s|@PREFIX@|$PREFIX|g" \
         -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@PYTHON@|$IMAGE_PYTHON|g" -e "s|@LOG@|$log_target|g" \
-        -e "s|@LITE_THREADS@|$LITE_THREADS|g" -e "s|@WORKER_CPUS@|$WORKER_CPUS|g" -e "s|@LITE_POWER_MODE@|$LITE_POWER_MODE|g" -e "s|@HTTP_THREADS@|$HTTP_THREADS|g" \
+        -e "s|@ENGINE@|$ENGINE|g" -e "s|@ORT_THREADS@|$ORT_THREADS|g" -e "s|@LITE_THREADS@|$LITE_THREADS|g" -e "s|@WORKER_CPUS@|$WORKER_CPUS|g" -e "s|@LITE_POWER_MODE@|$LITE_POWER_MODE|g" -e "s|@HTTP_THREADS@|$HTTP_THREADS|g" \
         -e "s|@QUEUE_DEPTH@|$QUEUE_DEPTH|g" -e "s|@MEMORY_BUDGET_MB@|$MEMORY_BUDGET_MB|g" \
         -e "s|@MEMORY_CEILING_MB@|$MEMORY_CEILING_MB|g" -e "s|@CGROUP_V1@|$cgroup_v1|g" \
         "$overlay/$1" > "$DEST/$2.tmp"
@@ -61,7 +61,8 @@ ln -sf "../..$PREFIX/bin/edgeapp" "$DEST/usr/bin/edgeapp"
 ln -sf "../..$PREFIX/bin/edgeapp-diag" "$DEST/usr/bin/edgeapp-diag"
 {
     echo "edgeapp $VERSION for board $BOARD"
-    echo "models: Paddle Lite target $LITE_TARGET ($found bundles)"
+    echo "models: Paddle Lite target $LITE_TARGET ($found bundles, each with model.onnx where it was built)"
+    echo "engine: $ENGINE"
     echo "python: $IMAGE_PYTHON"
     echo "source: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo unknown)"
 } > "$app/BUILD"

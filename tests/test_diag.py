@@ -67,6 +67,8 @@ def test_summary_service_up(running):
     assert "READY, pid %d" % running.pid() in plain and "supervisor %d" % running.supervisor() in plain
     assert "port %d listening" % running.port in plain and running.url + "/" in plain
     assert "1 ready, 0 failed" in plain and "text-direction" in plain
+    assert re.search(r"engines   : paddlelite [0-9a-z.]+: 2\n", plain), plain  # which engine runs which model
+    assert re.search(r"paddlelite ok, onnxruntime (ok|not installed)", plain), plain
     for label in ("addresses :", "queue     :", "memory    :", "temp      :", "disk      :", "log       :"):
         assert label in plain
     # Only text-direction is installed: the face database is open, no face model uses it.
@@ -290,6 +292,11 @@ def test_summary_lines_from_facts(tmp_path):
     assert "queue     : 1 of 4 jobs in flight, 12 ms per job, worker pid 42" in text
     assert "system 1024 MB available of 2048 MB" in text and "10:00:00 INFO started" in text
     assert "service   : READY, pid 41, port 9876 listening" in text
+
+    models[0]["engine"], models[1]["engine"] = "onnxruntime", "paddlelite"
+    status["engines"] = {"onnxruntime": "1.19.2"}
+    text = "\n".join(summary_lines(_facts(tmp_path, models, status))[0])
+    assert "engines   : onnxruntime 1.19.2: 2\n" in text  # the failed model runs on nothing
 
     lines, ok = summary_lines(_facts(tmp_path, models[:1], config_error="EDGEAPP_PORT='http' is not a number"))
     assert not ok and lines[-1] == "UNHEALTHY: the config has an error"

@@ -106,7 +106,7 @@ def test_init_script_start_status_respawn_stop(image):
     t0 = time.monotonic()
     res = image.init("start")
     returned = time.monotonic() - t0
-    assert res.returncode == 0 and "Starting edgeapp" in res.stdout, res.stdout
+    assert res.returncode == 0 and "Starting edgeapp (engine paddlelite)" in res.stdout, res.stdout
     assert returned < 10  # start does not wait for the models
     ready = image.wait_ready() + returned
     print("init script: start returned in %.1f s, ready in %.1f s" % (returned, ready))
@@ -117,8 +117,8 @@ def test_init_script_start_status_respawn_stop(image):
 
     # The banner: one line on the console with version, board, URL and models.
     n_models = len(requests.get(image.url + "/api/models", timeout=5).json()["data"])
-    banner = "edgeapp %s ready on host-x86: %s/ (%d of %d models ready)" % (__version__, image.url, n_models,
-                                                                           n_models)
+    banner = "edgeapp %s ready on host-x86: %s/ (%d of %d models ready on paddlelite)" % (
+        __version__, image.url, n_models, n_models)
     assert (image.root / "dev/console").read_text().splitlines() == [banner]
     assert banner in image.log()
     # The page is installed with the package (it once answered 404: only *.py files were copied).
@@ -220,8 +220,8 @@ def test_edgeboard_fz_tree(arm_models, tmp_path):
     assert bundle["target"] == "arm" and (root / "opt/edgeapp/models/text-direction/sample.png").is_file()
     assert 'exec "${EDGEAPP_PYTHON:-/usr/bin/python3}"' in (root / "opt/edgeapp/bin/edgeapp").read_text()
     s = config.load(str(root / "etc/default/edgeapp"), environ={})
-    assert (s.board, s.lite_threads, s.log, s.model_dir) == ("edgeboard-fz", 2, "/run/edgeapp/edgeapp.log",
-                                                               "/opt/edgeapp/models")
+    assert (s.board, s.lite_threads, s.log, s.model_dir, s.engine) == (
+        "edgeboard-fz", 2, "/run/edgeapp/edgeapp.log", "/opt/edgeapp/models", "paddlelite")
     assert "Paddle Lite target arm" in (root / "opt/edgeapp/BUILD").read_text()
     # The pure-Python libraries are the ones for the board's Python 3.8.
     assert (root / "opt/edgeapp/lib/python/more_itertools-10.5.0.dist-info").is_dir()
@@ -229,11 +229,14 @@ def test_edgeboard_fz_tree(arm_models, tmp_path):
 
 def test_edgeboard_dk1a_tree_and_unit(arm_models, tmp_path):
     root = tmp_path / "dk1a"
-    make_install(root, "edgeboard-dk1a", INSTALL_MODEL_DIR=arm_models)
+    make_install(root, "dk1a", INSTALL_MODEL_DIR=arm_models)  # the short name of edgeboard-dk1a
     assert not (root / "etc/init.d").exists()
     unit = (root / "usr/lib/systemd/system/edgeapp.service").read_text()
     assert "\nMemoryMax=1280M" in unit and "\nMemoryLimit=1280M" in unit  # cgroup v1 on Ubuntu 20.04
-    assert config.load(str(root / "etc/default/edgeapp"), environ={}).log == "journal"
+    assert "\nDescription=edgeapp HTTP model-inference service (engine onnxruntime)\n" in unit
+    s = config.load(str(root / "etc/default/edgeapp"), environ={})
+    assert (s.board, s.log, s.engine, s.ort_threads) == ("edgeboard-dk1a", "journal", "onnxruntime", 2)
+    assert "engine: onnxruntime" in (root / "opt/edgeapp/BUILD").read_text()
     _verify_unit(root, tmp_path)
 
 

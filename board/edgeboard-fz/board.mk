@@ -11,6 +11,9 @@ LITE_FROM         := the board image (no aarch64 paddlelite wheels exist on PyPI
 IMAGE_PYTHON      := /usr/bin/python3
 IMAGE_PYTHON_VERSION := 3.8
 # 4 Cortex-A53 cores: two for Paddle Lite's ARM kernels, the rest for HTTP, decoding and the OS.
+# Paddle Lite is the engine of the FZ images (their FPGA build); ONNX Runtime is not on them.
+ENGINE            := paddlelite
+ORT_THREADS       := 0
 LITE_POWER_MODE   := high
 LITE_THREADS      := 2
 # CPUs reserved for the accelerator worker (empty: not pinned; the power mode binds Paddle Lite's

@@ -13,6 +13,11 @@ IMAGE_PYTHON_VERSION := 3.10
 # (0: its OpenMP default, 2 here). One thread on a CPU of its own (WORKER_CPUS), the HTTP process on
 # the other: the text-direction model served 4-26% faster (median 8%) than unpinned (BENCHMARKS.md).
 # Needs 2 CPUs or more.
+# The inference engine of bundles that name none: paddlelite (model.nb), so that the host runs what
+# the FZ boards run; `make run ENGINE=onnxruntime` tries the other. ORT_THREADS: ONNX Runtime's
+# intra-op threads (0: the worker's CPUs, WORKER_CPUS, else all CPUs but one).
+ENGINE            := paddlelite
+ORT_THREADS       := 0
 LITE_POWER_MODE   := default
 LITE_THREADS      := 1
 WORKER_CPUS       := 1

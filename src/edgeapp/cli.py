@@ -17,6 +17,14 @@ def _model_dir(args):
     return args.model_dir or os.environ.get("EDGEAPP_MODEL_DIR") or DEFAULT_MODEL_DIR
 
 
+def _engine_settings():
+    """The engines' settings in force (config file of $EDGEAPP_CONFIG, EDGEAPP_* environment), so
+    that `infer` and `selfcheck` run each model on the engine the service would."""
+    from edgeapp import config, engines
+
+    return engines.from_config(config.load(None))
+
+
 def _engine_for(args, mid):
     """An in-process engine that loads only what model `mid` runs (a corrupt file of another
     model must not matter: Paddle Lite aborts the process on one)."""
@@ -29,7 +37,7 @@ def _engine_for(args, mid):
     needs = []
     if mid in bundles:
         needs = models.build(bundles[mid], bundles).needs()
-    accel = LocalAccelerator({n: bundles[n] for n in needs if n in bundles}, warm=False)
+    accel = LocalAccelerator({n: bundles[n] for n in needs if n in bundles}, _engine_settings(), warm=False)
     return Engine(bundles, accel)
 
 
@@ -80,7 +88,9 @@ def cmd_selfcheck(args):
     from edgeapp.worker import WorkerAccelerator
 
     bundles = load_bundles(_model_dir(args))
-    accel = WorkerAccelerator(bundles, slots=1)
+    es = _engine_settings()
+    accel = WorkerAccelerator(bundles, slots=1, engine=es.engine, threads=es.lite_threads, power_mode=es.power_mode,
+                              ort_threads=es.ort_threads)
     accel.start()
     try:
         engine = Engine(bundles, accel)
@@ -90,7 +100,7 @@ def cmd_selfcheck(args):
             s = status.get(d["id"], {})
             state = "ready" if d["ready"] else "FAILED: %s" % d["reason"]
             mem = "%s MB" % s["memory_mb"] if s.get("memory_mb") is not None else "-"
-            print("model %-3d %-16s %-8s %s" % (d["id"], d["name"], mem, state))
+            print("model %-3d %-16s %-11s %-8s %s" % (d["id"], d["name"], s.get("engine") or "-", mem, state))
             ok = ok and d["ready"]
     finally:
         accel.stop()
@@ -170,7 +180,8 @@ def main(argv=None):
         return handlers[args.command](args)
     except Exception as e:
         from edgeapp.bundle import BundleError
-        if isinstance(e, BundleError):
+        from edgeapp.config import ConfigError
+        if isinstance(e, (BundleError, ConfigError)):
             print("edgeapp: %s" % e, file=sys.stderr)
             return 2
         raise

@@ -239,8 +239,10 @@ class Service:
         ready = ", ".join("%d %s" % (mid, engine.bundles[mid].name) for mid in sorted(engine.models)) or "none"
         failed = "; ".join("%d %s: %s" % (mid, engine.bundles[mid].name, why)
                            for mid, why in sorted(engine.failed.items())) or "none"
-        _announce(banner(settings.board, netinfo.service_urls(*self.address()), len(engine.models), len(bundles)),
-                  settings.console)
+        engines_used = sorted({st["engine"] for st in self.accel.model_status().values()
+                               if st.get("ready") and st.get("engine")})
+        _announce(banner(settings.board, netinfo.service_urls(*self.address()), len(engine.models), len(bundles),
+                         engines_used), settings.console)
         log.info("ready in %.1f s; models ready: %s; failed: %s", time.monotonic() - self.started_at, ready, failed)
         log.info("memory: %.0f MB = HTTP %.0f + worker %.0f + slots %.0f + bodies %.0f (budget %s)",
                  fig["total_mb"], fig["http_mb"], fig["worker_mb"], fig["slots_mb"], fig["bodies_mb"],
@@ -322,10 +324,11 @@ class _Interrupted(BaseException):
     """SIGTERM or Ctrl-C while the models load (a BaseException, like KeyboardInterrupt)."""
 
 
-def banner(board, urls, ready, total):
+def banner(board, urls, ready, total, engines_used=()):
     """The one line that says the service is up and where: plain ASCII, for a serial console."""
-    return "edgeapp %s ready on %s: %s (%d of %d models ready)" % (
-        __version__, board or "unknown board", " ".join(urls), ready, total)
+    return "edgeapp %s ready on %s: %s (%d of %d models ready%s)" % (
+        __version__, board or "unknown board", " ".join(urls), ready, total,
+        " on " + " and ".join(engines_used) if engines_used else "")
 
 
 def _announce(line, console):

@@ -19,6 +19,8 @@ OUT gets model.pdmodel + model.pdiparams, reference.npz (the check's inputs: rea
 --inputs, else a seeded sample; and the reference runtime's outputs for them: TFLite interpreter,
 onnxruntime, or Paddle itself) and convert.json (what was done, versions, the Paddle-vs-reference
 max abs diff, with --source-outputs onnxruntime vs the model's own runtime, and the NMS settings).
+tflite/onnx also keep the ONNX as it was before the rewrites (source.onnx) and the outputs of the
+runtime it came from (source_reference.npz): onnx_export.py makes the bundle's model.onnx of them.
 The service venv never imports any of this; tools/build_models.py and tools/bundle.py call it.
 """
 import argparse
@@ -423,6 +425,7 @@ def _convert_onnx(args, shape, samples, work, logfile, record):
         record["steps"].append("tflite2onnx")
         ref = run_samples(lambda x: tflite_reference(args.model, x), samples)
         ref_name = "tflite-runtime %s" % version("tflite-runtime")
+    source_ref = ref
     fixed = os.path.join(work, "fixed.onnx")
     notes, asymmetric = fix_onnx(onnx_in, fixed, shape)
     record["steps"] += notes
@@ -434,18 +437,32 @@ def _convert_onnx(args, shape, samples, work, logfile, record):
         record["rewrite_max_abs_diff"] = compare(ref0, ref)
         log("onnxruntime: rewritten vs original model, max abs diff %.3g" % record["rewrite_max_abs_diff"])
         ref_name = "onnxruntime %s" % version("onnxruntime")
+        source_ref = ref0
+    source_name = "%s (the ONNX as given)" % ref_name if args.format == "onnx" else ref_name
     if args.source_outputs:
         src = np.load(args.source_outputs)
-        record["source"] = args.source_name
-        record["source_max_abs_diff"] = compare([src["output%d" % i] for i in range(len(src.files))], ref)
+        source_ref = [src["output%d" % i] for i in range(len(src.files))]
+        record["source"] = source_name = args.source_name
+        record["source_max_abs_diff"] = compare(source_ref, ref)
         record["source_max_abs"] = max(float(np.abs(src[k]).max()) for k in src.files)
         log("onnxruntime vs %s: max abs diff %.3g" % (args.source_name, record["source_max_abs_diff"]))
+    keep_source_onnx(onnx_in, args.out, samples, source_ref, source_name, record)
     log("x2paddle (onnx -> Paddle inference model)")
     prefix, notes = onnx_to_paddle(fixed, os.path.join(work, "x2paddle"), logfile, asymmetric)
     record["steps"] += ["x2paddle onnx2paddle"] + notes
     for n in notes:
         log("paddle: " + n)
     return prefix, ref, ref_name
+
+
+def keep_source_onnx(onnx_in, out, samples, outputs, name, record):
+    """The ONNX before the x2paddle rewrites (OUT/source.onnx), with the outputs of the runtime it was made
+    from for the check's inputs (OUT/source_reference.npz): what onnx_export.py turns into the bundle's
+    model.onnx for ONNX Runtime, which needs none of those rewrites."""
+    shutil.copy(onnx_in, os.path.join(out, "source.onnx"))
+    np.savez(os.path.join(out, "source_reference.npz"), input=np.stack(samples),
+             **{"output%d" % i: np.asarray(o) for i, o in enumerate(outputs)})
+    record["onnx_source"] = {"reference": name}
 
 
 def _paddle_prefix(model, params, work):

@@ -23,6 +23,11 @@ def photo_tensor(path, shape, pre):
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise SystemExit("error: cannot read the photo %s" % path)
+    return image_tensor(image, shape, pre)
+
+
+def image_tensor(image, shape, pre):
+    """A BGR image as the bundle's input tensor: stretched to its size, normalised as it says."""
     h, w = shape[2], shape[3]
     image, _ = fit.stretch(image, h, w)
     return tensor.Normalize(pre).tensor(image, (h, w))

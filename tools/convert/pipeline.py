@@ -12,6 +12,7 @@ cached under <cache>/paddle/<key>/, keyed by the source files' sha256, the input
 the check's inputs, and the converters' own files (requirements, code), so a second build skips the
 conversion.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -30,10 +31,13 @@ CONVERT = HERE / "convert.py"
 TFJS = HERE / "tfjs.py"
 DARKNET = HERE / "darknet.py"
 LITE_CHECK = HERE / "lite_check.py"
+ORT_CHECK = HERE / "ort_check.py"
+ONNX_EXPORT = HERE / "onnx_export.py"
 PHOTO_INPUTS = HERE / "photo_inputs.py"
-REQUIREMENTS = HERE / "requirements.txt"
+REQUIREMENTS = HERE / "requirements.txt"  # paddle2onnx's pin among them
 # What each format's conversion runs: a change to any of these files is a new converter.
-CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py", PHOTO_INPUTS]  # the check's inputs too
+CONVERTER_FILES = [REQUIREMENTS, CONVERT, HERE / "onnx_fixes.py", PHOTO_INPUTS,  # the check's inputs too
+                   ONNX_EXPORT]  # model.onnx: every format's, the Paddle ones' through paddle2onnx
 TFJS_FILES = [HERE / "requirements-tfjs.txt", TFJS]
 FORMAT_FILES = {"tfjs": TFJS_FILES, "darknet": [DARKNET]}
 FORMATS = ("paddle", "onnx", "tflite", "tfjs", "darknet")
@@ -117,6 +121,8 @@ def _npz_digest(path):
 def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_nms=False, tfjs_venv=None,
               outputs=None, inputs=None, tolerance=None):
     """Convert a tflite/onnx/TF.js/Darknet model (or fold a Paddle one) for one fixed input shape.
+    The folder also keeps the ONNX before x2paddle's rewrites (source.onnx, with its source runtime's
+    outputs in source_reference.npz): converted_onnx() makes the bundle's model.onnx of it.
 
     outputs: a TF.js graph's output tensors, in the order the bundle reads them. inputs: an .npz of
     real input tensors for the checks (photo_inputs.py), else a seeded sample. params: the Paddle
@@ -132,9 +138,7 @@ def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_n
         return folder, json.loads(record_path.read_text())
     py = tool_python(tool_venv)
     tfjs_py = tfjs_python(tfjs_venv) if fmt == "tfjs" else None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    with _staged(folder) as staging:
         src, extra = str(model), (["--inputs", str(inputs)] if inputs else [])
         if fmt == "paddle" and src.endswith(".pdmodel"):
             src = src[:-len(".pdmodel")]
@@ -153,13 +157,66 @@ def to_paddle(fmt, model, shape, cache, log, tool_venv=None, params=None, keep_n
         record = json.loads((staging / "convert.json").read_text())
         _check_source(record, tolerance, model)
         shutil.rmtree(staging / "tfjs", ignore_errors=True)
+    return folder, record
+
+
+@contextlib.contextmanager
+def _staged(folder):
+    """A temp folder beside folder, renamed to it when the block ends well, removed when it fails:
+    a cache folder is whole or absent."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        yield staging
         if folder.exists():
             shutil.rmtree(folder)
         os.rename(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return folder, record
+
+
+def paddle_to_onnx(prefix, shape, cache, log, tool_venv=None, inputs=None):
+    """A Paddle inference model (prefix.pdmodel + prefix.pdiparams) as the bundle's model.onnx, by
+    paddle2onnx, with Paddle Inference's outputs on inputs (an .npz of real images) and the seeded
+    noise sample. Returns (folder with model.onnx, reference.npz, onnx.json; the onnx.json record)."""
+    prefix = Path(prefix)
+    parts = ["paddle", sha256_file(prefix.with_suffix(".pdmodel")), sha256_file(prefix.with_suffix(".pdiparams")),
+             ",".join(map(str, shape)), _npz_digest(inputs) if inputs else "", converter_key("paddle")]
+    extra = ["--inputs", str(inputs)] if inputs else []
+    return _export_onnx(["paddle", str(prefix)] + extra, parts, shape, cache, log, tool_venv,
+                        "paddle2onnx %s in the tool venv ..." % prefix.name)
+
+
+def converted_onnx(folder, shape, cache, log, tool_venv=None):
+    """The ONNX a to_paddle() folder kept (source.onnx), with its input fixed, as the bundle's model.onnx;
+    its reference is the runtime it was made from (source_reference.npz). Returns as paddle_to_onnx."""
+    folder = Path(folder)
+    record = json.loads((folder / "convert.json").read_text())
+    if not (folder / "source.onnx").is_file() or "onnx_source" not in record:
+        raise ConvertFailed("%s has no source.onnx: convert it again" % show(folder))
+    args = ["onnx", str(folder / "source.onnx"), "--reference", str(folder / "source_reference.npz"),
+            "--reference-name", record["onnx_source"]["reference"]]
+    return _export_onnx(args, ["onnx", folder.name, ",".join(map(str, shape)), converter_key()], shape, cache,
+                        log, tool_venv, "ONNX for ONNX Runtime from %s ..." % show(folder / "source.onnx"))
+
+
+def _export_onnx(args, key_parts, shape, cache, log, tool_venv, what):
+    """onnx_export.py ARGS in the tool venv into <cache>/onnx/<key of key_parts>/, unless it is there."""
+    digest = hashlib.sha256()
+    for part in key_parts:
+        digest.update(part.encode() + b"\0")
+    folder = Path(cache) / "onnx" / digest.hexdigest()[:20]
+    if (folder / "onnx.json").is_file() and (folder / "model.onnx").is_file():
+        log("ONNX model cached: %s" % show(folder))
+        return folder, json.loads((folder / "onnx.json").read_text())
+    py = tool_python(tool_venv)
+    with _staged(folder) as staging:
+        cmd = [py, str(ONNX_EXPORT), args[0], args[1], str(staging), "--shape", ",".join(map(str, shape))] + args[2:]
+        _run_tool(cmd, what, args[1], log)
+        if not (staging / "onnx.json").is_file():
+            raise ConvertFailed("the ONNX export of %s wrote no onnx.json" % args[1])
+    return folder, json.loads((folder / "onnx.json").read_text())
 
 
 def _tfjs_to_onnx(tfjs_py, model, out, shape, outputs, inputs, log):
@@ -242,25 +299,55 @@ def lite_check(nb, reference, tolerance=None, runs=3):
     """Run the .nb under Paddle Lite (x86) on the reference input; refuse it when it drifts.
 
     Returns {"max_abs_diff", "tolerance", "ms_per_run", "peak_rss_mb", "output_shapes"}."""
+    cmd = [sys.executable, str(LITE_CHECK), str(nb), str(reference), "--runs", str(runs)]
+    return _run_check(cmd, "Paddle Lite", nb, tolerance)
+
+
+def ort_check(model, reference, tolerance=None, tool_venv=None, runs=3):
+    """Run model.onnx under ONNX Runtime (tool venv, the service's version) on the reference input;
+    refuse it when it drifts. Returns lite_check's figures plus "output_names" and "threads"."""
+    cmd = [tool_python(tool_venv), str(ORT_CHECK), str(model), str(reference), "--runs", str(runs)]
+    return _run_check(cmd, "ONNX Runtime", model, tolerance)
+
+
+def checked_onnx(folder, dest, tolerance=None, tool_venv=None):
+    """folder's model.onnx (onnx_export.py) copied to dest (a bundle's model.onnx), after ONNX Runtime has
+    run it against its reference (the runtime it was made from) on the check's inputs.
+    Returns (the record for bundle.json's built.onnx_check, a one-line summary of the check)."""
+    res = ort_check(Path(folder) / "model.onnx", Path(folder) / "reference.npz", tolerance, tool_venv)
+    record = json.loads((Path(folder) / "onnx.json").read_text())
+    shutil.copyfile(Path(folder) / "model.onnx", dest)
+    os.chmod(dest, 0o644)
+    summary = "ONNX Runtime x86 vs %s: max abs diff %.3g, %.1f ms/run (%d threads), peak RSS %.0f MB" % (
+        record["reference"], res["max_abs_diff"], res["ms_per_run"], res["threads"], res["peak_rss_mb"])
+    return {"reference": record["reference"], "steps": record["steps"], "onnxruntime": record["tools"]["onnxruntime"],
+            "onnx_max_abs_diff": res["max_abs_diff"], "ort_x86_threads": res["threads"],
+            "ort_x86_ms_per_run": res["ms_per_run"], "ort_x86_peak_rss_mb": res["peak_rss_mb"]}, summary
+
+
+def _run_check(cmd, runtime, model, tolerance):
+    """One check script's JSON line, its max abs diff held to tolerance * max(1, |reference|max)."""
     tolerance = DEFAULT_TOLERANCE if tolerance is None else float(tolerance)
+    env = dict(os.environ, PYTHONNOUSERSITE="1")
+    if Path(cmd[0]).resolve() != Path(sys.executable).resolve():
+        env.pop("PYTHONPATH", None)  # a tool venv must not see the service's packages
     try:
-        proc = subprocess.run([sys.executable, str(LITE_CHECK), str(nb), str(reference), "--runs", str(runs)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=CHECK_TIMEOUT)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              timeout=CHECK_TIMEOUT)
     except subprocess.TimeoutExpired:
-        raise ConvertFailed("the Paddle Lite check of %s took over %d s" % (nb, CHECK_TIMEOUT))
+        raise ConvertFailed("the %s check of %s took over %d s" % (runtime, model, CHECK_TIMEOUT))
     try:
         res = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise ConvertFailed("the Paddle Lite check of %s failed (exit %s):\n%s"
-                            % (nb, proc.returncode, "\n".join(proc.stderr.splitlines()[-15:])))
+        raise ConvertFailed("the %s check of %s failed (exit %s):\n%s"
+                            % (runtime, model, proc.returncode, "\n".join(proc.stderr.splitlines()[-15:])))
     if "error" in res:
-        raise ConvertFailed("Paddle Lite check of %s: %s" % (show(nb), res["error"]))
+        raise ConvertFailed("%s check of %s: %s" % (runtime, show(model), res["error"]))
     res["tolerance"] = tolerance
     limit = tolerance * max(1.0, res.get("reference_max_abs", 1.0))
     if res["max_abs_diff"] > limit:
-        raise ConvertFailed("Paddle Lite's outputs differ from the reference by %.3g (allowed %.3g): the "
-                            "conversion is wrong for this target; the bundle was not written"
-                            % (res["max_abs_diff"], limit))
+        raise ConvertFailed("%s's outputs differ from the reference by %.3g (allowed %.3g): the "
+                            "conversion is wrong; the bundle was not written" % (runtime, res["max_abs_diff"], limit))
     return res
 
 

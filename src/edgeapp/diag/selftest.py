@@ -111,9 +111,7 @@ class InProcessChecker:
             from edgeapp.accelerator import LocalAccelerator
             from edgeapp.engine import Engine
 
-            accel = LocalAccelerator(bundles, engines.Settings(
-                settings.engine, settings.lite_threads or None, None,
-                settings.ort_threads or engines.ort_threads_default()), warm=False)
+            accel = LocalAccelerator(bundles, engines.from_config(settings), warm=False)
             return cls(Engine(bundles, accel, reduce=settings.reduced_decode == "on"), settings)
         except Exception as e:  # ImportError for a missing runtime, or the runtime self-check
             return cls(None, settings, "cannot run models in this process: %s: %s" % (e.__class__.__name__, e))

@@ -54,6 +54,15 @@ def choose(bundle, default):
     return default if default in have or len(have) != 1 else have[0]
 
 
+def from_config(settings):
+    """Settings from the service's settings (edgeapp.config), for a process of its own."""
+    from edgeapp import config
+
+    power = None if settings.lite_power_mode == "default" else settings.lite_power_mode
+    return Settings(settings.engine, settings.lite_threads or None, power,
+                    settings.ort_threads or ort_threads_default(config.cpu_set(settings.worker_cpus)))
+
+
 def ort_threads_default(cpus=None):
     """ONNX Runtime's intra-op threads when the setting is 0: the worker's CPUs when it has its
     own (EDGEAPP_WORKER_CPUS), else all CPUs but one, which the HTTP process needs."""

@@ -57,7 +57,7 @@ async function loadStatus() {
     const st = stats[m.id] || {};
     const row = document.createElement("tr");
     const cells = [m.id, m.name, m.type, m.input_shape.slice(2).reverse().join("×"),
-      m.ready ? "ready" : "failed: " + (m.reason || ""), m.memory_mb == null ? "–" : m.memory_mb + " MB",
+      m.ready ? "ready" : "failed: " + (m.reason || ""), m.engine || "–", m.memory_mb == null ? "–" : m.memory_mb + " MB",
       st.requests == null ? "–" : st.requests, st.latency_ms && st.latency_ms.p50 != null ? st.latency_ms.p50 : "–"];
     for (const c of cells) row.appendChild(text("td", String(c)));
     body.appendChild(row);
