@@ -79,7 +79,7 @@ help:
 	@echo "              profile's LITE_THREADS and WORKER_CPUS, report into BENCHMARKS.md, a section per engine"
 	@echo "              (several minutes)"
 	@echo "  bench-engines  setup, then python -m tools.bench engines: every single-predictor model on both"
-	@echo "              engines (raw ms, saturated ÷ raw, /api/health p99, memory), into BENCHMARKS.md (minutes)"
+	@echo "              engines (raw ms, saturated ÷ raw, /api/health p99, memory), into BENCHMARKS.md (about 4 min)"
 	@echo "  peer-lib    FastAPI + uvicorn for the benchmark's peer into $(PEER_LIB) (tools/peer/requirements.txt,"
 	@echo "              hash-checked; never in $(VENV))"
 	@echo "  bench-accuracy  setup, tool-venv, test-tools (fonts), then python -m tools.ocrbench: edgeapp's OCR"
