@@ -89,12 +89,19 @@ def make_app(bundles, accel):
     return app
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def server_parser(description):
+    """The command line of the benchmark's baseline servers (this one, tools/peer/server.py): where
+    to listen and the model folder."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--model-dir", default=os.environ.get("EDGEAPP_MODEL_DIR")
                    or os.path.join(REPO, "build", "models", "x86"))
+    return p
+
+
+def main(argv=None):
+    p = server_parser(__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=8, help="cheroot threads (edgeapp's default is 8)")
     args = p.parse_args(argv)
 

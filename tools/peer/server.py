@@ -24,7 +24,6 @@ Written as FastAPI's documentation teaches:
 - `uvicorn.run(app, ...)` with its defaults: one process, httptools and uvloop (installed, as
   "fastapi[standard]" installs them), an access log line per request.
 """
-import argparse
 import os
 import sys
 import threading
@@ -94,11 +93,10 @@ def make_app(bundles, sessions):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--model-dir", default=os.environ.get("EDGEAPP_MODEL_DIR")
-                   or os.path.join(REPO, "build", "models", "x86"))
+    sys.path.insert(0, REPO)  # run as a script: tools.naive_server is the other baseline, beside it
+    from tools.naive_server import server_parser
+
+    p = server_parser(__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (as EDGEAPP_ORT_THREADS)")
     p.add_argument("--lib", default=PEER_LIB, help="where FastAPI and uvicorn are (make peer-lib)")
     args = p.parse_args(argv)
