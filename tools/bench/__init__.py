@@ -1,15 +1,20 @@
-"""Service benchmark: edgeapp against the raw Paddle Lite loop and a naive one-process server.
+"""Service benchmark: edgeapp against the raw loop of its engine and the server a user would run
+instead (Paddle Lite: a naive one-process server; ONNX Runtime: a FastAPI + uvicorn peer).
 
     .venv/bin/python -m tools.bench                      # mids 2 and 1, every endpoint, c = 1..16
     .venv/bin/python -m tools.bench --mid 2 --seconds 10 --runs 3 --out BENCHMARKS.md
     make bench-service                                   # the same, results into BENCHMARKS.md
+    make bench-service ENGINE=onnxruntime                # on ONNX Runtime, the peer beside (a section of its own)
+    make bench-engines                                   # every model on both engines, short (tools.bench.engines)
 
 In ONE run, for each model, on the same input image (so the same input tensor):
-  raw      the model's model.nb in a fresh process (edgeapp.lite.Predictor), the tensor prepared
-           once, predictor.run back to back: the limit, as runs/s and ms/run;
+  raw      the model's file for the engine (EDGEAPP_ENGINE: model.nb or model.onnx) in a fresh process
+           (edgeapp.engines), the tensor prepared once, predictor.run back to back, the worker's
+           threads and CPUs: the limit, as runs/s and ms/run;
   edgeapp  `python -m edgeapp serve` on 127.0.0.1 (a free port), at each concurrency on the binary,
            base64 and multipart endpoints, keep-alive connections;
-  naive    tools/naive_server.py: decode + preprocess + predictor in the request thread.
+  naive    on Paddle Lite, tools/naive_server.py: decode + preprocess + predictor in the request thread;
+  peer     on ONNX Runtime, tools/peer/server.py: FastAPI + uvicorn, onnxruntime in a `def` handler.
 Concurrency 1's floor beside them: after its first loop the raw process also times whole requests
 through edgeapp's own code, one at a time, with neither HTTP nor the worker (time_requests), and
 wrk times a bodiless GET /api/health at c=1 over keep-alive.
