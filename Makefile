@@ -62,7 +62,7 @@ help:
 	@echo "  zoo         build the optional zoo bundles into $(ZOO_DIR): layout (~930 MB under Lite x86),"
 	@echo "              objects-centernet (a second COCO detector; no licence stated upstream),"
 	@echo "              objects-yolov3-tiny (a third: YOLOv3-tiny's public-domain Darknet weights)"
-	@echo "  test        setup, check-py38, test-tools, then run pytest over tests/ (not the optional_zoo ones)"
+	@echo "  test        setup, check-py38, test-tools, peer-lib, then run pytest over tests/ (not the optional_zoo ones)"
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
@@ -174,7 +174,7 @@ $(TOOL_VENV_TFJS)/.installed: tools/convert/requirements-tfjs.txt
 	  -r tools/convert/requirements-tfjs.txt
 	@touch $@
 
-test: setup check-py38 test-tools
+test: setup check-py38 test-tools peer-lib
 	$(VPY) -m pytest tests --benchmark-disable -m "not optional_zoo" $(PYTEST_ARGS)
 
 # The optional zoo's COCO candidates (mids 10, 11) on their real bundles, each built into $(ZOO_DIR)
