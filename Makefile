@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -63,6 +63,8 @@ help:
 	@echo "              objects-centernet (a second COCO detector; no licence stated upstream),"
 	@echo "              objects-yolov3-tiny (a third: YOLOv3-tiny's public-domain Darknet weights)"
 	@echo "  test        setup, check-py38, test-tools, peer-lib, then run pytest over tests/ (not the optional_zoo ones)"
+	@echo "  test-tool-runs  setup, peer-lib, then small whole runs of the benchmark tools (OCR accuracy,"
+	@echo "              the ONNX Runtime service benchmark with its peer, the engines table; pytest -m tool_runs)"
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
@@ -175,7 +177,12 @@ $(TOOL_VENV_TFJS)/.installed: tools/convert/requirements-tfjs.txt
 	@touch $@
 
 test: setup check-py38 test-tools peer-lib
-	$(VPY) -m pytest tests --benchmark-disable -m "not optional_zoo" $(PYTEST_ARGS)
+	$(VPY) -m pytest tests --benchmark-disable -m "not optional_zoo and not tool_runs" $(PYTEST_ARGS)
+
+# Whole runs of the benchmark tools, small (about 1.5 minutes): kept out of make test for its
+# 15-minute budget; run after a change to tools/bench, tools/peer or tools/ocrbench.
+test-tool-runs: setup peer-lib
+	$(VPY) -m pytest tests --benchmark-disable -m tool_runs $(PYTEST_ARGS)
 
 # The optional zoo's COCO candidates (mids 10, 11) on their real bundles, each built into $(ZOO_DIR)
 # when missing (a minute or two cold): their results go in BENCHMARKS.md ("Optional zoo tests").

@@ -219,6 +219,7 @@ def cv2_read(path):
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
+@pytest.mark.tool_runs
 def test_tiny_onnxruntime_run_puts_the_peer_beside_edgeapp(tmp_path, fast_model_dir, peer_lib):
     out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
     report.write_section(str(out), "service", report.TITLE, "the Paddle Lite section, kept\n")
@@ -255,6 +256,7 @@ def test_cpu_per_answer_splits_the_http_process_from_its_worker():
     assert paired.cpu_per_answer(10, before, after, 0) == {"http": None, "worker": None}
 
 
+@pytest.mark.tool_runs
 def test_engines_table_has_a_row_per_model_and_engine(tmp_path, fast_model_dir):
     out = tmp_path / "BENCHMARKS.md"
     cmd = [sys.executable, "-m", "tools.bench", "engines", "--model-dir", str(fast_model_dir), "--seconds", "0.3",

@@ -48,6 +48,7 @@ def test_the_report_replaces_only_its_own_section(tmp_path):
     assert text.count(report.BEGIN) == 1 and "## OCR\n\nnew table\n" + report.END in text
 
 
+@pytest.mark.tool_runs
 def test_quick_run_of_both_readers(tmp_path):
     if not TOOL_PY.exists():
         pytest.skip("no tool venv (make tool-venv; make test builds it)")
