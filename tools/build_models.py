@@ -453,8 +453,7 @@ def onnx_check(folder, bundle, staging, log):
     """folder's model.onnx (onnx_export.py) into the bundle, after ONNX Runtime has run it against its
     reference (the runtime it was made from) on the check's inputs. Returns the record for bundle.json."""
     try:
-        check, summary = pipeline.checked_onnx(folder, staging / ONNX_NAME, bundle["source"].get("tolerance"),
-                                               TOOL_VENV[0])
+        check, summary = pipeline.checked_onnx(folder, staging / ONNX_NAME, bundle["source"].get("tolerance"))
     except pipeline.ConvertFailed as e:
         raise BuildError(str(e))
     log(f"ONNX check: {summary}")

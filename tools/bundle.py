@@ -483,7 +483,7 @@ def check_onnx(onnx_folder, staging, args, say):
         say("ONNX check: skipped (no %s)" % ONNX_NAME)
         return None, None
     try:
-        check, summary = pipeline.checked_onnx(onnx_folder, staging / ONNX_NAME, args.tolerance, args.tool_venv)
+        check, summary = pipeline.checked_onnx(onnx_folder, staging / ONNX_NAME, args.tolerance)
     except pipeline.ConvertFailed as e:
         say("ONNX check: %s" % without_onnx(e, args))
         return None, brief(e)

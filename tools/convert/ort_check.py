@@ -1,37 +1,31 @@
 #!/usr/bin/env python3
 """Run a bundle's model.onnx under ONNX Runtime on the reference input and compare with the reference.
 
-    build/tool-venv/bin/python tools/convert/ort_check.py model.onnx reference.npz [--runs N] [--threads N]
+    .venv/bin/python tools/convert/ort_check.py model.onnx reference.npz [--runs N] [--threads N]
 
-ONNX Runtime's counterpart of lite_check.py. Runs under the TOOL venv (onnxruntime 1.19.2, the
-service's version), in its own process so that the peak RSS is this model's session alone. The session
-is set up as the service's engine sets it (src/edgeapp/engines/onnx_runtime.py): --threads intra-op
-threads (default: the CPUs minus one, at least 1, as EDGEAPP_ORT_THREADS=0), one inter-op thread, no
-spinning, memory arena and pattern on, every graph optimisation. The input must be the reference's
+ONNX Runtime's counterpart of lite_check.py. Runs under the SERVICE venv, as lite_check.py does, in its
+own process so that the peak RSS is this model's session alone. The session has the service engine's
+own options (edgeapp.engines.onnx_runtime.session_options): --threads intra-op threads (default:
+engines.ort_threads_default, as EDGEAPP_ORT_THREADS=0), one inter-op thread, no spinning, memory arena
+and pattern on, every graph optimisation. The input must be the reference's
 fixed NCHW shape. Prints one JSON line: max_abs_diff, output names and shapes, ms per run (mean of
 --runs on the first input, after the comparison runs warmed it up), peak RSS in MB.
 """
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
 import check_outputs
+from edgeapp import engines
 
 
 def session(path, threads):
     import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+    from edgeapp.engines.onnx_runtime import session_options
+    return ort.InferenceSession(path, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def main(argv=None):
@@ -39,7 +33,7 @@ def main(argv=None):
     p.add_argument("model")
     p.add_argument("reference")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--threads", type=int, default=engines.ort_threads_default())
     args = p.parse_args(argv)
     samples, want, stacked = check_outputs.load_reference(args.reference)
     sess = session(args.model, args.threads)

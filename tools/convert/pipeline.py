@@ -303,18 +303,19 @@ def lite_check(nb, reference, tolerance=None, runs=3):
     return _run_check(cmd, "Paddle Lite", nb, tolerance)
 
 
-def ort_check(model, reference, tolerance=None, tool_venv=None, runs=3):
-    """Run model.onnx under ONNX Runtime (tool venv, the service's version) on the reference input;
-    refuse it when it drifts. Returns lite_check's figures plus "output_names" and "threads"."""
-    cmd = [tool_python(tool_venv), str(ORT_CHECK), str(model), str(reference), "--runs", str(runs)]
+def ort_check(model, reference, tolerance=None, runs=3):
+    """Run model.onnx under the service's ONNX Runtime, with its engine's session options, on the
+    reference input; refuse it when it drifts. Returns lite_check's figures plus "output_names" and
+    "threads"."""
+    cmd = [sys.executable, str(ORT_CHECK), str(model), str(reference), "--runs", str(runs)]
     return _run_check(cmd, "ONNX Runtime", model, tolerance)
 
 
-def checked_onnx(folder, dest, tolerance=None, tool_venv=None):
+def checked_onnx(folder, dest, tolerance=None):
     """folder's model.onnx (onnx_export.py) copied to dest (a bundle's model.onnx), after ONNX Runtime has
     run it against its reference (the runtime it was made from) on the check's inputs.
     Returns (the record for bundle.json's built.onnx_check, a one-line summary of the check)."""
-    res = ort_check(Path(folder) / "model.onnx", Path(folder) / "reference.npz", tolerance, tool_venv)
+    res = ort_check(Path(folder) / "model.onnx", Path(folder) / "reference.npz", tolerance)
     record = json.loads((Path(folder) / "onnx.json").read_text())
     shutil.copyfile(Path(folder) / "model.onnx", dest)
     os.chmod(dest, 0o644)
