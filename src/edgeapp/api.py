@@ -259,22 +259,20 @@ class Api:
         data["memory"] = budget.measure(self.accel, self.settings)  # the README's formula, live
         if self.callbacks is not None:
             data["callbacks"] = self.callbacks.stats()
-        data["models"] = self._model_status()
-        data["engines"] = self._engine_versions()  # {name: version} of the engines that run models
+        status = self.accel.model_status()
+        data["models"] = self._model_status(status)
+        # {name: version} of the engines that run models
+        data["engines"] = {st["engine"]: st.get("engine_version") for st in status.values()
+                           if st.get("engine") and st.get("ready")}
         faces = self.faces.status()
         if faces is not None:
             data["faces"] = faces  # people, faces, memory; faces of another model, to register again
         return data
 
-    def _engine_versions(self):
-        return {st["engine"]: st.get("engine_version") for st in self.accel.model_status().values()
-                if st.get("engine") and st.get("ready")}
-
-    def _model_status(self):
+    def _model_status(self, status):
         engine = self.engine
         stats = engine.stats()
         runs = self.accel.model_timing()
-        status = self.accel.model_status()
         out = []
         for mid in sorted(engine.bundles):
             entry = {"id": mid, "name": engine.bundles[mid].name, "ready": mid in engine.models,
