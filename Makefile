@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines paddle-lite-arm
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -100,6 +100,8 @@ help:
 	@echo "              ($(PREFIX), /etc/default/edgeapp, init: $(INIT); models for $(LITE_TARGET))"
 	@echo "  overlay     the same tree as a tarball for image builders: $(OVERLAY_TAR)"
 	@echo "  wheel       the package as a wheel in $(WHEEL_DIR) (what install puts on the board)"
+	@echo "  paddle-lite-arm  Paddle Lite's Python module for aarch64, cross-built from PADDLE_LITE_SRC against"
+	@echo "              the arm64 root's Python 3.11, as a wheel in $(PADDLE_LITE_ARM) (once; ~50 min on 2 cores)"
 	@echo "Variables:"
 	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS) (or without 'edgeboard-')"
 	@echo "  ENGINE=$(ENGINE)  inference engine for 'run' and 'bench-service': paddlelite or onnxruntime"
@@ -118,6 +120,7 @@ help:
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
 	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
 	@echo "  INSTALL_MODEL_DIR= bundles to install (default $(MODEL_DIR), built by 'models')"
+	@echo "  PADDLE_LITE_SRC=... a Paddle-Lite v2.13-rc source tree with its submodules, for 'paddle-lite-arm'"
 
 setup: models
 
@@ -368,3 +371,23 @@ overlay:
 	  --mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 0) -cf - $$(ls -A) | gzip -n > $(CURDIR)/$(OVERLAY_TAR)
 	@echo "wrote $(OVERLAY_TAR) ($$(du -k $(OVERLAY_TAR) | cut -f1) KB): unpack it into the image's root, e.g."
 	@echo "  tar -xzf $(notdir $(OVERLAY_TAR)) -C <rootfs>"
+
+# ---- Paddle Lite for ARM: no aarch64 wheel exists; tools/arm/paddle_lite.sh cross-builds one ----
+# from a Paddle-Lite v2.13-rc tree (its header lists the commits) against the arm64 root's Python.
+PADDLE_LITE_SRC ?=
+PADDLE_LITE_ARM := build/paddle-lite-arm
+ARM_ROOT        ?= build/arm/rootfs
+
+paddle-lite-arm:
+	@if [ -z "$(PADDLE_LITE_SRC)" ]; then \
+	  echo "error: set PADDLE_LITE_SRC to a Paddle-Lite v2.13-rc source tree with its submodules:" >&2; \
+	  echo "  git clone --recursive -b v2.13-rc https://github.com/PaddlePaddle/Paddle-Lite" >&2; \
+	  echo "  make paddle-lite-arm PADDLE_LITE_SRC=\$$PWD/Paddle-Lite" >&2; exit 1; fi
+	@for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu cmake:cmake python3:python3-pip; do \
+	  what=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$what >/dev/null 2>&1 && continue; \
+	  $(call apt_install,to cross-build Paddle Lite,the build stops); \
+	done
+	@$(MAKE) --no-print-directory deps
+	sh tools/arm/rootfs.sh $(ARM_ROOT) $(VPY)
+	PYTHON=python3 sh tools/arm/paddle_lite.sh "$(PADDLE_LITE_SRC)" $(PADDLE_LITE_ARM) $(ARM_ROOT)
