@@ -159,7 +159,8 @@ class Root:
         t0 = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
         if p.returncode:
-            return {"error": "exit %d: %s" % (p.returncode, p.stderr.strip()[-2000:])}
+            last = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return {"error": "exit %d: %s" % (p.returncode, last), "stderr": p.stderr[-4000:]}
         figures = last_json_line(p.stdout)
         figures["process_s"] = round(time.monotonic() - t0, 1)
         return figures

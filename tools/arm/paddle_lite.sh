@@ -144,9 +144,13 @@ configure() {
         ${LITE_CMAKE_ARGS:-})
 }
 
+# The host protoc (protobuf 3.3, third-party/protobuf-host) is configured by make with no flags of
+# its own, so it takes CXXFLAGS from the environment: gcc 12 defaults to C++17, where libstdc++
+# rejects its std::set comparator ("static assertion failed: comparison object must be invocable as
+# const", compiler/java/java_file.cc); it is C++11 code. The cross-built projects set their flags.
 compile() {
     start=$(date +%s)
-    (cd "$work/build" && nice -n 10 make -j"$jobs" lite_pybind)
+    (cd "$work/build" && CXXFLAGS=-std=c++11 nice -n 10 make -j"$jobs" lite_pybind)
     echo "paddle_lite.sh: make lite_pybind took $(( $(date +%s) - start )) s"
 }
 
