@@ -13,8 +13,9 @@
 # stopped. Needs gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu, cmake (>= 3.10), make, a host
 # Python >= 3.11 with pip (PYTHON=..., default python3: Debian bookworm's python3 + python3-pip;
 # the build's cmake asks for an interpreter of at least ROOT's version and runs code generators and
-# pip with it), network to PyPI once (pybind11, below). About 50 minutes on 2 cores (MAKE_JOBS,
-# default 2, run under nice).
+# pip with it), network to PyPI once (pybind11, below). make runs under nice with MAKE_JOBS
+# (default 2) jobs: about 730 objects (protobuf twice: host protoc and target library, then Lite);
+# measured here 54 min of make on 2 cores shared with emulated test runs, over three resumed runs.
 #
 # The source tree: Paddle Lite v2.13-rc, the release whose opt (the paddlelite 2.13rc0 x86 wheel)
 # writes our model.nb files. With internet:
