@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm paddle-lite-arm
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -68,7 +68,8 @@ help:
 	@echo "  test-arm    the tests marked arm inside an emulated arm64 board (board/qemu-aarch64): its Debian root"
 	@echo "              built once into $(ARM_ROOT) (qemu-user-static, mmdebstrap; apt-get as root; ~8 min),"
 	@echo "              the service installed into a copy by make install with the small models, tools/arm/test_arm.sh"
-	@echo "              (ENGINE=onnxruntime, the default, or paddlelite; not part of make test)"
+	@echo "              (ENGINE=onnxruntime, the default; ENGINE=paddlelite: on the wheel of paddle-lite-arm, then"
+	@echo "              every arm bundle against its x86 twin, tools/arm/lite_compare.py; not part of make test)"
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
@@ -104,9 +105,11 @@ help:
 	@echo "              ($(PREFIX), /etc/default/edgeapp, init: $(INIT); models for $(LITE_TARGET))"
 	@echo "  overlay     the same tree as a tarball for image builders: $(OVERLAY_TAR)"
 	@echo "  wheel       the package as a wheel in $(WHEEL_DIR) (what install puts on the board)"
+	@echo "  paddle-lite-arm  Paddle Lite's Python module for aarch64, cross-built from PADDLE_LITE_SRC against"
+	@echo "              the arm64 root's Python 3.11, as a wheel in $(PADDLE_LITE_ARM) (once; ~50 min on 2 cores)"
 	@echo "Variables:"
 	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS) (or without 'edgeboard-')"
-	@echo "  ENGINE=$(ENGINE)  inference engine for 'run' and 'bench-service': paddlelite or onnxruntime"
+	@echo "  ENGINE=$(ENGINE)  inference engine for 'run', 'bench-service' and 'test-arm': paddlelite or onnxruntime"
 	@echo "  PYTHON=...         CPython 3.10 for $(VENV) (default: python3.10 on PATH, then pyenv)"
 	@echo "  PYTHON38=...       CPython 3.8 for check-py38 (found the same way)"
 	@echo "  VENV=$(VENV)  VENV38=$(VENV38)  TOOL_VENV=$(TOOL_VENV)  TOOL_VENV_TFJS=$(TOOL_VENV_TFJS)"
@@ -122,6 +125,7 @@ help:
 	@echo "  CI=true            make check-py38 fail (not skip) when there is no CPython 3.8"
 	@echo "  DESTDIR=...        root of the image tree for 'install' (DESTDIR=/ for this machine)"
 	@echo "  INSTALL_MODEL_DIR= bundles to install (default $(MODEL_DIR), built by 'models')"
+	@echo "  PADDLE_LITE_SRC=... a Paddle-Lite v2.13-rc source tree with its submodules, for 'paddle-lite-arm'"
 
 setup: models
 
@@ -331,6 +335,9 @@ ARM_MODEL_DIR    := build/models/arm
 ARM_SMALL_MODELS := text-direction face doc-orientation face-far
 # ENGINE=... on the command line picks the emulated board's engine; else its profile's.
 ARM_ENGINE       := $(if $(filter command line,$(origin ENGINE)),$(ENGINE),onnxruntime)
+# ENGINE=paddlelite: Paddle Lite's aarch64 wheel from `make paddle-lite-arm`, and after the tests
+# every arm bundle on it against its x86 twin (tools/arm/lite_compare.py).
+ARM_LITE_WHEEL   := build/paddle-lite-arm/paddlelite-2.13rc0-cp311-cp311-linux_aarch64.whl
 
 arm-tools:
 	@for tool in mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support \
@@ -351,7 +358,18 @@ test-arm: arm-root
 	rm -rf $(ARM_TEST_ROOT) && cp -a --reflink=auto $(ARM_ROOT) $(ARM_TEST_ROOT)
 	$(MAKE) --no-print-directory install BOARD=qemu-aarch64 DESTDIR=$(CURDIR)/$(ARM_TEST_ROOT) \
 	  INSTALL_MODEL_DIR=$(ARM_TEST_MODELS) ENGINE=$(ARM_ENGINE)
+ifeq ($(ARM_ENGINE),paddlelite)
+	@[ -f $(ARM_LITE_WHEEL) ] || { echo "error: no $(ARM_LITE_WHEEL): build it first with" >&2; \
+	  echo "  make paddle-lite-arm PADDLE_LITE_SRC=<Paddle-Lite v2.13-rc tree with its submodules>" >&2; exit 1; }
+	$(VPY) -m pip install --quiet --no-deps --no-compile --only-binary :all: --platform linux_aarch64 \
+	  --python-version 3.11 --implementation cp --target $(ARM_TEST_ROOT)/usr/local/lib/python3.11/dist-packages \
+	  $(ARM_LITE_WHEEL)
+endif
 	time sh tools/arm/test_arm.sh $(ARM_TEST_ROOT) $(ARM_ENGINE) $(PYTEST_ARGS)
+ifeq ($(ARM_ENGINE),paddlelite)
+	$(MAKE) --no-print-directory models BOARD=host-x86
+	PYTHONPATH=src $(VPY) tools/arm/lite_compare.py --root $(ARM_TEST_ROOT) --out build/arm/lite-compare
+endif
 
 # ---- board images: `make install DESTDIR=<rootfs> BOARD=<name>`, `make overlay BOARD=<name>` ----
 # board/install-tree.sh lays out the tree from rootfs-overlay/ with the board profile's values.
@@ -405,3 +423,21 @@ overlay:
 	  --mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 0) -cf - $$(ls -A) | gzip -n > $(CURDIR)/$(OVERLAY_TAR)
 	@echo "wrote $(OVERLAY_TAR) ($$(du -k $(OVERLAY_TAR) | cut -f1) KB): unpack it into the image's root, e.g."
 	@echo "  tar -xzf $(notdir $(OVERLAY_TAR)) -C <rootfs>"
+
+# ---- Paddle Lite for ARM: no aarch64 wheel exists; tools/arm/paddle_lite.sh cross-builds one ----
+# from a Paddle-Lite v2.13-rc tree (its header lists the commits) against the arm64 root's Python.
+PADDLE_LITE_SRC ?=
+PADDLE_LITE_ARM := build/paddle-lite-arm
+
+paddle-lite-arm:
+	@if [ -z "$(PADDLE_LITE_SRC)" ]; then \
+	  echo "error: set PADDLE_LITE_SRC to a Paddle-Lite v2.13-rc source tree with its submodules:" >&2; \
+	  echo "  git clone --recursive -b v2.13-rc https://github.com/PaddlePaddle/Paddle-Lite" >&2; \
+	  echo "  make paddle-lite-arm PADDLE_LITE_SRC=\$$PWD/Paddle-Lite" >&2; exit 1; fi
+	@for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu cmake:cmake python3:python3-pip; do \
+	  what=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$what >/dev/null 2>&1 && continue; \
+	  $(call apt_install,to cross-build Paddle Lite,the build stops); \
+	done
+	@$(MAKE) --no-print-directory arm-root
+	PYTHON=python3 sh tools/arm/paddle_lite.sh "$(PADDLE_LITE_SRC)" $(PADDLE_LITE_ARM) $(ARM_ROOT)
