@@ -57,7 +57,7 @@ wheels "$board/image-requirements.txt" "$tmp/usr/local/lib/python3.11/dist-packa
 wheels "$board/test-requirements.txt" "$tmp/opt/edgeapp-test/lib"
 
 # Proof that the runtime imports under emulation before the root is called built.
-chroot "$tmp" /usr/bin/python3 -c 'import numpy, cv2, onnxruntime, platform; print("arm64 root:", platform.machine(), "python", platform.python_version(), "numpy", numpy.__version__, "opencv", cv2.__version__, "onnxruntime", onnxruntime.__version__)'
+"$here/tools/arm/chroot.sh" "$tmp" /usr/bin/python3 -c 'import numpy, cv2, onnxruntime, platform; print("arm64 root:", platform.machine(), "python", platform.python_version(), "numpy", numpy.__version__, "opencv", cv2.__version__, "onnxruntime", onnxruntime.__version__)'
 echo "$inputs" > "$tmp/.edgeapp-rootfs"
 rm -rf "$out"
 mv "$tmp" "$out"
