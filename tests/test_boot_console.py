@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tools.arm.boot_test import qemu_command
-from tools.arm.serial_console import KERNEL_START, LOGIN_PROMPT, PASSWORD_PROMPT, clean, command_result, split_clean
+from tools.arm.serial_console import (KERNEL_START, LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, clean, command_result,
+                                     split_clean)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,8 @@ def test_prompts_and_the_kernel_start_are_found():
     text = clean(TRANSCRIPT.decode())
     logins = [m.group(0) for m in LOGIN_PROMPT.finditer(text)]
     assert logins == ["edgeboard-qemu login: "]  # not "Last login: " of the message of the day
-    assert PASSWORD_PROMPT.search(text, text.index("login: "))
+    password = PASSWORD_PROMPT.search(text, text.index("login: "))
+    assert SHELL_PROMPT.search(text, password.end()).group(0) == "root@edgeboard-qemu:~# "
     assert KERNEL_START.search(text).start() > text.index("reboot")
 
 

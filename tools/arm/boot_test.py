@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 
 from tools import build_models
-from tools.arm.serial_console import KERNEL_START, LOGIN_PROMPT, PASSWORD_PROMPT, Console, ConsoleTimeout
+from tools.arm.serial_console import (KERNEL_START, LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, Console,
+                                     ConsoleTimeout)
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "edgeapp"  # the test image's root password (tools/arm/bootimage.sh)
@@ -42,8 +43,10 @@ REQUEST_S = 300    # one inference request
 SHUTDOWN_S = 300   # `reboot` -> the kernel starts again; `poweroff` -> QEMU exits
 
 
-# What the init script prints when `reboot` stops the service (not "not running": killed before).
-STOPPED = re.compile(r"Stopping edgeapp: stopped")
+# What the console shows when `reboot` stops the service by its init script or unit (for sysv,
+# not "Stopping edgeapp: not running": something killed it before).
+STOPPED = {"sysv": re.compile(r"Stopping edgeapp: stopped"),
+           "systemd": re.compile(r"Stopped edgeapp\.service")}
 
 
 class BootTestFailed(Exception):
@@ -154,8 +157,10 @@ def login(console, since):
     mark = console.mark()
     console.type("root\n")
     console.wait_for(PASSWORD_PROMPT, COMMAND_S, mark)
+    mark = console.mark()
     console.type(PASSWORD + "\n")
-    rc, _ = console.run("true", COMMAND_S)  # the shell answers: logged in
+    console.wait_for(SHELL_PROMPT, COMMAND_S, mark)  # typing before it is lost: login flushes the input
+    rc, _ = console.run("true", COMMAND_S)
     if rc != 0:
         raise BootTestFailed("the shell after login does not run commands")
 
@@ -177,21 +182,25 @@ def boot(console, health, t0, since, label, times):
     login(console, since)
     times[label + "_ready_s"] = round(health.wait(max(1, READY_S - (time.monotonic() - t0))), 1)
     print("%s: service ready after %.1f s" % (label, times[label + "_ready_s"]), flush=True)
+    t = time.monotonic()
     out = diag_healthy(console)
-    print("%s: edgeapp-diag says %s" % (label, out.strip().split("\n")[-1]), flush=True)
+    times[label + "_diag_s"] = round(time.monotonic() - t, 1)
+    print("%s: edgeapp-diag says %s (%.1f s)" % (label, out.strip().split("\n")[-1], times[label + "_diag_s"]),
+          flush=True)
     return out
 
 
-def reboot(console):
-    """`reboot` typed: the time from it to the kernel's new start, and the console mark there."""
+def reboot(console, stopped):
+    """`reboot` typed: the time from it to the kernel's new start, and the console mark there;
+    the console on the way down must show stopped (a regex)."""
     since = console.mark()
     t = time.monotonic()
     console.type("reboot\n")
     m = console.wait_for(KERNEL_START, SHUTDOWN_S, since)
     with console.cond:
         going_down = console.text[since:m.start()]
-    if not STOPPED.search(going_down):
-        raise BootTestFailed("the init script did not stop the service on the way down (no %r)" % STOPPED.pattern)
+    if not stopped.search(going_down):
+        raise BootTestFailed("the init system did not stop the service on the way down (no %r)" % stopped.pattern)
     return time.monotonic(), round(time.monotonic() - t, 1), m.start()
 
 
@@ -205,13 +214,13 @@ def poweroff(console, proc):
     return time.monotonic() - t
 
 
-def scenario(console, proc, port, model_dir, times):
+def scenario(console, proc, port, model_dir, times, init):
     t0 = time.monotonic()
     health = Health(port)
     try:
         boot(console, health, t0, 0, "boot1", times)
         times["inference"] = check_inference(port, model_dir)
-        t1, times["reboot_to_kernel_s"], since = reboot(console)
+        t1, times["reboot_to_kernel_s"], since = reboot(console, STOPPED[init])
         print("reboot: the kernel starts again %.1f s after `reboot`" % times["reboot_to_kernel_s"], flush=True)
         boot(console, health, t1, since, "boot2", times)
         times["poweroff_s"] = round(poweroff(console, proc), 1)
@@ -231,7 +240,7 @@ def run(args):
     console = Console(proc, out / ("console-%s.log" % args.init))
     times = {"init": args.init, "load_average": list(load_average())}
     try:
-        scenario(console, proc, port, args.model_dir, times)
+        scenario(console, proc, port, args.model_dir, times, args.init)
     except (BootTestFailed, ConsoleTimeout, OSError) as e:
         print("FAILED: %s\n---- console tail ----\n%s" % (e, console.tail()), file=sys.stderr)
         return 1
@@ -256,7 +265,7 @@ def main(argv=None):
     p.add_argument("--kernel", required=True, help="folder with vmlinuz and initrd.img (tools/arm/kernel.sh)")
     p.add_argument("--image", required=True, help="the ext4 root image (tools/arm/bootimage.sh)")
     p.add_argument("--model-dir", required=True, help="the installed bundles (for the text-direction sample)")
-    p.add_argument("--init", default="sysv", help="a label for the output files: sysv or systemd")
+    p.add_argument("--init", default="sysv", choices=sorted(STOPPED), help="the image's init system")
     p.add_argument("--out", default="build/arm/boot", help="where the console transcript and times go")
     p.add_argument("--port", type=int, default=0, help="host port for the service (default: a free one)")
     return run(p.parse_args(argv))

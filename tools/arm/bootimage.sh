@@ -25,7 +25,8 @@ mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 password=edgeapp
 case $init in
     sysv) packages="sysvinit-core ifupdown" ;;
-    systemd) packages="systemd-sysv ifupdown" ;;
+    # udev: systemd starts the serial getty only once udev has announced the device.
+    systemd) packages="systemd-sysv udev ifupdown" ;;
     *) echo "bootimage.sh: init must be sysv or systemd, not '$init'" >&2; exit 2 ;;
 esac
 [ -f "$rootfs/.edgeapp-rootfs" ] || { echo "bootimage.sh: $rootfs is not a built arm64 root (tools/arm/rootfs.sh)" >&2; exit 2; }
@@ -34,17 +35,8 @@ esac
 base=$out/base-$init
 image=$out/rootfs-$init.ext4
 
-# Run a command in a root with /proc, /sys and /dev, and the host's resolver for apt.
-in_root() {
-    _root=$1; shift
-    mount -t proc proc "$_root/proc"
-    mount --rbind /sys "$_root/sys"
-    mount --rbind /dev "$_root/dev"
-    _rc=0
-    chroot "$_root" "$@" || _rc=$?
-    umount -l "$_root/dev" "$_root/sys" "$_root/proc"
-    return $_rc
-}
+# Commands in a root run with /proc, /sys and /dev mounted for them alone (tools/arm/chroot.sh).
+in_root="$(dirname "$0")/chroot.sh"
 
 # Configuration files of the base, written into root $1.
 configure() {
@@ -82,8 +74,10 @@ EOF
         done
         ;;
     systemd)
-        # systemd starts serial-getty@ttyAMA0 from the console= argument by itself.
-        ln -sf /dev/null "$_r/etc/systemd/system/systemd-networkd-wait-online.service"
+        # systemd starts serial-getty@ttyAMA0 from the console= argument by itself. The kernel's
+        # name eth0 kept (no predictable names), as /etc/network/interfaces says.
+        mkdir -p "$_r/etc/systemd/network"
+        ln -sf /dev/null "$_r/etc/systemd/network/99-default.link"
         ;;
     esac
 }
@@ -98,13 +92,13 @@ build_base() {
     cp /etc/resolv.conf "$base.new/etc/resolv.conf"
     printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$suite" "$mirror" "$suite" \
         > "$base.new/etc/apt/sources.list"
-    in_root "$base.new" apt-get update -q
-    in_root "$base.new" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages
-    in_root "$base.new" apt-get clean
+    sh "$in_root" "$base.new" apt-get update -q
+    sh "$in_root" "$base.new" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $packages
+    sh "$in_root" "$base.new" apt-get clean
     rm -rf "$base.new/var/lib/apt/lists/"* "$base.new/usr/sbin/policy-rc.d"
     # The image's own libraries get their .pyc files, as a distribution's packages do (the service
     # itself writes none: PYTHONDONTWRITEBYTECODE). sympy and mpmath are never imported by it.
-    in_root "$base.new" /usr/bin/python3 -m compileall -q -j 0 -x '/(sympy|mpmath)/' \
+    sh "$in_root" "$base.new" /usr/bin/python3 -m compileall -q -j 0 -x '/(sympy|mpmath)/' \
         /usr/local/lib/python3.11/dist-packages > /dev/null
     configure "$base.new"
     echo "$key" > "$base.new/.edgeapp-boot-base"

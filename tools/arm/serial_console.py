@@ -13,6 +13,8 @@ import time
 # The getty's prompt ("edgeboard-qemu login: "); a kernel message may follow it on the line.
 LOGIN_PROMPT = re.compile(r"^(?!Last )\S+ login: ", re.M)
 PASSWORD_PROMPT = re.compile(r"Password: ")
+# root's shell prompt (bash's "root@edgeboard-qemu:~# "): login has flushed what was typed ahead.
+SHELL_PROMPT = re.compile(r"root@[\w.-]+:[^\n]*# ")
 # What the board prints when its (re)boot starts.
 KERNEL_START = re.compile(r"Booting Linux on physical CPU")
 # The end of a typed command's output: its exit status behind a marker that the echo of the typed
