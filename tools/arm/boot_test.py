@@ -197,9 +197,7 @@ def reboot(console, stopped):
     t = time.monotonic()
     console.type("reboot\n")
     m = console.wait_for(KERNEL_START, SHUTDOWN_S, since)
-    with console.cond:
-        going_down = console.text[since:m.start()]
-    if not stopped.search(going_down):
+    if not stopped.search(console.between(since, m.start())):
         raise BootTestFailed("the init system did not stop the service on the way down (no %r)" % stopped.pattern)
     return time.monotonic(), round(time.monotonic() - t, 1), m.start()
 

@@ -122,6 +122,11 @@ class Console:
         with self.cond:
             return command_result(self.text[since:])
 
+    def between(self, start, end):
+        """The text from mark start to mark end."""
+        with self.cond:
+            return self.text[start:end]
+
     def tail(self, lines=40):
         with self.cond:
             return "\n".join(self.text.rstrip("\n").split("\n")[-lines:])
