@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines boot-test
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm boot-test
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -65,6 +65,10 @@ help:
 	@echo "  test        setup, check-py38, test-tools, peer-lib, then run pytest over tests/ (not the optional_zoo ones)"
 	@echo "  test-tool-runs  setup, peer-lib, then small whole runs of the benchmark tools (OCR accuracy,"
 	@echo "              the ONNX Runtime service benchmark with its peer, the engines table; pytest -m tool_runs)"
+	@echo "  test-arm    the tests marked arm inside an emulated arm64 board (board/qemu-aarch64): its Debian root"
+	@echo "              built once into $(ARM_ROOT) (qemu-user-static, mmdebstrap; apt-get as root; ~8 min),"
+	@echo "              the service installed into a copy by make install with the small models, tools/arm/test_arm.sh"
+	@echo "              (ENGINE=onnxruntime, the default, or paddlelite; not part of make test)"
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
@@ -321,6 +325,39 @@ test-tools:
 	  $(call apt_install,for the OCR test set,the OCR test set leaves its fonts out); \
 	done
 
+# ---- the emulated arm64 board (board/qemu-aarch64, tools/arm/): make test-arm ----
+# The root is built once (mmdebstrap under qemu-user, ~8 min) and kept; each test run copies it
+# and installs the service into the copy as `make install` does for a board.
+ARM_ROOT         := build/arm/rootfs
+ARM_TEST_ROOT    := build/arm/test-root
+ARM_TEST_MODELS  := build/arm/test-models
+ARM_MODEL_DIR    := build/models/arm
+# The small models the emulated board installs: inference there is 30-50x slower than native.
+ARM_SMALL_MODELS := text-direction face doc-orientation face-far
+# ENGINE=... on the command line picks the emulated board's engine; else its profile's.
+ARM_ENGINE       := $(if $(filter command line,$(origin ENGINE)),$(ENGINE),onnxruntime)
+
+arm-tools:
+	@for tool in mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support \
+	  unshare:util-linux; do \
+	  what=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$what >/dev/null 2>&1 && continue; \
+	  $(call apt_install,for the emulated arm64 board,make test-arm cannot run); \
+	done
+
+arm-root: arm-tools deps
+	sh tools/arm/rootfs.sh $(ARM_ROOT) $(VPY)
+
+test-arm: arm-root
+	$(MAKE) --no-print-directory models BOARD=qemu-aarch64
+	$(VPY) -c 'from tools import packagefiles; packagefiles.fetch_packages(["scikit-image"])'
+	rm -rf $(ARM_TEST_MODELS) && mkdir -p $(ARM_TEST_MODELS)
+	for m in $(ARM_SMALL_MODELS); do cp -R $(ARM_MODEL_DIR)/$$m $(ARM_TEST_MODELS)/; done
+	rm -rf $(ARM_TEST_ROOT) && cp -a --reflink=auto $(ARM_ROOT) $(ARM_TEST_ROOT)
+	$(MAKE) --no-print-directory install BOARD=qemu-aarch64 DESTDIR=$(CURDIR)/$(ARM_TEST_ROOT) \
+	  INSTALL_MODEL_DIR=$(ARM_TEST_MODELS) ENGINE=$(ARM_ENGINE)
+	time sh tools/arm/test_arm.sh $(ARM_TEST_ROOT) $(ARM_ENGINE) $(PYTEST_ARGS)
+
 # ---- board images: `make install DESTDIR=<rootfs> BOARD=<name>`, `make overlay BOARD=<name>` ----
 # board/install-tree.sh lays out the tree from rootfs-overlay/ with the board profile's values.
 DESTDIR           ?=
@@ -375,7 +412,7 @@ overlay:
 	@echo "  tar -xzf $(notdir $(OVERLAY_TAR)) -C <rootfs>"
 
 # ---- the emulated board booted: `make boot-test` (tools/arm/; BOOT_INIT=systemd for systemd) ----
-# The arm64 root (tools/arm/rootfs.sh), Debian's arm64 kernel and a small initrd (tools/arm/kernel.sh)
+# The arm64 root (arm-root), Debian's arm64 kernel and a small initrd (tools/arm/kernel.sh)
 # and the bootable base (tools/arm/bootimage.sh) are built once and kept under $(BOOT_DIR); each run
 # installs the service (three small bundles, so the emulated boot loads them in seconds), makes the
 # ext4 image and boots it (tools/arm/boot_test.py).
@@ -384,19 +421,17 @@ BOOT_INIT   ?= sysv
 BOOT_MODELS := text-direction,face,doc-orientation
 BOOT_TREE   := $(BOOT_DIR)/tree-$(BOOT_INIT)
 
-boot-test: deps tool-venv
-	@for tool in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static \
-	  update-binfmts:binfmt-support mmdebstrap:mmdebstrap mke2fs:e2fsprogs; do \
+boot-test: arm-root tool-venv
+	@for tool in qemu-system-aarch64:qemu-system-arm mke2fs:e2fsprogs; do \
 	  what=$${tool%%:*}; pkg=$${tool#*:}; \
 	  command -v $$what >/dev/null 2>&1 && continue; \
-	  $(call apt_install,for the boot test,make boot-test will fail); \
+	  $(call apt_install,for the boot test,make boot-test cannot run); \
 	done
-	sh tools/arm/rootfs.sh build/arm/rootfs $(VPY)
 	sh tools/arm/kernel.sh $(BOOT_DIR)/kernel
 	$(VPY) tools/build_models.py --target arm --out $(BOOT_DIR)/models --only $(BOOT_MODELS) --tool-venv $(TOOL_VENV)
 	rm -rf $(BOOT_TREE)
 	$(MAKE) --no-print-directory install BOARD=qemu-aarch64 INIT=$(BOOT_INIT) DESTDIR=$(CURDIR)/$(BOOT_TREE) \
 	  INSTALL_MODEL_DIR=$(BOOT_DIR)/models
-	sh tools/arm/bootimage.sh $(BOOT_DIR) build/arm/rootfs $(BOOT_TREE) $(BOOT_INIT)
+	sh tools/arm/bootimage.sh $(BOOT_DIR) $(ARM_ROOT) $(BOOT_TREE) $(BOOT_INIT)
 	$(VPY) -m tools.arm.boot_test --kernel $(BOOT_DIR)/kernel --image $(BOOT_DIR)/rootfs-$(BOOT_INIT).ext4 \
 	  --model-dir $(BOOT_DIR)/models --init $(BOOT_INIT) --out $(BOOT_DIR)

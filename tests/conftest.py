@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from support import MODEL_DIR, REPO, Server, server_env
+from support import MODEL_DIR, REPO, Server, engine_settings, server_env
 from textimages import encode
 
 
@@ -22,7 +22,7 @@ def local_engine():
     from edgeapp.engine import Engine
 
     bundles = load_bundles(MODEL_DIR)
-    return Engine(bundles, LocalAccelerator(bundles, warm=False))
+    return Engine(bundles, LocalAccelerator(bundles, engine_settings(), warm=False))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,16 @@
 """Helpers for tests that start edgeapp in a child process: a free port, its environment, a server.
 They are the launcher the tools share (tools/launch.py): the tests start the service as the
 benchmark and the soak do."""
-from tools.launch import MODEL_DIR, REPO, START_TIMEOUT, Server, free_port, server_env  # noqa: F401
+from tools.launch import MODEL_DIR, REPO, START_TIMEOUT, TEST_ENGINE, Server, free_port, server_env  # noqa: F401
+
+# The engine of the tests' worker processes: the one `make test-arm` names, else the service's default.
+WORKER_ENGINE = TEST_ENGINE or "paddlelite"
+
+
+def engine_settings():
+    """engines.Settings for the tests' in-process accelerators: on WORKER_ENGINE."""
+    from edgeapp import engines
+    return engines.Settings(WORKER_ENGINE)
 
 
 def build_zoo_bundle(zoo_dir, name):

@@ -143,3 +143,33 @@ def test_the_service_runs_every_model_on_onnxruntime(ort_server, photos):
     assert r.status_code == 200 and r.json()["data"]["result"][0]["label"] == "cat"
     metrics = requests.get(ort_server.url + "/metrics", timeout=10).text
     assert 'edgeapp_model_engine{engine="onnxruntime",model="8"} 1' in metrics
+
+
+def test_a_reload_probes_new_models_on_the_workers_engine(tmp_path):
+    # The probe that loads a new model before the worker does must use the worker's engine: a
+    # bundle whose model.nb is corrupt but whose model.onnx is fine is added on ONNX Runtime (the
+    # emulated arm64 board, which has no Paddle Lite, found this: every reload failed there).
+    import json
+    import shutil
+
+    from edgeapp.bundle import load_bundles
+    from edgeapp.worker import WorkerAccelerator
+    from support import MODEL_DIR
+
+    def add(name, mid):
+        shutil.copytree(str(MODEL_DIR) + "/text-direction", str(tmp_path / name))
+        spec = json.loads((tmp_path / name / "bundle.json").read_text())
+        spec.update(id=mid, name=name)
+        (tmp_path / name / "bundle.json").write_text(json.dumps(spec))
+
+    add("text-direction", 2)
+    acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=1, engine=engines.ONNXRUNTIME, ort_threads=1)
+    acc.start()
+    try:
+        add("onnx-only", 9)
+        (tmp_path / "onnx-only" / "model.nb").write_bytes(b"\x00garbage" * 64)
+        done = acc.reload(load_bundles(str(tmp_path)))
+        assert done["added"] == [9] and not done["failed"], done
+        assert acc.model_status()[9]["engine"] == engines.ONNXRUNTIME
+    finally:
+        acc.stop()

@@ -23,6 +23,9 @@ from rawhttp import connect, exchange, read_reply, request_bytes
 from support import REPO, free_port, server_env
 from textimages import encode, page
 
+# Every hostile request, against the text-direction model: `make test-arm` runs these on the emulated board too.
+pytestmark = pytest.mark.arm
+
 FAST = 2
 BAD_REQUEST, BAD_IMAGE, UNKNOWN_MODEL, TOO_LARGE = 1001, 1002, 1003, 1004
 NO_ENDPOINT, NO_METHOD, REQUEST_TIMEOUT = 1009, 1010, 1012

@@ -20,6 +20,10 @@ import requests
 
 import textimages
 
+# The API against the small models (mid 2): `make test-arm` runs these on the emulated board too, but the
+# ones marked not_arm (they need the OCR models, mids 1 and 3, which the emulated board does not install).
+pytestmark = pytest.mark.arm
+
 FAST = 2  # text direction: the model for parser tests
 
 
@@ -93,6 +97,7 @@ def test_document_sample_base64(url, in_sample_dir, capsys):
     assert "image" not in out["data"]
 
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_document_sample_binary_sends_no_content_type(url, in_sample_dir, capsys):
     # The sample passes its headers positionally: they land in requests' `json` parameter.
     post_image_binary(url + "/api/model/service/binary?mid=1&show=0")
@@ -164,6 +169,7 @@ def is_direction_result(data):
 
 # ---- results --------------------------------------------------------------------------------
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_show_returns_the_rendered_image_at_the_original_size(url, text_image, text_jpeg):
     data = ok(binary_post(url, text_jpeg, "?mid=1&show=1"))
     rendered = cv2.imdecode(np.frombuffer(base64.b64decode(data["image"]), np.uint8), cv2.IMREAD_COLOR)
@@ -177,6 +183,7 @@ def test_show_returns_the_rendered_image_at_the_original_size(url, text_image, t
         assert 0 <= loc["left"] < w and 0 <= loc["top"] < h and loc["left"] + loc["width"] <= w + 1
 
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_ocr_pipeline_reads_the_page(url, text_jpeg):
     data = ok(base64_post(url, {"image": b64(text_jpeg)}, "?mid=3"))
     assert [r["label"].replace(" ", "") for r in data["result"]] == ["HELLO123"]
@@ -184,6 +191,7 @@ def test_ocr_pipeline_reads_the_page(url, text_jpeg):
     assert 20 < loc["left"] < 80 and 100 < loc["top"] < 180  # drawn at (40, 180), font height ~45 px
 
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_multipart_runs_every_mid_in_order(url, text_jpeg):
     data = ok(multipart_post(url, text_jpeg, "[2,1]", "?show=1"))
     assert [d["model_id"] for d in data] == [2, 1]
@@ -373,6 +381,7 @@ def test_bad_deadline(url, text_jpeg, value):
 
 # ---- errors: 404, 405 -------------------------------------------------------------------------
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_unknown_model_on_each_endpoint(url, text_jpeg):
     assert "99" in error(base64_post(url, {"image": b64(text_jpeg)}, "?mid=99"), 404, 1003)
     assert "99" in error(binary_post(url, text_jpeg, "?mid=99"), 404, 1003)
@@ -427,6 +436,7 @@ def test_deadline_passed_before_the_accelerator(url, text_jpeg):
 
 # ---- models, health, status -------------------------------------------------------------------
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_models(url):
     models = ok(requests.get(url + "/api/models"))
     assert [(m["id"], m["name"], m["type"]) for m in models] == [
@@ -440,6 +450,7 @@ def test_models(url):
     assert models[1]["labels"] == ["0", "180"]
 
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_health_is_ready_and_fast(url):
     requests.get(url + "/api/health")  # a connection warmed up
     t0 = time.monotonic()
@@ -485,6 +496,7 @@ def test_health_from_the_selector_thread_is_the_same_answer(url):
     assert resp.status_code == 405 and resp.json()["code"] != 0
 
 
+@pytest.mark.not_arm  # names the default model set (mids 1, 3)
 def test_status_counts_requests(url, text_jpeg):
     before = {m["id"]: m for m in ok(requests.get(url + "/api/status"))["models"]}
     ok(binary_post(url, text_jpeg))

@@ -78,6 +78,7 @@ def test_ocr_reads_an_upside_down_page(engine, text_page):
     assert all(r["extended"]["direction"] == "180" for r in results)
 
 
+@pytest.mark.arm
 def test_direction_upright_and_rotated(engine):
     line = text_line("HELLO WORLD")
     up = engine.infer(2, line)["result"]
@@ -124,6 +125,7 @@ def test_tensor_shape_never_exceeds_the_bundle(engine):
     assert len(shapes) > 2 and all(s == engine.bundles[3].input_shape for s in shapes)
 
 
+@pytest.mark.arm
 def test_unknown_model_is_refused(engine):
     with pytest.raises(UnknownModel) as e:
         engine.infer(42, np.zeros((10, 10, 3), np.uint8))

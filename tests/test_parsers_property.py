@@ -8,6 +8,7 @@ client sends comes back exactly.
 import base64
 import io
 import json
+import os
 import sqlite3
 import string
 from urllib.parse import urlencode
@@ -22,8 +23,13 @@ from hypothesis import strategies as st
 from edgeapp import deepstack, facedb, images, parsing
 from edgeapp.errors import BadImage, BadRequest, EdgeError, TooLarge
 
-# No example database in the work tree; no deadline (2 cores shared with other test runs).
-settings.register_profile("edgeapp", database=None, deadline=None, max_examples=300,
+# Pure parsing: `make test-arm` runs these on the emulated board too.
+pytestmark = pytest.mark.arm
+
+# No example database in the work tree; no deadline (2 cores shared with other test runs). Fewer
+# examples where Python runs 5-50x slower (EDGEAPP_TEST_EXAMPLES: `make test-arm` under emulation).
+EXAMPLES = int(os.environ.get("EDGEAPP_TEST_EXAMPLES") or 300)
+settings.register_profile("edgeapp", database=None, deadline=None, max_examples=EXAMPLES,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("edgeapp")
 
@@ -283,7 +289,7 @@ def test_decode_is_an_image_or_an_edge_error(signature, tail):
 
 @given(st.integers(1, 300), st.integers(1, 300), st.sampled_from([".png", ".jpg", ".bmp", ".webp"]),
        st.sampled_from(["gray", "color"]))
-@settings(max_examples=60)
+@settings(max_examples=min(60, EXAMPLES))
 def test_image_size_matches_the_real_size(w, h, ext, kind):
     img = np.random.default_rng(w * h).integers(0, 255, (h, w, 3) if kind == "color" else (h, w)).astype(np.uint8)
     ok, buf = cv2.imencode(ext, img)

@@ -14,8 +14,12 @@ from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
 from edgeapp.errors import AcceleratorFailed, Busy, Timeout
 from edgeapp.worker import WorkerAccelerator
-from support import MODEL_DIR, server_env
+from support import MODEL_DIR, WORKER_ENGINE, engine_settings, server_env
 from textimages import page, text_line
+
+# The worker on the small models: `make test-arm` runs these on the emulated board too, but the ones
+# marked not_arm (they need the OCR models, mids 1 and 3).
+pytestmark = pytest.mark.arm
 
 
 
@@ -26,7 +30,7 @@ def bundles():
 
 @pytest.fixture(scope="module")
 def worker(bundles):
-    acc = WorkerAccelerator(bundles, slots=2, job_timeout=20.0)
+    acc = WorkerAccelerator(bundles, slots=2, job_timeout=20.0, engine=WORKER_ENGINE)
     acc.start()
     yield acc
     acc.stop()
@@ -39,6 +43,7 @@ def _wait_ready(acc, seconds=30):
     return acc.status()["state"] == "ready"
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_worker_serves_all_models_like_in_process(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO WORLD", (60, 120))])
@@ -50,6 +55,7 @@ def test_worker_serves_all_models_like_in_process(worker, bundles):
     assert all(worker.model_status()[m]["ready"] for m in (1, 2, 3))
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_full_queue_is_an_immediate_busy_not_a_wait(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])
@@ -78,11 +84,12 @@ def test_full_queue_is_an_immediate_busy_not_a_wait(worker, bundles):
     assert worker.status()["queue_depth"] == 0      # every slot came back
 
 
+@pytest.mark.not_arm  # the x86 wheel's OpenMP runtime
 def test_lite_threads_reach_the_worker_and_its_openmp_runtime(bundles):
     # The x86 wheel has no set_threads(): the setting must reach its OpenMP runtime (libiomp5),
     # whose worker threads would otherwise be there beside the accelerator loop.
     fast = {2: bundles[2]}
-    acc = WorkerAccelerator(fast, slots=1, threads=1, job_timeout=20.0)
+    acc = WorkerAccelerator(fast, slots=1, threads=1, job_timeout=20.0, engine=WORKER_ENGINE)
     acc.start()
     try:
         with open("/proc/%d/environ" % acc.pid, "rb") as f:
@@ -93,10 +100,11 @@ def test_lite_threads_reach_the_worker_and_its_openmp_runtime(bundles):
         acc.stop()
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_short_jobs_wait_a_little_for_a_slot_long_ones_do_not(bundles):
     # One slot, 0.2 s of queue wait: the ~2 ms model waits its turn instead of a 503; the
     # 0.5 s model (longer than the wait) is refused at once, as before.
-    acc = WorkerAccelerator(bundles, slots=1, job_timeout=20.0, queue_wait=0.2)
+    acc = WorkerAccelerator(bundles, slots=1, job_timeout=20.0, queue_wait=0.2, engine=WORKER_ENGINE)
     acc.start()
     try:
         engine = Engine(bundles, acc)
@@ -140,7 +148,7 @@ def test_room_reserved_by_admitted_requests_counts_until_their_job_runs(bundles,
 
     fast = {2: bundles[2]}
     x = [np.zeros(fast[2].input_shape, np.float32)]
-    acc = WorkerAccelerator(fast, slots=2, job_timeout=20.0)
+    acc = WorkerAccelerator(fast, slots=2, job_timeout=20.0, engine=WORKER_ENGINE)
     acc.start()
     try:
         assert not acc.refuses_now() and acc.refuses_now(waiting=2)  # two not started yet fill it
@@ -162,6 +170,7 @@ def test_room_reserved_by_admitted_requests_counts_until_their_job_runs(bundles,
         acc.stop()
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])
@@ -183,10 +192,11 @@ def test_expired_deadline_is_dropped_before_the_accelerator(worker, bundles):
     assert worker.status()["queue_depth"] == 0
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_a_job_given_up_while_running_frees_its_slot_and_the_next_gets_its_own_answer(bundles):
     # One slot: the worker still runs the abandoned job, answers it into the slot later, and the
     # next job in that slot must read its own reply, not the late one.
-    acc = WorkerAccelerator({m: bundles[m] for m in (1, 2)}, slots=1, job_timeout=20.0)
+    acc = WorkerAccelerator({m: bundles[m] for m in (1, 2)}, slots=1, job_timeout=20.0, engine=WORKER_ENGINE)
     acc.start()
     try:
         det = np.full(bundles[1].input_shape, 0.5, np.float32)
@@ -215,7 +225,7 @@ def _cpu_seconds(pid):
 
 
 def test_worker_polls_for_the_next_job_a_moment_then_sleeps(bundles):
-    acc = WorkerAccelerator({2: bundles[2]}, slots=1, spin_ms=150)
+    acc = WorkerAccelerator({2: bundles[2]}, slots=1, spin_ms=150, engine=WORKER_ENGINE)
     acc.start()
     try:
         x = np.full(bundles[2].input_shape, 0.5, np.float32)
@@ -239,6 +249,7 @@ def test_only_a_worker_on_cpus_of_its_own_polls(bundles):
     assert server._make_accelerator(bundles, off).options.spin_ms == 0
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_killed_worker_fails_in_flight_requests_then_comes_back(worker, bundles):
     engine = Engine(bundles, worker)
     img, _ = page([("HELLO", (60, 120))])
@@ -265,12 +276,12 @@ def test_worker_dies_with_its_parent(tmp_path):
         from edgeapp.worker import WorkerAccelerator
         b = load_bundles(sys.argv[1])
         b = {2: b[2]}                      # the small model: fast start
-        acc = WorkerAccelerator(b, slots=1)
+        acc = WorkerAccelerator(b, slots=1, engine=sys.argv[2])
         acc.start()
         print(acc.status()["worker_pid"], flush=True)
         time.sleep(60)
     """))
-    p = subprocess.Popen([sys.executable, str(script), MODEL_DIR], stdout=subprocess.PIPE, env=server_env())
+    p = subprocess.Popen([sys.executable, str(script), MODEL_DIR, WORKER_ENGINE], stdout=subprocess.PIPE, env=server_env())
     worker_pid = int(p.stdout.readline())
     assert os.path.exists("/proc/%d" % worker_pid)
     p.kill()
@@ -289,9 +300,14 @@ def _alive(pid):
         return False
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_wrong_tensor_shape_never_reaches_paddle_lite(worker):
     with pytest.raises(ValueError):
         worker.run(1, [np.zeros((1, 3, 320, 320), np.float32)])
+
+
+# What a corrupt model file does: Paddle Lite aborts the process that loads it; ONNX Runtime refuses it.
+CORRUPT_MODEL_REASON = "crashed Paddle Lite" if WORKER_ENGINE == "paddlelite" else "INVALID_PROTOBUF"
 
 
 @pytest.fixture()
@@ -307,21 +323,30 @@ def odd_models(tmp_path):
         spec.update(id=mid, name=name)
         (dst / "bundle.json").write_text(json.dumps(spec))
         if model is not None:
-            (dst / "model.nb").unlink()
-            if model:
-                (dst / "model.nb").write_bytes(model)
+            _replace_model_files(dst, model)
     return str(tmp_path)
+
+
+def _replace_model_files(bundle_dir, model):
+    """Every engine's model file of the bundle (model.nb, model.onnx) replaced by these bytes, or
+    deleted when they are empty: whichever engine the test runs on meets the broken file."""
+    for name in ("model.nb", "model.onnx"):
+        path = bundle_dir / name
+        if path.exists():
+            path.unlink()
+            if model:
+                path.write_bytes(model)
 
 
 def test_a_corrupt_or_missing_model_fails_alone(odd_models):
     # Paddle Lite aborts the process on a corrupt .nb: the worker is restarted without that model.
     bundles = load_bundles(odd_models)
-    acc = WorkerAccelerator(bundles, slots=1)
+    acc = WorkerAccelerator(bundles, slots=1, engine=WORKER_ENGINE)
     acc.start()
     try:
         st = acc.model_status()
         assert st[2]["ready"]
-        assert not st[7]["ready"] and "crashed Paddle Lite" in st[7]["reason"]
+        assert not st[7]["ready"] and CORRUPT_MODEL_REASON in st[7]["reason"]
         assert not st[8]["ready"] and "missing" in st[8]["reason"]
         engine = Engine(bundles, acc)
         assert sorted(engine.models) == [2] and sorted(engine.failed) == [7, 8]
@@ -332,7 +357,7 @@ def test_a_corrupt_or_missing_model_fails_alone(odd_models):
 
 def test_watchdog_kills_a_hung_worker(bundles):
     only_fast = {2: bundles[2]}
-    acc = WorkerAccelerator(only_fast, slots=2, job_timeout=20.0, hang_timeout=1.0)
+    acc = WorkerAccelerator(only_fast, slots=2, job_timeout=20.0, hang_timeout=1.0, engine=WORKER_ENGINE)
     acc.start()
     try:
         engine = Engine(only_fast, acc)
@@ -359,12 +384,12 @@ def _copy_bundle(src_dir, dst, mid, name, model=None):
     spec.update(id=mid, name=name)
     (dst / "bundle.json").write_text(json.dumps(spec))
     if model is not None:
-        (dst / "model.nb").write_bytes(model)
+        _replace_model_files(dst, model)
 
 
 def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
     _copy_bundle(MODEL_DIR, tmp_path / "text-direction", 2, "text-direction")
-    acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=2)
+    acc = WorkerAccelerator(load_bundles(str(tmp_path)), slots=2, engine=WORKER_ENGINE)
     acc.start()
     try:
         engine = Engine(acc.bundles, acc)
@@ -389,12 +414,12 @@ def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
         stop.set()
         t.join(30)
         assert done["added"] == [9] and done["removed"] == [] and list(done["failed"]) == [7]
-        assert "crashed Paddle Lite" in done["failed"][7]
+        assert CORRUPT_MODEL_REASON in done["failed"][7]
         assert acc.status()["worker_pid"] == pid and acc.status()["restarts"] == 0  # same worker
         assert outcomes and set(outcomes) <= {"0", "busy"} and "0" in outcomes
         engine = Engine(load_bundles(str(tmp_path)), acc)
         assert engine.infer(9, line)["result"][0]["label"] == "0"
-        assert 7 in engine.failed and "crashed" in engine.failed[7]
+        assert 7 in engine.failed and CORRUPT_MODEL_REASON in engine.failed[7]
 
         import shutil
         shutil.rmtree(str(tmp_path / "copy"))
@@ -412,7 +437,7 @@ def test_reload_adds_and_drops_models_without_losing_work(tmp_path):
 
 def test_a_worker_loads_only_the_bundles_it_was_given(bundles):
     # Not every bundle the folder holds: a restart must bring back what the server serves.
-    acc = WorkerAccelerator({2: bundles[2]}, slots=1)
+    acc = WorkerAccelerator({2: bundles[2]}, slots=1, engine=WORKER_ENGINE)
     acc.start()
     try:
         assert sorted(acc.model_status()) == [2]
@@ -429,7 +454,7 @@ def test_the_process_owner_on_its_own_runs_a_job_and_restarts_a_dead_worker(bund
 
     b = bundles[2]
     replies, deaths = queue.Queue(), queue.Queue()
-    owner = WorkerProcess(LoadedModels({2: b}), WorkerOptions(MODEL_DIR, server_env()), slots=1,
+    owner = WorkerProcess(LoadedModels({2: b}), WorkerOptions(MODEL_DIR, server_env(), engine=WORKER_ENGINE), slots=1,
                           in_bytes=4 * int(np.prod(b.input_shape)), on_reply=replies.put, on_death=deaths.put,
                           busy_since=lambda: None)
     owner.start()
@@ -460,6 +485,7 @@ def _wait_until(cond, seconds=30):
     return cond()
 
 
+@pytest.mark.not_arm  # needs the OCR models (mids 1, 3)
 def test_a_restart_does_not_warm_again_what_the_first_start_measured(bundles):
     # The detector's warm-up (its first run allocates ~550 MB on x86) was most of a restart. A
     # restarted worker loads and checks it, keeps the first start's figures, and its first job
@@ -467,7 +493,7 @@ def test_a_restart_does_not_warm_again_what_the_first_start_measured(bundles):
     from edgeapp.memory import rss_bytes
 
     det = {1: bundles[1]}
-    acc = WorkerAccelerator(det, slots=1, job_timeout=60.0)
+    acc = WorkerAccelerator(det, slots=1, job_timeout=60.0, engine=WORKER_ENGINE)
     acc.start()
     try:
         x = np.random.RandomState(3).rand(*det[1].input_shape).astype(np.float32)
@@ -622,7 +648,7 @@ def test_pool_reservations_lapse(monkeypatch):
 def test_an_in_process_accelerator_has_the_same_reservation_api(bundles):
     from edgeapp.accelerator import LocalAccelerator
 
-    accel = LocalAccelerator({2: bundles[2]})
+    accel = LocalAccelerator({2: bundles[2]}, engine_settings())
     r = accel.reserve(time.monotonic() + 1)
     assert r is not None and accel.reserve(renew=r) is r and not accel.refuses_now(waiting=100)
     x = np.zeros(bundles[2].input_shape, np.float32)

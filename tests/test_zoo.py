@@ -42,6 +42,7 @@ def layout_engine():
 
 
 # ---- faces -------------------------------------------------------------------------------------
+@pytest.mark.arm
 @pytest.mark.parametrize("mid", FACE_MIDS)
 def test_face_found_on_the_astronaut_photo(zoo, photos, mid):
     results = zoo.infer(mid, photos["astronaut"])["result"]
@@ -60,6 +61,7 @@ def test_face_found_on_the_astronaut_photo(zoo, photos, mid):
     assert max(kps["right_eye"][1], kps["left_eye"][1]) < kps["nose"][1] < kps["mouth"][1]
 
 
+@pytest.mark.arm
 @pytest.mark.parametrize("mid", FACE_MIDS)
 def test_face_box_is_in_original_pixels(zoo, photos, mid):
     # The photo at 1.5x, pasted at (150, 60) into a wider grey canvas: the letterbox is undone.
@@ -73,12 +75,14 @@ def test_face_box_is_in_original_pixels(zoo, photos, mid):
     assert iou(loc_box(results[0]), want) >= 0.5, (results[0]["location"], want)
 
 
+@pytest.mark.arm
 @pytest.mark.parametrize("mid", FACE_MIDS)
 def test_no_face_no_result(zoo, photos, mid):
     assert zoo.infer(mid, photos["coffee"]) == {"result": []}
     assert zoo.infer(mid, np.full((480, 640, 3), 255, np.uint8)) == {"result": []}
 
 
+@pytest.mark.arm
 def test_face_over_http(url, photos):
     r = requests.post(url + "/api/model/service/binary?mid=4&show=1", data=encode(photos["astronaut"], ".jpg"),
                       timeout=30)
@@ -89,6 +93,7 @@ def test_face_over_http(url, photos):
     assert data["image"]
 
 
+@pytest.mark.arm
 def test_face_from_a_jpeg_decoded_at_one_eighth_is_in_full_pixels(url, local_engine, photos):
     # A 2000x1800 JPEG for a 128x128 model: decoded 8 times smaller, answered in full-size pixels,
     # as close to the full-size decode (show=1 renders, so it decodes everything) as two decodes get.
@@ -153,6 +158,7 @@ TURNS = [("0", None), ("270", cv2.ROTATE_90_COUNTERCLOCKWISE), ("180", cv2.ROTAT
          ("90", cv2.ROTATE_90_CLOCKWISE)]
 
 
+@pytest.mark.arm
 @pytest.mark.parametrize("label,turn", TURNS)
 def test_document_orientation(zoo, label, turn):
     page, _ = docpage()

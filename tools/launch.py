@@ -16,6 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = os.environ.get("EDGEAPP_MODEL_DIR") or str(REPO / "build" / "models" / "x86")
 START_TIMEOUT = 90.0  # seconds for loading and warming every model
+# The engine the tests' servers run on when they do not name one: `make test-arm` sets it to the
+# engine the emulated board has (the service's own default, paddlelite, may not be there).
+TEST_ENGINE = os.environ.get("EDGEAPP_TEST_ENGINE") or None
 
 
 def free_port():
@@ -37,6 +40,8 @@ def server_env(model_dir=MODEL_DIR, **settings):
     """The environment of a server: child_env, our model dir, and only the EDGEAPP_* settings
     given here (token="x" is EDGEAPP_TOKEN=x)."""
     extra = {"EDGEAPP_MODEL_DIR": str(model_dir)}
+    if TEST_ENGINE:
+        settings.setdefault("engine", TEST_ENGINE)
     extra.update(("EDGEAPP_" + name.upper(), str(value)) for name, value in settings.items())
     return child_env(extra)
 

@@ -66,17 +66,22 @@ class WorkerOptions:
 
     def worker_args(self):
         """The worker's command-line arguments for these options."""
-        cmd = ["--model-dir", self.model_dir, "--engine", self.engine]
+        cmd = ["--model-dir", self.model_dir] + self.engine_args()
+        if self.cpus:
+            cmd += ["--cpus", ",".join(str(c) for c in self.cpus)]
+        if self.spin_ms:
+            cmd += ["--spin-ms", str(self.spin_ms)]
+        return cmd
+
+    def engine_args(self):
+        """The arguments that say which engine runs a model, and how: the worker's, and a probe's."""
+        cmd = ["--engine", self.engine]
         if self.ort_threads:
             cmd += ["--ort-threads", str(self.ort_threads)]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         if self.power_mode:
             cmd += ["--power-mode", self.power_mode]
-        if self.cpus:
-            cmd += ["--cpus", ",".join(str(c) for c in self.cpus)]
-        if self.spin_ms:
-            cmd += ["--spin-ms", str(self.spin_ms)]
         return cmd
 
 
@@ -399,8 +404,10 @@ def worker_command(*args):
 
 
 def probe(b, options):
-    """Load and warm one bundle in a throwaway process; None if it works, else why not."""
-    cmd = worker_command("--probe", "--model-dir", os.path.dirname(b.folder), "--only", str(b.id))
+    """Load and warm one bundle in a throwaway process, on the worker's engine; None if it works,
+    else why not."""
+    cmd = worker_command("--probe", "--model-dir", os.path.dirname(b.folder), "--only", str(b.id),
+                         *options.engine_args())
     try:
         p = subprocess.run(cmd, env=options.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, timeout=options.start_timeout)
