@@ -108,7 +108,7 @@ help:
 	@echo "              ext4 image with the service installed; on its serial console log in, edgeapp-diag"
 	@echo "              HEALTHY, inference through 127.0.0.1, reboot, poweroff; transcript and times in"
 	@echo "              $(BOOT_DIR), as root; the arm64 root, kernel, initrd and bootable base are kept"
-	@echo "              there: a first run takes ~13 min more than the next ones (~4 min)"
+	@echo "              there: a first run takes 7-13 min (with the root built), the next ones 2-4 min"
 	@echo "Variables:"
 	@echo "  BOARD=$(BOARD)     board profile, one of: $(BOARDS) (or without 'edgeboard-')"
 	@echo "  ENGINE=$(ENGINE)  inference engine for 'run' and 'bench-service': paddlelite or onnxruntime"
