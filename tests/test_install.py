@@ -232,7 +232,7 @@ def test_edgeboard_dk1a_tree_and_unit(arm_models, tmp_path):
     make_install(root, "dk1a", INSTALL_MODEL_DIR=arm_models)  # the short name of edgeboard-dk1a
     assert not (root / "etc/init.d").exists()
     unit = (root / "usr/lib/systemd/system/edgeapp.service").read_text()
-    assert "\nMemoryMax=1280M" in unit and "\nMemoryLimit=1280M" in unit  # cgroup v1 on Ubuntu 20.04
+    assert "\nMemoryMax=1024M" in unit and "\nMemoryLimit=1024M" in unit  # cgroup v1 on Ubuntu 20.04
     assert "\nDescription=edgeapp HTTP model-inference service (engine onnxruntime)\n" in unit
     s = config.load(str(root / "etc/default/edgeapp"), environ={})
     assert (s.board, s.log, s.engine, s.ort_threads) == ("edgeboard-dk1a", "journal", "onnxruntime", 2)
