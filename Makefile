@@ -66,7 +66,7 @@ help:
 	@echo "  test-tool-runs  setup, peer-lib, then small whole runs of the benchmark tools (OCR accuracy,"
 	@echo "              the ONNX Runtime service benchmark with its peer, the engines table; pytest -m tool_runs)"
 	@echo "  test-arm    the tests marked arm inside an emulated arm64 board (board/qemu-aarch64): its Debian root"
-	@echo "              built once into $(ARM_ROOT) (qemu-user-static, mmdebstrap; apt-get as root; ~8 min),"
+	@echo "              built once into $(ARM_ROOT) (qemu-user-static, mmdebstrap; apt-get as root; 3-5 min),"
 	@echo "              the service installed into a copy by make install with the small models, tools/arm/test_arm.sh"
 	@echo "              (ENGINE=onnxruntime, the default; ENGINE=paddlelite: on the wheel of paddle-lite-arm, then"
 	@echo "              every arm bundle against its x86 twin, tools/arm/lite_compare.py; not part of make test)"
@@ -330,7 +330,7 @@ test-tools:
 	done
 
 # ---- the emulated arm64 board (board/qemu-aarch64, tools/arm/): make test-arm ----
-# The root is built once (mmdebstrap under qemu-user, ~8 min) and kept; each test run copies it
+# The root is built once (mmdebstrap under qemu-user, 3-5 min) and kept; each test run copies it
 # and installs the service into the copy as `make install` does for a board.
 ARM_ROOT         := build/arm/rootfs
 ARM_TEST_ROOT    := build/arm/test-root

@@ -9,7 +9,7 @@
 #
 # HOST_PYTHON is a Python with pip (the project's venv): it unpacks the aarch64 wheels into the
 # root, so pip never runs under emulation. Needs root, mmdebstrap, qemu-user-static and
-# binfmt-support (`make test-arm` installs them), and Debian's mirror. About 8 minutes, 600 MB.
+# binfmt-support (`make test-arm` installs them), and Debian's mirror. About 3-5 minutes, 510 MB.
 set -eu
 out=${1:?usage: rootfs.sh OUT HOST_PYTHON}
 host_python=${2:?usage: rootfs.sh OUT HOST_PYTHON}
