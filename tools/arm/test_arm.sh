@@ -15,16 +15,15 @@ shift 2
 here=$(cd "$(dirname "$0")/../.." && pwd)
 [ -f "$root/opt/edgeapp/BUILD" ] || { echo "test_arm.sh: no installed edgeapp in $root (make install DESTDIR=$root)" >&2; exit 2; }
 
-# The tests, the tools they import and the pinned packages they read photos from, as in a
+# The tests, the tools they import and the pinned package they read photos from, as in a
 # checkout; src/ is left out on purpose.
 repo=$root/opt/edgeapp-test/repo
 rm -rf "$repo"
 mkdir -p "$repo/build/cache"
 cp -R "$here/tests" "$here/pytest.ini" "$repo/"
 cp -R "$here/tools" "$here/models" "$repo/"
-for f in "$here"/build/cache/scikit_image-*.whl "$here"/build/cache/face_recognition-*.tar.gz; do
-    [ -e "$f" ] && cp -R "$f" "$repo/build/cache/"
-done
+# the photos of the `photos` fixture (make test-arm downloads the wheel first)
+cp "$here"/build/cache/scikit_image-*.whl "$repo/build/cache/"
 find "$repo" -name __pycache__ -prune -exec rm -rf {} +
 # Only the modules with tests marked arm are collected (the others import what the board lacks),
 # unless the arguments name test files themselves.
