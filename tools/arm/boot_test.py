@@ -17,7 +17,6 @@ import argparse
 import base64
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ import cv2
 from tools import build_models
 from tools.arm.serial_console import (KERNEL_START, LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, Console,
                                      ConsoleTimeout)
+from tools.launch import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "edgeapp"  # the test image's root password (tools/arm/bootimage.sh)
@@ -51,12 +51,6 @@ STOPPED = {"sysv": re.compile(r"Stopping edgeapp: stopped"),
 
 class BootTestFailed(Exception):
     pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def qemu_command(kernel_dir, image, port, cpus=2, memory_mb=2048):
