@@ -2,14 +2,14 @@
 """Paddle Lite on ARM against Paddle Lite on x86: every `--target arm` bundle loaded by the
 cross-built aarch64 Paddle Lite (tools/arm/paddle_lite.sh) in the emulated arm64 root, run on the
 same input tensor as the x86 bundle of the same name on the x86 wheel; outputs compared, cost
-measured. Run on the host as root (chroot, mount), under the service venv:
+measured. Run on the host as root (chroot), under the service venv:
 
     PYTHONPATH=src .venv/bin/python tools/arm/lite_compare.py --root ROOT [--x86 build/models/x86]
         [--arm build/models/arm] [--out build/lite-arm-compare] [--only NAME,...]
 
 ROOT is an arm64 root with the aarch64 paddlelite wheel installed (a scratch copy: the repo's src/,
-this script and the bundles are copied into ROOT/opt/lite-compare, and /proc is mounted there
-while it runs). One input per model: the bundle's sample image if it has one, else the conversion
+this script and the bundles are copied into ROOT/opt/lite-compare; each run goes through
+tools/arm/chroot.sh). One input per model: the bundle's sample image if it has one, else the conversion
 check's astronaut photo (build/cache/check-photos), made the bundle's exact input tensor by the
 service's code (tools/convert/photo_inputs.py). Every model runs once in a fresh process on each
 side (`one`, below), through the service's engine module (edgeapp.engines.paddle_lite), so the
@@ -116,15 +116,14 @@ def run_x86(folder, input_npz, out_npz):
 
 
 class Root:
-    """The arm64 root the ARM runs happen in: the repo's code and the bundles copied in, /proc
-    mounted while it is in use (a context manager)."""
+    """The arm64 root the ARM runs happen in, the repo's code and the bundles copied in (prepare).
+    Each run goes through tools/arm/chroot.sh: /proc, /sys and /dev mounted for it alone."""
 
     def __init__(self, path):
         self.path = Path(path)
         self.base = self.path / IN_ROOT.lstrip("/")
-        self.mounted = False
 
-    def __enter__(self):
+    def prepare(self):
         if not (self.path / ROOT_PYTHON.lstrip("/")).exists():
             raise SystemExit("error: %s has no %s: not an arm64 root (tools/arm/rootfs.sh)" % (self.path, ROOT_PYTHON))
         if os.geteuid() != 0:
@@ -135,15 +134,7 @@ class Root:
                         ignore=shutil.ignore_patterns("__pycache__"))
         (self.base / "data").mkdir(parents=True)
         shutil.copy2(__file__, self.base / "lite_compare.py")
-        proc = self.path / "proc"
-        if not (proc / "self").exists():
-            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
-            self.mounted = True
         return self
-
-    def __exit__(self, *exc):
-        if self.mounted:
-            subprocess.run(["umount", str(self.path / "proc")], check=False)
 
     def add_bundle(self, folder):
         dest = self.base / "models" / Path(folder).name
@@ -154,7 +145,7 @@ class Root:
         """`one` for a bundle in a fresh Python of the root: the figures, outputs in root's data/."""
         shutil.copy2(input_npz, self.base / "data" / (name + ".input.npz"))
         data = IN_ROOT + "/data/" + name
-        cmd = ["chroot", str(self.path), "/usr/bin/env", "PYTHONPATH=%s/src" % IN_ROOT, ROOT_PYTHON,
+        cmd = [str(HERE / "chroot.sh"), str(self.path), "/usr/bin/env", "PYTHONPATH=%s/src" % IN_ROOT, ROOT_PYTHON,
                IN_ROOT + "/lite_compare.py", "one", bundle_in_root, data + ".input.npz", data + ".arm.npz"]
         t0 = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT)
@@ -293,8 +284,8 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = bundle_pairs(args.x86, args.arm, set(args.only.split(",")) if args.only else None)
-    with Root(args.root) as root:
-        records = [compare_model(name, x86, arm, out, root) for name, x86, arm in pairs]
+    root = Root(args.root).prepare()
+    records = [compare_model(name, x86, arm, out, root) for name, x86, arm in pairs]
     (out / "results.json").write_text(json.dumps(records, indent=1) + "\n")
     (out / "table.md").write_text(table(records))
     print(table(records))
