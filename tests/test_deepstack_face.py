@@ -103,6 +103,9 @@ def test_list_and_delete_are_never_shed_for_a_busy_accelerator():
         def status(self):
             return {"queue_capacity": 4, "queue_depth": 4, "service_ms": 100.0}
 
+        def retry_after(self, waiting=0):
+            return 1
+
     shed = shedder(Full())
     assert shed(b"POST", b"/v1/vision/face/list", 0) is None
     assert shed(b"POST", b"/v1/vision/face/delete", 0) is None

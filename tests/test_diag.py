@@ -75,7 +75,7 @@ def test_summary_service_up(running):
     assert "faces : no face model serves; %s holds 0 people, 0 faces" % (
         running.root / "var/lib/edgeapp/faces.db") in " ".join(plain.split())
     # "no job yet" or the time per job, never "no job yet per job".
-    assert re.search(r"jobs in flight, (no job yet|\d+ ms per job), worker pid", " ".join(plain.split())), plain
+    assert re.search(r"jobs in flight, \d+ in line, (no job yet|\d+ ms per job), worker pid", " ".join(plain.split())), plain
     assert "HEALTHY: service ready, every model ready" in plain
 
 
@@ -289,7 +289,7 @@ def test_summary_lines_from_facts(tmp_path):
     assert "models    : 1 ready, 1 failed" in text
     assert "    2 text-direction   ready    16 MB      7 req    1 err  p50 12 p95 30 ms" in text
     assert "    1 ppocr-det        FAILED cannot open" in text
-    assert "queue     : 1 of 4 jobs in flight, 12 ms per job, worker pid 42" in text
+    assert "queue     : 1 of 4 jobs in flight, 0 in line, 12 ms per job, worker pid 42" in text
     assert "system 1024 MB available of 2048 MB" in text and "10:00:00 INFO started" in text
     assert "service   : READY, pid 41, port 9876 listening" in text
 

@@ -621,6 +621,86 @@ def test_pool_waits_a_little_behind_a_short_job_not_behind_a_long_one():
     assert long_head.done.is_set()
 
 
+def _timed_pool(slots, queue_wait, ms):
+    """A SlotPool whose model 1 is measured at `ms` a job."""
+    from edgeapp.slots import SlotPool
+
+    pool = SlotPool(slots, queue_wait=queue_wait)
+    j = pool.take(1)
+    pool.finish(j, shapes=[], run_ms=ms)
+    pool.give_back(j)
+    return pool
+
+
+def _join_line(pool, outcomes, n):
+    """Request n: a thread that takes a slot for model 1 (waiting in line if it may); returns once
+    it is in line or has its answer."""
+    before = pool.in_line()
+
+    def take():
+        job = pool.take(1)
+        outcomes.append((n, job))
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    end = time.monotonic() + 10
+    while pool.in_line() == before and not any(k == n for k, _ in outcomes) and time.monotonic() < end:
+        time.sleep(0.001)
+    return t
+
+
+def _finish_oldest(pool, running, outcomes, ms):
+    """The worker finishes the oldest job; its slot goes to the first in line, if any (whose job
+    then runs)."""
+    job = running.pop(0)
+    served = len(outcomes)
+    waiting = pool.in_line()
+    pool.finish(job, shapes=[], run_ms=ms)
+    pool.give_back(job)
+    end = time.monotonic() + 10
+    while waiting and len(outcomes) == served and time.monotonic() < end:
+        time.sleep(0.001)
+    if len(outcomes) > served:
+        running.append(outcomes[-1][1])
+
+
+def test_pool_serves_a_burst_in_line_first_come_first_served():
+    # Two slots, 100 ms jobs, a queue wait of 2 s: three more requests wait in line (the last one's
+    # predicted wait is 300 ms) and get the slots in the order they came, none refused.
+    pool = _timed_pool(2, queue_wait=2.0, ms=100.0)
+    running = [pool.take(1), pool.take(1)]
+    outcomes = []
+    threads = [_join_line(pool, outcomes, n) for n in range(3)]
+    assert pool.in_line() == 3 and outcomes == []
+    assert not pool.refuses_now()  # a fourth would wait too (400 ms predicted)
+    while running:
+        _finish_oldest(pool, running, outcomes, 100.0)
+    for t in threads:
+        t.join(10)
+    assert [n for n, _ in outcomes] == [0, 1, 2] and all(job is not None for _, job in outcomes)
+    assert pool.in_line() == 0 and pool.in_use() == 0
+
+
+def test_pool_refuses_at_once_when_the_predicted_wait_is_longer_than_the_queue_wait():
+    # One slot, 400 ms jobs, a queue wait of 1 s: the first two in line are predicted to wait 0.4 and
+    # 0.8 s and wait; the third (1.2 s) is refused at once, told to come back in 2 s.
+    pool = _timed_pool(1, queue_wait=1.0, ms=400.0)
+    running = [pool.take(1)]
+    outcomes = []
+    threads = [_join_line(pool, outcomes, n) for n in range(2)]
+    assert pool.in_line() == 2 and outcomes == []
+    assert pool.refuses_now() and pool.retry_after() == 2
+    t0 = time.monotonic()
+    assert pool.take(1) is None and pool.reserve() is None  # no waiting: refused at once
+    assert time.monotonic() - t0 < 0.5
+    assert pool.in_line() == 2 and outcomes == []           # those in line keep their places
+    while running:
+        _finish_oldest(pool, running, outcomes, 400.0)
+    for t in threads:
+        t.join(10)
+    assert [n for n, _ in outcomes] == [0, 1] and all(job is not None for _, job in outcomes)
+
+
 def test_pool_refuses_at_once_while_the_worker_is_down():
     from edgeapp.slots import SlotPool
 

@@ -52,6 +52,11 @@ class Accelerator:
     def release(self, reservation):
         """The request lets go of its reservation (a job it did not run); None is fine."""
 
+    def retry_after(self, waiting=0):
+        """Whole seconds (at least 1) until a request arriving now, behind `waiting` more, would
+        find room: the Retry-After of a Busy answer. Here (no queue): 1."""
+        return 1
+
     def status(self):
         """Queue and worker figures for /api/status."""
         return {}

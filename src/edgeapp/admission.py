@@ -1,14 +1,12 @@
 """Refusing inference before it costs anything: the accelerator's admission of a request.
 
-Two doors, one answer (Busy, with a Retry-After from the queue's depth): shedder() for the HTTP
+Two doors, one answer (Busy, with Retry-After the predicted wait): shedder() for the HTTP
 server's selector thread, from the request line alone, and shed_if_full() for a request thread
 before it reads or decodes the body. These are the only places that ask the accelerator for room
 (refuses_now, reserve); the reservation shed_if_full makes lives in the request's environ, goes
 with the request's first job (Api.infer) and is released by envelope.EnvelopePlugin and
 deepstack.DeepStack.run (release()) if that job did not take it.
 """
-import math
-
 from edgeapp.errors import Busy
 
 RESERVATION = "edgeapp.reservation"  # the request's accel.reserve(), in its WSGI environ
@@ -26,14 +24,14 @@ def shedder(accel):
     def shed(method, target, waiting=0):
         if (method == b"POST" and target.startswith(INFERENCE_PATHS) and not target.startswith(NO_INFERENCE_PATHS)
                 and accel.refuses_now(waiting)):
-            return busy(accel)
+            return busy(accel, waiting)
         return None
     return shed
 
 
 def shed_if_full(accel, environ, deadline):
     """Busy before decoding when every accelerator slot is taken or reserved by requests admitted
-    before this one (after a short wait for one when jobs are short): under overload a request
+    before this one (after waiting in line, when the predicted wait allows): under overload a request
     would otherwise pay for its decoding and preprocessing only to be refused. On success the
     request holds a reservation (in environ; a second call renews it) until its first job takes
     a slot or release()."""
@@ -53,10 +51,13 @@ def release(accel, environ):
     accel.release(environ.pop(RESERVATION, None))
 
 
-def busy(accel):
-    """The Busy error for a full queue: Retry-After is the time the queued jobs will take."""
-    st = accel.status() or {}
-    capacity, depth = st.get("queue_capacity") or 0, st.get("queue_depth") or 0
-    per_job = (st.get("service_ms") or 1000.0) / 1000.0
-    return Busy("the accelerator queue is full (%d jobs); retry later" % capacity,
-                retry_after=max(1, int(math.ceil(depth * per_job))))
+def busy(accel, waiting=0):
+    """The Busy error for a full queue, behind `waiting` requests not counted by the accelerator."""
+    return queue_full((accel.status() or {}).get("queue_capacity") or 0, accel.retry_after(waiting))
+
+
+def queue_full(capacity, retry_after):
+    """Busy: Retry-After is the predicted wait of a request arriving now."""
+    return Busy("the accelerator queue is full (%d jobs) and the wait for room would be about %d s, longer "
+                "than this board lets a request wait (queue_wait_ms); retry in %d s"
+                % (capacity, retry_after, retry_after), retry_after=retry_after)

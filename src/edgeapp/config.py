@@ -149,8 +149,10 @@ FIELDS = {
     "port": (lambda s: _integer(s, 0, 65535), 9876, "TCP port (the EdgeBoard document uses 9876)"),
     "threads": (lambda s: _integer(s, 1, 256), 8, "HTTP threads for requests with a body"),
     "queue_depth": (lambda s: _integer(s, 1, 256), 4, "inference jobs in flight at most; more get 503"),
-    "queue_wait_ms": (lambda s: _integer(s, 0, 1000), 20,
-                      "ms a request that finds the queue full may wait for room, when jobs take less than that"),
+    "queue_wait_ms": (lambda s: _integer(s, 0, 600000), 5000,
+                      "ms a request that finds the queue full may wait in line for room, when the measured "
+                      "times of the jobs ahead predict no longer (never past its deadline); else 503 at once "
+                      "with Retry-After the predicted wait. 0: never wait"),
     "request_timeout": (lambda s: _number(s, 0.1, 3600), 30.0, "seconds a request may wait for inference"),
     "max_body_bytes": (lambda s: _bytes(s, 1024, 1024 ** 3), 20 * 1024 ** 2, "largest request body, bytes"),
     "max_pixels": (lambda s: _integer(s, 1), 40 * 1000 * 1000, "largest image, width x height"),

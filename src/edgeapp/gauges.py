@@ -7,7 +7,8 @@ from edgeapp.memory import rss_bytes
 
 def accel_status(accel):
     """accel.status() with every key /api/status documents (an in-process accelerator has no queue)."""
-    st = {"state": "ready", "worker_pid": None, "restarts": 0, "queue_depth": 0, "queue_capacity": None}
+    st = {"state": "ready", "worker_pid": None, "restarts": 0, "queue_depth": 0, "queue_capacity": None,
+          "queue_line": 0}
     st.update(accel.status() or {})
     return st
 
@@ -18,6 +19,8 @@ def gauges(engine, accel, in_flight, callbacks):
     g = [
         ("edgeapp_queue_depth", "Inference jobs in flight on the accelerator.", "gauge", [({}, st["queue_depth"])]),
         ("edgeapp_queue_capacity", "Accelerator slots (the queue bound).", "gauge", [({}, st["queue_capacity"])]),
+        ("edgeapp_queue_line", "Requests waiting in line for an accelerator slot.", "gauge",
+         [({}, st["queue_line"])]),
         ("edgeapp_requests_in_flight", "Inference requests being served.", "gauge", [({}, in_flight.value)]),
         ("edgeapp_worker_restarts_total", "Accelerator worker restarts.", "counter", [({}, st["restarts"])]),
         ("edgeapp_worker_watchdog_kills_total", "Hung workers killed by the watchdog.", "counter",

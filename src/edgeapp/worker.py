@@ -7,10 +7,11 @@
 
 Why a process: predictor.run() holds the GIL for the whole inference, and a native crash or hang
 must not take the HTTP server with it (DESIGN.md). Slots are preallocated in one memfd: their
-count is the queue bound, so a full queue is an immediate Busy, never an unbounded wait.
+count is the queue bound, so a full queue is a bounded wait in line or an immediate Busy, never
+an unbounded wait.
 
-Three rooms, one job each: edgeapp.slots admits jobs to the slots (reservations, Busy, the short
-wait); edgeapp.worker_process owns the process (start, restart, watchdog, reload); edgeapp.protocol
+Three rooms, one job each: edgeapp.slots admits jobs to the slots (reservations, the line, Busy);
+edgeapp.worker_process owns the process (start, restart, watchdog, reload); edgeapp.protocol
 is what the two processes say. This module joins them into the Accelerator interface.
 """
 import os
@@ -19,6 +20,7 @@ import time
 import numpy as np
 
 from edgeapp.accelerator import Accelerator, check_shape
+from edgeapp.admission import queue_full
 from edgeapp.errors import AcceleratorFailed, Busy, Internal, Timeout, UnknownModel
 from edgeapp.protocol import Done, Run, Skipped
 from edgeapp.slots import SlotPool
@@ -34,8 +36,8 @@ class WorkerAccelerator(Accelerator):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
         the worker (default: job_timeout).
-        queue_wait: seconds a job that finds every slot taken may wait for one, when jobs are
-        shorter than that (a short model at high concurrency); otherwise it is Busy at once.
+        queue_wait: seconds of predicted wait a job that finds every slot taken may wait in line
+        for one (a burst is served, slower); a longer predicted wait is Busy at once.
         cpus: the CPUs the worker runs on (a set; None: wherever the kernel puts it).
         spin_ms: after each job the worker polls for the next one this long before it sleeps
         (only worth it on CPUs of its own: elsewhere it takes CPU from the HTTP process).
@@ -91,6 +93,9 @@ class WorkerAccelerator(Accelerator):
     def refuses_now(self, waiting=0):
         return self._pool.refuses_now(waiting)
 
+    def retry_after(self, waiting=0):
+        return self._pool.retry_after(waiting)
+
     def run(self, mid, inputs, deadline=None, timing=None, reservation=None):
         self._check_runnable(mid, inputs)
         now = time.monotonic()
@@ -98,8 +103,7 @@ class WorkerAccelerator(Accelerator):
             raise Timeout("the request's deadline passed before model %d was queued" % mid)
         job = self._pool.take(mid, deadline, reservation)
         if job is None:
-            raise Busy("the accelerator queue is full (%d jobs); retry later" % self._pool.capacity,
-                       retry_after=self._pool.retry_after())
+            raise queue_full(self._pool.capacity, self._pool.retry_after())
         self._hand_over(job, inputs, deadline)
         self._await(job, deadline, now)
         outs = self._process.memory.outputs(job.slot, job.shapes)
@@ -164,6 +168,7 @@ class WorkerAccelerator(Accelerator):
             "restarts": p.restarts,
             "queue_depth": self._pool.in_use(),
             "queue_capacity": self._pool.capacity,
+            "queue_line": self._pool.in_line(),
             "service_ms": round(service_ms, 1) if service_ms is not None else None,
             "last_exit_code": p.last_exit,
             "deaths_last_minute": p.deaths_last_minute(),

@@ -149,9 +149,10 @@ def _queue(facts):
     if st is None:
         return []
     svc = st.get("service_ms")
-    return field("queue", "%s of %s jobs in flight, %s, worker pid %s, %s restarts, %s requests in flight" % (
-        st.get("queue_depth"), st.get("queue_capacity"), "%.0f ms per job" % svc if svc is not None else "no job yet",
-        st.get("worker_pid") or "-", st.get("restarts"), st.get("requests_in_flight")))
+    return field("queue", "%s of %s jobs in flight, %s in line, %s, worker pid %s, %s restarts, %s requests in "
+                 "flight" % (st.get("queue_depth"), st.get("queue_capacity"), st.get("queue_line", 0),
+                             "%.0f ms per job" % svc if svc is not None else "no job yet",
+                             st.get("worker_pid") or "-", st.get("restarts"), st.get("requests_in_flight")))
 
 
 def _memory(facts):
