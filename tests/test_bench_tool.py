@@ -69,7 +69,8 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     over = summary["overload"]
     assert over["clients"] == 8 and over["body_mb"] >= 0.5 and over["mid"] == 2
     assert over["client_cpus"] == (str(cpus[-1]) if pinned else "")
-    for name in ("burst", "sustained") + (("burst_shared",) if pinned else ()):
+    assert over["fit_clients"] == 6 and over["burst_fit"]["ok"] == 6, over  # a burst it can finish: all served
+    for name in ("burst_fit", "burst", "sustained") + (("burst_shared",) if pinned else ()):
         x = over[name]
         assert x["ok"] + x["busy"] > 0 and x["errors"] == 0, over  # 200 or 503, nothing else
         assert x["peak_mb"] > 0, over
@@ -85,7 +86,8 @@ def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     assert text.startswith("# Benchmarks\n\nWritten by hand, must survive.\n")
     for row in ("| edgeapp | 2 | binary | py | 1 |", "| edgeapp | 2 | base64 | py | 2 |",
                 "| edgeapp | 2 | multipart | py | 1 |", "| naive | 2 | binary | py | 2 |",
-                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients", "| burst | ", "| sustained | ",
+                "| 2 | text-direction | 1×3×48×192 |", "| edgeapp | ", "| naive | ", "Overload: 8 clients", "| burst | ",
+                "| burst the board can finish | 6 | 0 |", "| sustained | ",
                 "Paired rounds", "| 2 | 1 | "):
         assert row in text, row
     assert "Command: `" in text and "--seconds 1" in text

@@ -265,7 +265,9 @@ def _timing(summary):
 OVERLOAD_INTRO = (
     "Overload: %d clients, each POSTing a %.1f MB JPEG (%s noise) to mid %d: all at once, %d times "
     "%.1f s apart (burst), then back to back for %.0f s (sustained: each client sends its next "
-    "request as soon as it has an answer). A new connection per request, the answer read as soon "
+    "request as soon as it has an answer). First, %s clients send the same at once, as many times, "
+    "each burst once the last is done (a burst the board can finish: every answer must be a 200, "
+    "the last ones from the line). A new connection per request, the answer read as soon "
     "as it comes, even while the body is still being sent, as curl does (our raw-socket client, 8 "
     "clients per process). Every answer must be a 200 or a JSON 503; latency is from connecting to "
     "the answer read by the client; \"at the clients' sockets\" is to the kernel's receive stamp on "
@@ -276,7 +278,8 @@ OVERLOAD_PINNED = (
     "as a board's clients are on the LAN; the bursts once more with them on any CPU, where they "
     "share the HTTP process's, are the second row, and the sustained load's clients are on any "
     "CPU too:")
-OVERLOAD_NAMES = {"burst": "burst", "burst_shared": "burst, the clients on any CPU", "sustained": "sustained"}
+OVERLOAD_NAMES = {"burst_fit": "burst the board can finish", "burst": "burst", "burst_shared": "burst, the clients on any CPU",
+                  "sustained": "sustained"}
 
 
 def _overload(summary):
@@ -285,7 +288,7 @@ def _overload(summary):
         return []
     lines = ["", OVERLOAD_INTRO % (
                  o["clients"], o["body_mb"], o["image"], o["mid"], o.get("rounds") or 0,
-                 o.get("gap") or 0, (o.get("sustained") or {}).get("seconds") or 0,
+                 o.get("gap") or 0, (o.get("sustained") or {}).get("seconds") or 0, o.get("fit_clients") or 0,
                  OVERLOAD_PINNED % o["client_cpus"] if o.get("client_cpus") else ":"), "",
              "| load | 200 | 503 | 503 latency p50 / p99 / max ms | 503s within 50 ms | the same at the "
              "clients' sockets | other | peak RSS MB | idle RSS + queue budget MB |",

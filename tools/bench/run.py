@@ -85,6 +85,9 @@ def parser():
     p.add_argument("--overload-clients", type=int, default=64,
                    help="clients of the overload case (default 64; 0: skip it)")
     p.add_argument("--overload-mb", type=float, default=4.0, help="size of its JPEG, MB (default 4)")
+    p.add_argument("--burst-clients", type=int, default=6,
+                   help="clients of the overload case's burst the board can finish, all at once (default 6: the "
+                        "queue of 4 and two in line; 0: skip it)")
     p.add_argument("--overload-rounds", type=int, default=5,
                    help="bursts of the overload case: every client at once, %.1f s apart (default 5; 0: only "
                         "the back-to-back load)" % OVERLOAD_GAP)
