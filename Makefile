@@ -73,6 +73,7 @@ help:
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
+	@echo "              haproxy (fleet test, bench-fleet),"
 	@echo "              the DejaVu, Liberation and WenQuanYi fonts (OCR test set) if missing (Debian packages,"
 	@echo "              apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
@@ -326,6 +327,7 @@ npm-tool:
 
 test-tools:
 	@$(call install_missing,busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver,for the image tests,the image tests work around it)
+	@$(call install_missing,haproxy:haproxy,for the fleet test (tests/test_fleet_haproxy.py) and make bench-fleet,the fleet test is skipped)
 	@for font in dejavu/DejaVuSans.ttf:fonts-dejavu-core liberation/LiberationSans-Regular.ttf:fonts-liberation \
 	  wqy/wqy-microhei.ttc:fonts-wqy-microhei wqy/wqy-zenhei.ttc:fonts-wqy-zenhei; do \
 	  what=$(FONT_DIR)/$${font%%:*}; pkg=$${font#*:}; \
