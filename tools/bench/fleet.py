@@ -28,7 +28,7 @@ from tools.fleet import haproxy
 from tools.launch import MODEL_DIR, Server, free_port
 
 INSTANCES = 3
-CONCURRENCY = 8
+PER_INSTANCE = 4  # clients per instance: its queue depth, so that a board's own 503s stay out of the figures
 
 
 def parser():
@@ -38,7 +38,8 @@ def parser():
     p.add_argument("--latency-seconds", type=float, default=4.0, help="seconds per concurrency-1 round")
     p.add_argument("--mid", type=int, default=4, help="the model (default 4: face, ~5 ms: the overhead shows)")
     p.add_argument("--model", default="face", help="its bundle folder in the model dir")
-    p.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    p.add_argument("--per-instance", type=int, default=PER_INSTANCE,
+                   help="clients per instance behind the balancer (default %(default)s, the queue depth)")
     return p
 
 
@@ -82,14 +83,15 @@ def load(url, body, args, concurrency, seconds):
 
 
 def throughput(boards, body, args, work):
-    """{case: [rps per round]}: one instance directly, then 1, 2, 3 behind HAProxy."""
+    """{case: [(rps, 503s) per round]}: one instance directly, then 1, 2, 3 behind HAProxy."""
     rps = {}
     balancers = {n: Balancer(boards[:n], work, "%d" % n) for n in range(1, INSTANCES + 1)}
     try:
         for r in range(args.rounds):
             for case, url in [("direct", boards[0].url)] + [(n, b.url) for n, b in sorted(balancers.items())]:
-                out = load(url, body, args, args.concurrency, args.seconds)
-                rps.setdefault(case, []).append(out["rps"])
+                clients = args.per_instance * (1 if case == "direct" else case)
+                out = load(url, body, args, clients, args.seconds)
+                rps.setdefault(case, []).append((out["rps"], out["busy"]))
                 log("round %d %-6s %6.1f req/s  p50 %.1f ms  503s %d  errors %d" % (
                     r + 1, case, out["rps"], out["p50_ms"] or 0, out["busy"], out["errors"]))
         return rps, balancers[1]
@@ -139,17 +141,19 @@ def main(argv=None):
 
 
 def report(args, rps, lat):
-    base = median(rps["direct"])
+    base = median([r for r, _ in rps["direct"]])
     m = machine()
     print("edgeapp behind HAProxy %s on %s (%s cores), commit %s, load average %s before" % (
         _haproxy_version(), m["cpu"], m["cores"], git_describe(), m["loadavg"]))
-    print("mid %d (%s), binary upload of a 640x480 JPEG, concurrency %d, %d rounds of %.0f s, median of rounds:"
-          % (args.mid, args.model, args.concurrency, args.rounds, args.seconds))
-    print("| instances | through | req/s | ratio to one direct |")
-    print("|---|---|---|---|")
-    print("| 1 | direct | %.1f | 1.00 |" % base)
+    print("mid %d (%s), binary upload of a 640x480 JPEG, %d clients per instance, %d rounds of %.0f s, median of "
+          "rounds:" % (args.mid, args.model, args.per_instance, args.rounds, args.seconds))
+    print("| instances | through | clients | req/s (200) | ratio to one direct | 503s |")
+    print("|---|---|---|---|---|---|")
+    print("| 1 | direct | %d | %.1f | 1.00 | %d |" % (args.per_instance, base, sum(b for _, b in rps["direct"])))
     for n in range(1, INSTANCES + 1):
-        print("| %d | HAProxy | %.1f | %.2f |" % (n, median(rps[n]), median(rps[n]) / base))
+        r = median([x for x, _ in rps[n]])
+        print("| %d | HAProxy | %d | %.1f | %.2f | %d |" % (n, n * args.per_instance, r, r / base,
+                                                          sum(b for _, b in rps[n])))
     d, h = median(lat["direct"]), median(lat["haproxy"])
     print("concurrency 1, p50 per request (median of %d rounds): direct %.2f ms, through HAProxy %.2f ms: "
           "+%.2f ms added by the balancer" % (len(lat["direct"]), d, h, h - d))
