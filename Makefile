@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm paddle-lite-arm boot-test
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm paddle-lite-arm boot-test bench-fleet
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -73,6 +73,7 @@ help:
 	@echo "  test-zoo    setup, then the optional zoo's COCO candidates (mids 10, 11) on their real bundles,"
 	@echo "              built into $(ZOO_DIR) when missing (pytest -m optional_zoo)"
 	@echo "  test-tools  install busybox, systemd-analyze (image tests), chromium + chromedriver (page test),"
+	@echo "              haproxy (fleet test, bench-fleet),"
 	@echo "              the DejaVu, Liberation and WenQuanYi fonts (OCR test set) if missing (Debian packages,"
 	@echo "              apt-get, as root)"
 	@echo "  check-py38  check that src/ compiles and imports on CPython 3.8 (in $(VENV38))"
@@ -98,6 +99,10 @@ help:
 	@echo "  bench-objects  setup, zoo, then python -m tools.objbench: the COCO detector candidates (mid 8 and"
 	@echo "              the zoo's) on real photos with hand-written boxes (tools/objbench/labels.json):"
 	@echo "              precision/recall per class group, ms, memory; report into BENCHMARKS.md (OBJBENCH_ARGS=...)"
+	@echo "  bench-fleet  setup, test-tools (haproxy), then python -m tools.bench.fleet: three instances (mid 4) behind"
+	@echo "              HAProxy (edgeapp-fleet haproxy's config): req/s with 1, 2, 3 of them as a ratio to one"
+	@echo "              served directly (same cores: the balancer's overhead, not scaling), and the latency it"
+	@echo "              adds at concurrency 1; prints the figures (about 2 min; FLEET_BENCH_ARGS=...)"
 	@echo "  soak        setup, then python -m tools.soak: a real server at ~80% of its capacity for SOAK_SECONDS,"
 	@echo "              checking RSS drift (< 2%), fds and threads; prints the figures"
 	@echo "  clean       remove build/ (models, zoo, wheel and conversion cache, tool venv), $(VENV) and $(VENV38)"
@@ -292,6 +297,9 @@ bench-objects: setup zoo
 	  --out BENCHMARKS.md $(OBJBENCH_ARGS)
 
 # The long run of the README's "Reliability and limits": 30 minutes unless SOAK_SECONDS says otherwise.
+bench-fleet: setup test-tools
+	$(VPY) -m tools.bench.fleet $(FLEET_BENCH_ARGS)
+
 soak: setup
 	$(VPY) -m tools.soak --model-dir $(MODEL_DIR) --seconds $${SOAK_SECONDS:-1800} $(SOAK_ARGS)
 
@@ -326,6 +334,7 @@ npm-tool:
 
 test-tools:
 	@$(call install_missing,busybox:busybox systemd-analyze:systemd chromium:chromium chromedriver:chromium-driver,for the image tests,the image tests work around it)
+	@$(call install_missing,haproxy:haproxy,for the fleet test (tests/test_fleet_haproxy.py) and make bench-fleet,the fleet test is skipped)
 	@for font in dejavu/DejaVuSans.ttf:fonts-dejavu-core liberation/LiberationSans-Regular.ttf:fonts-liberation \
 	  wqy/wqy-microhei.ttc:fonts-wqy-microhei wqy/wqy-zenhei.ttc:fonts-wqy-zenhei; do \
 	  what=$(FONT_DIR)/$${font%%:*}; pkg=$${font#*:}; \

@@ -363,3 +363,36 @@ def test_summary_faces_line_is_left_out_without_a_face_database(tmp_path):
     lines, ok = summary_lines(_face_facts(tmp_path, None))  # a service without a gallery, or older
     assert ok and not [l for l in lines if l.startswith("faces")]
     assert lines[-1] == "HEALTHY: service ready, every model ready"
+
+
+def test_summary_fleet_line_says_whether_a_balancer_sends_requests(tmp_path):
+    """The health checks of `edgeapp-fleet haproxy` (recorded by the service, /api/status) as one
+    line: in the fleet, out of it (and why), or never checked; nothing from an older service."""
+    models = [{"id": 2, "name": "text-direction", "ready": True, "memory_mb": 15.8}]
+    check = {"balancer": "lb1", "address": "10.0.0.2", "last_s_ago": 1.2, "interval_s": 2.0, "status": 200,
+             "answer": "ready", "checks": 40}
+    told = dict(check, balancer="lb2", address="10.0.0.3", status=503, answer="not ready: the accelerator is restarting")
+    gone = dict(check, last_s_ago=64.0)
+
+    def fleet_lines(balancers):
+        status = {"models": []} if balancers is None else {"models": [], "balancers": balancers}
+        lines, ok = summary_lines(_facts(tmp_path, models, status))
+        assert ok and all(len(l) <= 80 for l in lines), lines
+        start = next((i for i, l in enumerate(lines) if l.startswith("fleet")), None)
+        if start is None:
+            return []
+        end = start + 1
+        while lines[end].startswith(" "):
+            end += 1
+        return lines[start:end]
+
+    assert fleet_lines([check]) == ["fleet     : in (checked by lb1 at 10.0.0.2 every 2 s, last 1 s ago: ready)"]
+    assert fleet_lines([check, told]) == [
+        "fleet     : in (checked by lb1 at 10.0.0.2 every 2 s, last 1 s ago: ready)",
+        "            out: lb2 at 10.0.0.3 was told 503 not ready: the accelerator is",
+        "            restarting (every 2 s, last 1 s ago)"]
+    assert fleet_lines([gone]) == [
+        "fleet     : out? lb1 at 10.0.0.2 last checked 64 s ago (every 2 s): it stopped",
+        "            checking or cannot reach this board"]
+    assert fleet_lines([]) == ["fleet     : no balancer has checked this board"]
+    assert fleet_lines(None) == []  # a service from before the record: no line

@@ -687,6 +687,11 @@ def test_api_handlers_are_methods_that_answer_without_http():
     status, headers, body = api.quick(b"GET", b"/api/health?verbose=1")  # the selector thread's answer
     assert status == 503 and ("Retry-After", "2") in headers and json.loads(body)["code"] == 1011
     assert api.quick(b"POST", b"/api/health") is None and api.quick(b"GET", b"/api/status") is None
+    assert api.balancers.report() == []  # only a balancer's check (?balancer=NAME) is recorded
+    api.quick(b"GET", b"/api/health?balancer=lb-1", "10.0.0.2")
+    [seen] = api.balancers.report()
+    assert (seen["balancer"], seen["address"], seen["status"], seen["checks"]) == ("lb-1", "10.0.0.2", 503, 1)
+    assert "restarting" in seen["answer"] and seen["interval_s"] is None
     assert api.shed(b"GET", b"/api/model/service/binary") is None  # only inference POSTs are shed
 
 

@@ -242,10 +242,11 @@ def test_keep_alive_stops_at_keep_alive_limit():
 def test_shed_and_quick_are_the_constructor_s():
     quick_answers = []
 
-    def quick(method, target):
+    def quick(method, target, peer):
         if target != b"/fast":
             return None
         quick_answers.append(target)
+        assert peer == "127.0.0.1"
         return 200, [("Content-Type", "text/plain")], b"quick"
 
     with serving(echo_app, quick=quick, shed=refuse_posts()) as (_, base, _s):

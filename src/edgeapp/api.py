@@ -17,7 +17,7 @@ import time
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, budget, callback, deepstack, deepstack_face, images, openapi, parsing
+from edgeapp import __version__, balancers, budget, callback, deepstack, deepstack_face, images, openapi, parsing
 from edgeapp.admission import reservation, shed_if_full, shedder
 from edgeapp.envelope import EnvelopePlugin, InFlight, JsonErrorApp, error_body, ms, request_timing
 from edgeapp.errors import BadRequest, EdgeError, NotFound, NotReady
@@ -79,6 +79,7 @@ class Api:
         self.deepstack = deepstack.DeepStack(self)
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
         self.shed = shedder(accel)
+        self.balancers = balancers.BalancerChecks()  # who checks this board's health (edgeapp-fleet haproxy)
 
     def routes(self):
         """Every route: (method, path, handler, route config). The handler's name is its metrics label."""
@@ -235,20 +236,25 @@ class Api:
                 "uptime_s": round(time.time() - self.started, 1),
                 "models_ready": sorted(engine.models), "models_failed": sorted(engine.failed)}
 
-    def quick(self, method, target):
+    def quick(self, method, target, peer=None):
         """The HTTP server's selector thread answers GET /api/health with this, without a thread
-        (edgeapp.httpd.Server.quick): (status, headers, body) or None for everything else."""
+        (edgeapp.httpd.Server.quick): (status, headers, body) or None for everything else. A
+        balancer's check (?balancer=NAME) from address peer is recorded for /api/status."""
         if method != b"GET" or target.split(b"?", 1)[0] != b"/api/health":
             return None
         t0 = time.monotonic()
         headers = [("Content-Type", JSON_TYPE)] + SECURITY_HEADERS
         try:
             status, code, body = 200, 0, dumps(success(self.health())).encode("utf-8")
+            answer = "ready"
         except EdgeError as e:
-            status, code, body = e.status, e.code, error_bytes(e)
+            status, code, body, answer = e.status, e.code, error_bytes(e), e.msg
             retry = retry_after_header(e)
             if retry is not None:
                 headers.append(("Retry-After", retry))
+        name = balancers.balancer_name(target)
+        if name is not None:
+            self.balancers.saw(name, peer, status, answer)
         self.metrics.observe("health", "-", code, {"total": ms(t0)})
         return status, headers, body
 
@@ -267,6 +273,7 @@ class Api:
         faces = self.faces.status()
         if faces is not None:
             data["faces"] = faces  # people, faces, memory; faces of another model, to register again
+        data["balancers"] = self.balancers.report()  # the load balancers checking this board, if any
         return data
 
     def _model_status(self, status):

@@ -76,9 +76,9 @@ class Front:
         shed = self.api_shed
         return None if shed is None else shed(method, target, waiting)
 
-    def quick(self, method, target):
+    def quick(self, method, target, peer=None):
         quick = self.api_quick
-        return None if quick is None else quick(method, target)
+        return None if quick is None else quick(method, target, peer)
 
     def serve_api(self, app):
         """From now on: make_app's app, with its own shed and quick answers."""

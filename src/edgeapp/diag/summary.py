@@ -12,7 +12,7 @@ NAMED = 5  # people to register again named on the console, at most
 def summary_lines(facts):
     """(lines, each at most WIDTH columns; True when the service and every model are healthy)."""
     out = _header(facts)
-    for section in (_service, _network, _models, _faces, _queue, _memory, _board, _log):
+    for section in (_service, _network, _fleet, _models, _faces, _queue, _memory, _board, _log):
         out += section(facts)
     ok, reason = verdict(facts)
     out.append("-" * WIDTH)
@@ -68,6 +68,34 @@ def _network(facts):
     addrs = ", ".join("%s %s" % a for a in facts.board.interfaces)
     return (field("urls", "  ".join(netinfo.service_urls(s.host, s.port)))
             + field("addresses", addrs or "none: no network interface is up with an IPv4 address"))
+
+
+def _fleet(facts):
+    """Whether a load balancer (edgeapp-fleet haproxy) sends this board requests: from its health
+    checks, as the service recorded them (/api/status). Nothing when the service did not answer."""
+    st = facts.answers.status_data()
+    if not isinstance(st, dict) or "balancers" not in st:
+        return []
+    checks = st["balancers"] or []
+    if not checks:
+        return field("fleet", "no balancer has checked this board")
+    out = field("fleet", fleet_text(checks[0]))
+    for other in checks[1:]:
+        out += more(fleet_text(other))
+    return out
+
+
+def fleet_text(check):
+    """'in (checked by lb1 at 10.0.0.2 every 2 s, last 1 s ago: ready)', or 'out: ...' and why."""
+    who = "%s at %s" % (check["balancer"], check["address"] or "?")
+    every = "every %.0f s" % check["interval_s"] if check.get("interval_s") else "first check"
+    ago = "%.0f s ago" % check["last_s_ago"]
+    # HAProxy checks every few seconds: three intervals (at least 10 s) without one means it stopped.
+    if check["last_s_ago"] > max(3 * (check.get("interval_s") or 2), 10):
+        return "out? %s last checked %s (%s): it stopped checking or cannot reach this board" % (who, ago, every)
+    if check["status"] == 200:
+        return "in (checked by %s %s, last %s: ready)" % (who, every, ago)
+    return "out: %s was told %d %s (%s, last %s)" % (who, check["status"], check["answer"], every, ago)
 
 
 def _models(facts):

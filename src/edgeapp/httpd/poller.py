@@ -175,7 +175,7 @@ class Poller:
         if request is None:
             return False
         target, close = request
-        answer = self.server.quick(b"GET", target)
+        answer = self.server.quick(b"GET", target, conn.remote_addr)
         if answer is None:
             return False
         status, headers, body = answer

@@ -23,8 +23,9 @@ class Server:
     one of them (beyond: an immediate 503); backlog: connections the kernel holds until accepted.
     shed(method, target, waiting) -> an error to answer at once from the request line, or None;
     waiting: POSTs handed to the threads that none has started yet (a burst of uploads must not
-    all pass before one starts). quick(method, target) -> (status, headers, body) the application
-    answers from the request line alone, in the selector thread, or None. Neither may ever wait.
+    all pass before one starts). quick(method, target, peer) -> (status, headers, body) the
+    application answers from the request line alone (peer: the client's address), in the selector
+    thread, or None. Neither may ever wait.
     (Measured with quick for GET /api/health: p50 2.1 -> 0.9 ms idle, p99 23 -> 12 ms under load.)
     limits: a Limits (timeouts, sizes, the selector's priority)."""
 
