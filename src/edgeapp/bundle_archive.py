@@ -54,7 +54,7 @@ def members(tar, max_bytes):
             if len(parts) > 1:
                 out.append((parts[1:], m))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise ArchiveError("not a readable .tar.gz archive (%s); %s" % (e, MAKE_IT))
+        raise ArchiveError("not a readable .tar.gz archive (%s); %s" % (_first_line(e), MAKE_IT))
     if top is None:
         raise ArchiveError("the archive is empty; %s" % MAKE_IT)
     return top, out
@@ -121,7 +121,7 @@ def _open(path):
     try:
         return tarfile.open(path, "r:*")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise ArchiveError("not a readable .tar.gz archive (%s); %s" % (e, MAKE_IT))
+        raise ArchiveError("not a readable .tar.gz archive (%s); %s" % (_first_line(e), MAKE_IT))
 
 
 def _make_parents(folder, parts, dirs):
@@ -154,6 +154,10 @@ def _write(src, target, size):
         out.flush()
         os.fsync(out.fileno())
     return h.hexdigest()
+
+
+def _first_line(e):
+    return (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
 
 
 def fsync_dir(path):
