@@ -84,6 +84,8 @@ class Api:
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
         self.shed = shedder(accel)
         self.digests = DigestCache()  # each bundle's sha256 for GET /api/models, hashed again only on change
+        threading.Thread(target=lambda: [self.digests.of(b.folder) for b in list(engine.bundles.values())],
+                         name="bundle-digests", daemon=True).start()  # hashed once now, not in the first GET
         self.pushes = None if reload is None else ModelPush(settings, accel, reload, lambda: engine.failed,
                                                             self.digests)
 

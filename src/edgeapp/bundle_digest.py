@@ -65,6 +65,8 @@ class DigestCache:
 
     def of(self, folder):
         """The bundle digest of folder, or None if it cannot be read."""
+        if not os.path.isdir(folder):
+            return None
         try:
             stamp = _stamp(folder)
             with self._lock:

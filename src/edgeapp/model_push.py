@@ -47,7 +47,6 @@ class ModelPush:
 
     def __init__(self, settings, accel, reload, failed, digests=None):
         self.settings, self.accel, self.reload, self.failed = settings, accel, reload, failed
-        self.store = model_store.ModelStore(settings.model_dir)
         self.digests = digests or DigestCache()
         self._lock = threading.Lock()
 
@@ -80,6 +79,10 @@ class ModelPush:
             log.info("model %d (%s) removed from %s", mid, b.name, b.folder)
             return {"action": "removed", "id": mid, "name": b.name, "folder": os.path.basename(b.folder),
                     "sha256": digest, "reload": done}
+
+    @property
+    def store(self):
+        return model_store.ModelStore(self.settings.model_dir)
 
     # -- the steps ---------------------------------------------------------------------------
     def _one_at_a_time(self):
