@@ -649,7 +649,7 @@ def test_starting_app_says_not_ready():
 # ---- the seams: handlers, plugins and the answer headers, each without a server ---------------
 
 class _Engine(_BrokenEngine):
-    bundles = {2: type("Bundle", (), {"name": "face", "input_shape": [1, 3, 8, 8]})()}
+    bundles = {2: type("Bundle", (), {"name": "face", "input_shape": [1, 3, 8, 8], "folder": "/nonexistent/face"})()}
     models, failed = {2: object()}, {5: "it failed to load"}
 
     def describe(self):
@@ -669,7 +669,7 @@ def test_api_handlers_are_methods_that_answer_without_http():
             return {"state": self.state}
 
     api = Api(_Engine(), Accel(), _Settings())
-    assert api.models() == [{"id": 2, "name": "face"}]
+    assert api.models() == [{"id": 2, "name": "face", "sha256": None}]  # None: its folder cannot be read
     health = api.health()
     assert health["ready"] is True and health["models_ready"] == [2] and health["models_failed"] == [5]
     with pytest.raises(NotFound):

@@ -18,6 +18,8 @@ import bottle
 from bottle import request, response
 
 from edgeapp import __version__, balancers, budget, callback, deepstack, deepstack_face, images, openapi, parsing
+from edgeapp.bundle_digest import DigestCache
+from edgeapp.model_push import ModelPush
 from edgeapp.admission import reservation, shed_if_full, shedder
 from edgeapp.envelope import EnvelopePlugin, InFlight, JsonErrorApp, error_body, ms, request_timing
 from edgeapp.errors import BadRequest, EdgeError, NotFound, NotReady
@@ -30,7 +32,8 @@ from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, error_bytes, ret
 __all__ = ["Api", "make_app", "starting_app"]
 
 ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/binary?mid=N, "
-             "POST /api/model/service/multipart, GET /api/models, POST /api/models/reload, GET /api/health, "
+             "POST /api/model/service/multipart, GET /api/models, POST /api/models, DELETE /api/models/ID, "
+             "POST /api/models/reload, GET /api/health, "
              "GET /api/status, GET /metrics, GET /ui/")
 UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
 UI_FILES = ("index.html", "app.js", "style.css")
@@ -41,6 +44,7 @@ ENVELOPE = {"answer": "envelope"}                       # the envelope, behind t
 OPEN = {"answer": "envelope", "open_access": True}      # the envelope, no token needed
 INFERENCE = {"answer": "envelope", "inference": True}   # also admission, in-flight count, Server-Timing
 OWN = {}                                                # answers in its own format
+PUSH = {"answer": "envelope", "body_limit": "max_bundle_bytes"}  # a bundle archive: its own size bound
 
 
 def make_app(engine, accel, settings, reload=None):
@@ -80,6 +84,11 @@ class Api:
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
         self.shed = shedder(accel)
         self.balancers = balancers.BalancerChecks()  # who checks this board's health (edgeapp-fleet haproxy)
+        self.digests = DigestCache()  # each bundle's sha256 for GET /api/models, hashed again only on change
+        threading.Thread(target=lambda: [self.digests.of(b.folder) for b in list(engine.bundles.values())],
+                         name="bundle-digests", daemon=True).start()  # hashed once now, not in the first GET
+        self.pushes = None if reload is None else ModelPush(settings, accel, reload, lambda: engine.failed,
+                                                            self.digests)
 
     def routes(self):
         """Every route: (method, path, handler, route config). The handler's name is its metrics label."""
@@ -92,6 +101,8 @@ class Api:
         ] + self.deepstack.routes() + self.faces.routes() + [  # DeepStack / CodeProject.AI, on the same models
             ("GET", "/api/models", self.models, ENVELOPE),
             ("POST", "/api/models/reload", self.reload_models, ENVELOPE),
+            ("POST", "/api/models", self.push_model, PUSH),
+            ("DELETE", "/api/models/<mid>", self.delete_model, ENVELOPE),
             ("GET", "/metrics", self.prometheus, OWN),
             ("GET", "/api/openapi.json", self.openapi_document, OWN),
             ("GET", "/", self.root, OPEN),
@@ -213,14 +224,30 @@ class Api:
     # ---- models, health, status ----
 
     def models(self):
-        return self.engine.describe()
+        out = self.engine.describe()
+        for d in out:  # what the push tool compares with the archive it pushed (edgeapp.bundle_digest)
+            d["sha256"] = self.digests.of(self.engine.bundles[d["id"]].folder)
+        return out
 
     def reload_models(self):
         """Re-read the model folder while serving (as SIGHUP does): what was added, replaced, removed."""
         if self.reload is None:
             raise NotFound("this server cannot reload its models")
-        done = self.reload()
-        return {k: ({str(m): why for m, why in v.items()} if isinstance(v, dict) else v) for k, v in done.items()}
+        return reload_answer(self.reload())
+
+    def push_model(self):
+        """Install the bundle archive in the body (edgeapp.model_push), then reload."""
+        if self.pushes is None:
+            raise NotFound("this server cannot install models")
+        limit = self.settings.max_bundle_bytes
+        done = self.pushes.push(lambda out: parsing.copy_body(out, limit, "EDGEAPP_MAX_BUNDLE_BYTES"))
+        return dict(done, reload=reload_answer(done["reload"]))
+
+    def delete_model(self, mid):
+        if self.pushes is None:
+            raise NotFound("this server cannot remove models")
+        done = self.pushes.delete(parsing.model_id(mid))
+        return dict(done, reload=reload_answer(done["reload"]))
 
     def health(self):
         """Ready or NotReady. State only: no accelerator round trip, so this answers while
@@ -318,6 +345,11 @@ class Api:
         if name not in UI_FILES:  # the page's own files only: no path ever comes from the client
             return error_body(NotFound("no file %s in the page; open /ui/" % short(name)))
         return bottle.static_file(name, root=UI_DIR)
+
+
+def reload_answer(done):
+    """A reload's result as JSON keys: model ids as strings."""
+    return {k: ({str(m): why for m, why in v.items()} if isinstance(v, dict) else v) for k, v in done.items()}
 
 
 def forgive_slashes():

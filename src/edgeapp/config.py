@@ -155,6 +155,9 @@ FIELDS = {
                       "with Retry-After the predicted wait. 0: never wait"),
     "request_timeout": (lambda s: _number(s, 0.1, 3600), 30.0, "seconds a request may wait for inference"),
     "max_body_bytes": (lambda s: _bytes(s, 1024, 1024 ** 3), 20 * 1024 ** 2, "largest request body, bytes"),
+    "max_bundle_bytes": (lambda s: _bytes(s, 1024 * 1024, 16 * 1024 ** 3), 256 * 1024 ** 2,
+                         "largest model bundle pushed to POST /api/models, bytes, packed and unpacked (streamed "
+                         "to the model folder's disk, never held in memory)"),
     "max_pixels": (lambda s: _integer(s, 1), 40 * 1000 * 1000, "largest image, width x height"),
     "reduced_decode": (_choice("on", "off"), "on",
                        "decode a JPEG at 1/2, 1/4 or 1/8 size when the model's input is that much smaller "

@@ -59,7 +59,8 @@ class EnvelopePlugin:
     def _admit(self, route):
         """What a request must pass before its handler runs."""
         if request.method == "POST":
-            check_length(self.settings.max_body_bytes)
+            limit = route.config.get("body_limit", "max_body_bytes")  # a setting's name (Api.routes)
+            check_length(getattr(self.settings, limit), "EDGEAPP_" + limit.upper())
         if self.settings.token and not route.config.get("open_access"):
             check_token(self.settings.token)
         if route.config.get("inference"):

@@ -109,6 +109,38 @@ class FaceDbUnavailable(EdgeError):
     status = 503
 
 
+class BadBundle(EdgeError):
+    """A pushed bundle archive is refused: unsafe or malformed archive, bad bundle.json, a model
+    file that does not load (POST /api/models)."""
+    code = 1016
+    status = 400
+
+
+class BundleUnfit(EdgeError):
+    """A pushed bundle is sound but not for this board: another target, over the memory budget,
+    larger than the worker's slots."""
+    code = 1017
+    status = 422
+
+
+class ModelConflict(EdgeError):
+    """A pushed bundle's id, name or folder is another installed bundle's."""
+    code = 1018
+    status = 409
+
+
+class PushDisabled(EdgeError):
+    """Pushing or deleting models needs an access token, and the board has none configured."""
+    code = 1019
+    status = 403
+
+
+class ModelDirFailed(EdgeError):
+    """The model folder cannot be written (read-only, full)."""
+    code = 1020
+    status = 507
+
+
 class Internal(EdgeError):
     """Anything unexpected; details go to the log, never to the client."""
     code = 1099

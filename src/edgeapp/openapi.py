@@ -50,6 +50,7 @@ _INFER_ERRORS = (400, 401, 404, 408, 413, 503, 504)
 _DS_ERRORS = {str(s): {"description": "error", "content": {"application/json": {"schema": DS_ANSWER}}}
               for s in (400, 401, 404, 409, 413, 500, 503, 504)}
 _BINARY = {"type": "string", "format": "binary"}
+_PUSH_ERRORS = (400, 401, 403, 404, 408, 409, 413, 422, 503, 507)
 
 
 def _face_routes():
@@ -110,8 +111,17 @@ def document():
             "responses": _responses(_envelope({"type": "array", "items": {
                 "type": "object", "required": ["model_id", "result"],
                 "properties": dict(RESULTS["properties"], model_id={"type": "integer"})}}), *_INFER_ERRORS)}},
-        "/api/models": {"get": {"summary": "Installed models", "responses": _responses(
-            _envelope({"type": "array", "items": {"type": "object"}}), 401)}},
+        "/api/models": {"get": {"summary": "Installed models, each with its bundle's sha256", "responses": _responses(
+            _envelope({"type": "array", "items": {"type": "object"}}), 401)},
+            "post": {"summary": "Install a bundle archive (.tar.gz of a bundle folder), checked first, then reload "
+                                "(needs the board's token)",
+                     "requestBody": {"required": True, "content": {"application/gzip": {"schema": _BINARY},
+                                                                   "application/octet-stream": {"schema": _BINARY}}},
+                     "responses": _responses(_envelope({"type": "object"}), *_PUSH_ERRORS)}},
+        "/api/models/{mid}": {"delete": {
+            "summary": "Remove one bundle from the model folder, then reload (needs the board's token)",
+            "parameters": [{"name": "mid", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": _responses(_envelope({"type": "object"}), *_PUSH_ERRORS)}},
         "/api/models/reload": {"post": {"summary": "Re-read the model folder while serving",
                                         "responses": _responses(_envelope({"type": "object"}), 401, 404, 503)}},
         "/api/health": {"get": {"summary": "Liveness and readiness",

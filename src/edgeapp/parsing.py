@@ -7,6 +7,7 @@ an argument read bottle's thread-local `request`.
 """
 import base64
 import binascii
+import contextlib
 import hmac
 import io
 import json
@@ -83,8 +84,8 @@ def deadline_seconds(raw, cap):
 
 # ---- body -------------------------------------------------------------------------------------
 
-def check_length(limit):
-    """Refuse a body whose declared length is over the limit, before reading any of it."""
+def check_length(limit, setting="EDGEAPP_MAX_BODY_BYTES"):
+    """Refuse a body whose declared length is over the limit (the setting named), before reading any of it."""
     raw = request.environ.get("CONTENT_LENGTH") or ""
     if raw.strip():
         try:
@@ -94,13 +95,46 @@ def check_length(limit):
         if n < 0:
             raise BadRequest("Content-Length %d is negative" % n)
         if n > limit:
-            raise TooLarge("the body is %d bytes; the limit is %d bytes (EDGEAPP_MAX_BODY_BYTES)" % (n, limit))
+            raise TooLarge("the body is %d bytes; the limit is %d bytes (%s)" % (n, limit, setting))
 
 
 def read_body(limit):
     """The whole request body as bytes, never more than limit (also for chunked uploads)."""
-    try:
+    with _body_errors():
         return _read_body_from(request.environ, limit)
+
+
+def copy_body(out, limit, setting):
+    """Write the request body to the binary file out as it arrives (never whole in memory);
+    TooLarge past limit bytes (the setting named); returns the byte count. out's own errors
+    (a full disk) pass through as they are."""
+    env = request.environ
+    stream = env.get("wsgi.input")
+    raw = (env.get("CONTENT_LENGTH") or "").strip()
+    want = int(raw) if raw else None  # check_length has vetted it
+    if stream is None or not (want is not None or env.get("wsgi.input_terminated")
+                              or "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower()):
+        return 0  # neither a length nor chunked: HTTP says there is no body
+    got = 0
+    while want is None or got < want:
+        with _body_errors():
+            part = stream.read(READ_CHUNK if want is None else min(READ_CHUNK, want - got))
+        if not part:
+            if want is not None:
+                raise BadRequest("the body ended after %d of its %d bytes" % (got, want))
+            break
+        got += len(part)
+        if got > limit:
+            raise TooLarge("the body is over the limit of %d bytes (%s)" % (limit, setting))
+        out.write(part)
+    return got
+
+
+@contextlib.contextmanager
+def _body_errors():
+    """What can go wrong while a body is read, as the EdgeError that says so."""
+    try:
+        yield
     except socket.timeout:
         # edgeapp.httpd's clock: the body came slower than its minimum rate.
         raise RequestTimeout("the body arrived too slowly; the server does not wait for uploads that stall")

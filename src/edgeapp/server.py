@@ -6,13 +6,14 @@ then the accelerator, and serve() returns 0. When ready, one banner line (versio
 models ready) goes to the log and, if configured, to the console: the first thing a person on
 the serial console sees. The pidfile, if configured, exists exactly while the process serves.
 """
+import errno
 import os
 import logging
 import signal
 import threading
 import time
 
-from edgeapp import __version__, budget, config, facedb, memory, netinfo, pidfile
+from edgeapp import __version__, budget, config, facedb, memory, model_store, netinfo, pidfile
 from edgeapp.api import make_app, starting_app
 from edgeapp.bundle import load_bundles
 from edgeapp.engine import Engine
@@ -182,6 +183,7 @@ class Service:
             return 1
         if http_cpus:
             log.info("CPUs: HTTP %s, accelerator worker %s", config.format_cpus(http_cpus), settings.worker_cpus)
+        recover_models(settings.model_dir)
         # A broken bundle folder is reported and skipped: the others still serve. (A missing
         # model folder still stops us: BundleError.)
         unreadable = {}
@@ -301,6 +303,17 @@ def make_http_server(settings, front):
         shed=front.shed, quick=front.quick,  # both say nothing until the API is up
         limits=HTTPLimits(idle_timeout=SOCKET_TIMEOUT),
     )
+
+
+def recover_models(model_dir):
+    """Finish or undo a model push or delete that a power cut interrupted (edgeapp.model_store),
+    before the bundles are read. A read-only model folder has nothing to recover."""
+    try:
+        for line in model_store.recover(model_dir):
+            log.warning("model folder %s: %s", model_dir, line)
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.ENOENT):
+            log.error("model folder %s: recovering an interrupted model push failed: %s", model_dir, e)
 
 
 def reload_models(engine, accel, settings):

@@ -6,6 +6,7 @@ replies. The protocol is edgeapp.protocol's; the process that starts, watches an
 one is edgeapp.worker_process.
 """
 import argparse
+import json
 import logging
 import os
 import signal
@@ -174,7 +175,8 @@ def _die_with_parent(parent_pid):
 
 
 def probe_main(args):
-    """Load and warm some bundles in this throwaway process: exit 0 if every one is ready."""
+    """Load and warm some bundles in this throwaway process: exit 0 if every one is ready. Prints
+    why one failed (a line, empty if none did), then each model's status as JSON (a line)."""
     from edgeapp.accelerator import LocalAccelerator
     from edgeapp.bundle import load_bundles
 
@@ -183,7 +185,8 @@ def probe_main(args):
     accel = LocalAccelerator(_select(load_bundles(args.model_dir, errors={}), args), engine_settings(args))
     failed = ["model %d: %s" % (mid, st["reason"]) for mid, st in sorted(accel.model_status().items())
               if not st["ready"]]
-    print("; ".join(failed))
+    print("; ".join(failed))  # the first line: why (trial_load reads it)
+    print(json.dumps({str(mid): st for mid, st in accel.model_status().items()}))  # the second: the figures
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ A restart does not warm up again the models whose figures the first start measur
 seconds (PP-OCR det: ~2 s of its first run allocating ~550 MB on x86), and the first job of each
 reaches the same memory, because every tensor has the model's one fixed input shape.
 """
+import json
 import logging
 import os
 import queue
@@ -406,15 +407,26 @@ def worker_command(*args):
 def probe(b, options):
     """Load and warm one bundle in a throwaway process, on the worker's engine; None if it works,
     else why not."""
+    return trial_load(b, options)[0]
+
+
+def trial_load(b, options):
+    """probe(), and what the probe measured: (None or why not, the model's status there, with its
+    memory_mb after warm-up, or {})."""
     cmd = worker_command("--probe", "--model-dir", os.path.dirname(b.folder), "--only", str(b.id),
                          *options.engine_args())
     try:
         p = subprocess.run(cmd, env=options.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, timeout=options.start_timeout)
     except subprocess.TimeoutExpired:
-        return "loading it took longer than %.0f s" % options.start_timeout
+        return "loading it took longer than %.0f s" % options.start_timeout, {}
+    lines = p.stdout.decode("utf-8", "replace").split("\n")
     if p.returncode != 0:
-        why = p.stdout.decode("utf-8", "replace").strip()
+        why = lines[0].strip()
         return why or ("loading its model file crashed Paddle Lite (exit code %s): the file is corrupt "
-                       "or was built for another target or version" % p.returncode)
-    return None
+                       "or was built for another target or version" % p.returncode), {}
+    try:
+        status = json.loads(lines[1]).get(str(b.id), {})
+    except (IndexError, ValueError, AttributeError):
+        status = {}
+    return None, status

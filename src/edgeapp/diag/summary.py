@@ -119,7 +119,14 @@ def _served_models(models, status):
     out = field("models", "%d ready, %d failed" % (ready, len(models) - ready))
     for m in models:
         out += _model_row(m, stats.get(m["id"], {}))
-    return out + _engines(models, status.get("engines") or {})
+    return out + _engines(models, status.get("engines") or {}) + _digests(models)
+
+
+def _digests(models):
+    """Which bundle each model is (its sha256, first 12 characters: GET /api/models has it whole),
+    so a person can tell a pushed bundle, or which one a board kept after a power cut mid-push."""
+    known = ["%d %s" % (m["id"], m["sha256"][:12]) for m in models if m.get("sha256")]
+    return field("bundles", "sha256 " + ", ".join(known)) if known else []
 
 
 def _engines(models, versions):
