@@ -19,12 +19,9 @@ import re
 import socket
 import sys
 
-_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))), "src")
-if os.path.isdir(_SRC) and _SRC not in sys.path:
-    sys.path.insert(0, _SRC)  # edgeapp's standard-library modules, from this checkout
-
-from edgeapp import errors  # noqa: E402
-from edgeapp.results import dumps, failure  # noqa: E402
+from tools.fleet.boards import DEFAULT_PORT, board_name, read_boards  # tools.fleet puts src/ on the path
+from edgeapp import errors
+from edgeapp.results import dumps, failure
 
 try:
     from edgeapp.config import FIELDS
@@ -32,7 +29,6 @@ try:
 except ImportError:  # a copy of tools/fleet without the service: its documented defaults
     REQUEST_TIMEOUT, MAX_BODY_BYTES = 30.0, 20 * 1024 ** 2
 
-DEFAULT_PORT = 9876
 # Bodies up to this size are held whole by the balancer (tune.bufsize), so a board's 503 or a
 # board dying mid-request sends them to another board; larger ones are streamed, and only a refused
 # connection is retried for them. 1 MiB holds a 1080p camera snapshot (200-600 KB, a third more
@@ -88,27 +84,8 @@ def parser():
 
 
 def board_list(items):
-    """[(server name, host:port)] from host:port arguments and @FILEs of them."""
-    out = []
-    for item in items:
-        lines = _file_lines(item[1:]) if item.startswith("@") else [item]
-        out += [_address(line) for line in lines]
-    if not out:
-        raise ValueError("no boards given")
-    return [("board%d" % (i + 1), addr) for i, addr in enumerate(out)]
-
-
-def _file_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.split("#", 1)[0].strip() for line in f if line.split("#", 1)[0].strip()]
-
-
-def _address(text):
-    """host:port (the default port when left out); a host name, IPv4 address or [IPv6] address."""
-    m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?", text.strip())
-    if not m or not 0 < int(m.group(2) or DEFAULT_PORT) < 65536:
-        raise ValueError("not a host:port: %r" % text)
-    return "%s:%s" % (m.group(1), m.group(2) or DEFAULT_PORT)
+    """[(server name, host:port)] from host:port arguments and @FILEs of them (tools.fleet.boards)."""
+    return [("board%d" % (i + 1), board_name(b)) for i, b in enumerate(read_boards(items))]
 
 
 def _host_name():

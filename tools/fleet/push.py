@@ -24,12 +24,8 @@ import threading
 import urllib.error
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "src"))
-sys.path.insert(0, REPO)
-
-from edgeapp.bundle_archive import ArchiveError, archive_digest  # noqa: E402  (standard library only)
-from tools.fleet.boards import BoardError, board_name, read_boards  # noqa: E402
+from tools.fleet.boards import BoardError, board_name, read_boards  # tools.fleet puts src/ on the path
+from edgeapp.bundle_archive import ArchiveError, archive_digest  # standard library only
 
 TIMEOUT = 600.0  # seconds for one board's answer: it loads and warms the model twice before it answers
 SHORT = 12       # sha256 characters shown in the table
