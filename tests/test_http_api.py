@@ -670,8 +670,12 @@ def test_api_handlers_are_methods_that_answer_without_http():
 
     api = Api(_Engine(), Accel(), _Settings())
     assert api.models() == [{"id": 2, "name": "face", "sha256": None}]  # None: its folder cannot be read
-    health = api.health()
+    health = api.readiness()
     assert health["ready"] is True and health["models_ready"] == [2] and health["models_failed"] == [5]
+    # A load balancer's check: a board with a failed model is out (the other boards serve model 5).
+    status, _, body = api.quick(b"GET", b"/api/health?balancer=lb-0", "10.0.0.9")
+    assert status == 503 and "a model failed (5: " in json.loads(body)["msg"]
+    api.balancers.last.clear()
     with pytest.raises(NotFound):
         api.reload_models()  # this Api was given no reload
     reloaded = Api(_Engine(), Accel(), _Settings(), reload=lambda: {"added": [3], "failed": {4: "bad"}})
@@ -682,7 +686,7 @@ def test_api_handlers_are_methods_that_answer_without_http():
         api.service_binary()
     api.accel.state = "restarting"
     with pytest.raises(NotReady) as e:
-        api.health()
+        api.readiness()
     assert "restarting" in e.value.msg and e.value.retry_after == 2
     status, headers, body = api.quick(b"GET", b"/api/health?verbose=1")  # the selector thread's answer
     assert status == 503 and ("Retry-After", "2") in headers and json.loads(body)["code"] == 1011

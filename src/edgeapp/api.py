@@ -250,15 +250,23 @@ class Api:
         return dict(done, reload=reload_answer(done["reload"]))
 
     def health(self):
+        """GET /api/health when the selector thread did not answer it (Api.quick): the same answer."""
+        return self.readiness(every_model="balancer" in request.query)
+
+    def readiness(self, every_model=False):
         """Ready or NotReady. State only: no accelerator round trip, so this answers while
-        inference is saturated."""
+        inference is saturated. every_model (a load balancer's check): a board with any model
+        failed is not ready either, so the balancer sends that model's requests to the boards
+        that serve it instead of to one that answers 404."""
         state = accel_status(self.accel)["state"]
         if state != "ready":
             raise _not_ready("not ready: the accelerator is %s" % state)
         engine = self.engine
+        failed = "; ".join("%d: %s" % (mid, why) for mid, why in sorted(engine.failed.items()))
         if not engine.models:
-            raise _not_ready("not ready: no model is ready (%s)" % "; ".join(
-                "%d: %s" % (mid, why) for mid, why in sorted(engine.failed.items())) or "none installed")
+            raise _not_ready("not ready: no model is ready (%s)" % (failed or "none installed"))
+        if every_model and failed:
+            raise _not_ready("not ready for a load balancer: a model failed (%s)" % failed)
         return {"ready": True, "state": state, "version": __version__,
                 "uptime_s": round(time.time() - self.started, 1),
                 "models_ready": sorted(engine.models), "models_failed": sorted(engine.failed)}
@@ -271,15 +279,15 @@ class Api:
             return None
         t0 = time.monotonic()
         headers = [("Content-Type", JSON_TYPE)] + SECURITY_HEADERS
+        name = balancers.balancer_name(target)
         try:
-            status, code, body = 200, 0, dumps(success(self.health())).encode("utf-8")
+            status, code, body = 200, 0, dumps(success(self.readiness(every_model=name is not None))).encode("utf-8")
             answer = "ready"
         except EdgeError as e:
             status, code, body, answer = e.status, e.code, error_bytes(e), e.msg
             retry = retry_after_header(e)
             if retry is not None:
                 headers.append(("Retry-After", retry))
-        name = balancers.balancer_name(target)
         if name is not None:
             self.balancers.saw(name, peer, status, answer)
         self.metrics.observe("health", "-", code, {"total": ms(t0)})
