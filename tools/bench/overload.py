@@ -133,16 +133,16 @@ def overload_case(args, srv, mid, work, seconds, run_no):
                             cpus=cpus if name in ("burst", "burst_fit") else "")
         one["peak_mb"] = srv.sampler.peak(t0, time.monotonic())
         r[name] = {k: one[k] for k in OVERLOAD_FIELDS}
-        log_load(run_no, r, name, one)
+        log_load(run_no, r, name, one, clients)
         srv.wait_idle(args.request_timeout + 10)  # the admitted ones finish before the next load
     return r
 
 
-def log_load(run_no, r, name, one):
+def log_load(run_no, r, name, one, clients):
     log("run %d overload mid %d, %s, %d clients x %.1f MB: %d ok, %d 503 (p50 %s, p99 %s, max %s ms; %d within "
         "50 ms; at the clients' sockets p50 %s, p99 %s, max %s ms, %s within 50 ms), peak RSS %.0f MB (idle %.0f "
         "+ queue budget %.0f)" % (
-            run_no, r["mid"], name, r["clients"], r["body_mb"], one["ok"], one["busy"], f1(one["busy_p50_ms"]),
+            run_no, r["mid"], name, clients, r["body_mb"], one["ok"], one["busy"], f1(one["busy_p50_ms"]),
             f1(one["busy_p99_ms"]), f1(one["busy_max_ms"]), one["busy_within_50ms"], f1(one["arrived_p50_ms"]),
             f1(one["arrived_p99_ms"]), f1(one["arrived_max_ms"]), f1(one["arrived_within_50ms"], "%d"),
             one["peak_mb"], r["idle_mb"], r["queue_budget_mb"]))
