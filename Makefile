@@ -47,7 +47,7 @@ find_python = for p in python$(1) "$$(pyenv root 2>/dev/null)"/versions/$(1).*/b
 PYTHON   ?= $(shell $(call find_python,3.10))
 PYTHON38 ?= $(shell $(call find_python,3.8))
 
-.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm paddle-lite-arm boot-test bench-fleet
+.PHONY: help setup deps models tool-venv tool-venv-tfjs npm-tool zoo test test-zoo test-tool-runs check-py38 py38-imports run bench bench-service bench-accuracy bench-faces bench-objects soak clean install overlay test-tools wheel peer-lib bench-engines arm-tools arm-root test-arm paddle-lite-arm boot-test bench-fleet push-test-models
 
 help:
 	@echo "edgeapp make targets (board $(BOARD), Paddle Lite target $(LITE_TARGET)):"
@@ -62,7 +62,8 @@ help:
 	@echo "  zoo         build the optional zoo bundles into $(ZOO_DIR): layout (~930 MB under Lite x86),"
 	@echo "              objects-centernet (a second COCO detector; no licence stated upstream),"
 	@echo "              objects-yolov3-tiny (a third: YOLOv3-tiny's public-domain Darknet weights)"
-	@echo "  test        setup, check-py38, test-tools, peer-lib, then run pytest over tests/ (not the optional_zoo ones)"
+	@echo "  test        setup, check-py38, test-tools, peer-lib, an arm bundle for the push tests (build/models/arm-push),"
+	@echo "              then run pytest over tests/ (not the optional_zoo ones)"
 	@echo "  test-tool-runs  setup, peer-lib, then small whole runs of the benchmark tools (OCR accuracy,"
 	@echo "              the ONNX Runtime service benchmark with its peer, the engines table; pytest -m tool_runs)"
 	@echo "  test-arm    the tests marked arm inside an emulated arm64 board (board/qemu-aarch64): its Debian root"
@@ -194,8 +195,15 @@ $(TOOL_VENV_TFJS)/.installed: tools/convert/requirements-tfjs.txt
 	  -r tools/convert/requirements-tfjs.txt
 	@touch $@
 
-test: setup check-py38 test-tools peer-lib
+test: setup check-py38 test-tools peer-lib push-test-models
 	$(VPY) -m pytest tests --benchmark-disable -m "not optional_zoo and not tool_runs" $(PYTEST_ARGS)
+
+# An arm bundle for the model-push tests: pushed to this x86 host, its .nb must be refused
+# (tests/test_model_push.py). Built from the x86 build's cache in a few seconds; up to date: nothing.
+PUSH_TEST_MODELS := build/models/arm-push
+
+push-test-models: models
+	$(VPY) tools/build_models.py --target arm --out $(PUSH_TEST_MODELS) --only text-direction --tool-venv $(TOOL_VENV)
 
 # Whole runs of the benchmark tools, small (about 1.5 minutes): kept out of make test for its
 # 15-minute budget; run after a change to tools/bench, tools/peer or tools/ocrbench.

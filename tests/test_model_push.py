@@ -17,7 +17,7 @@ from edgeapp.bundle_digest import folder_digest
 from pushing import TOKEN, auth, board_state, bundle_from, crafted, label, model_dir_of, models, pack, push
 from support import MODEL_DIR, REPO, free_port
 
-ARM_DIR = os.path.join(os.path.dirname(MODEL_DIR), "arm")
+ARM_DIR = os.path.join(os.path.dirname(MODEL_DIR), "arm-push")  # make push-test-models (make test) builds it
 FLEET = str(REPO / "tools" / "fleet" / "edgeapp-fleet")
 MAX_BUNDLE = 4 * 1024 * 1024  # the server's max_bundle_bytes here: text-direction is 1.4 MB
 
