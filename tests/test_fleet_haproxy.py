@@ -343,3 +343,62 @@ def test_a_body_over_the_retry_buffer_on_a_board_that_dies(tmp_path, read_before
         stop.set()
         board.join(5)
         listener.close()
+
+
+# ---- every board busy ---------------------------------------------------------------------------
+
+BUSY_ANSWER = (b'{"code":1005,"data":null,"msg":"the accelerator queue is full (4 jobs) and the wait for room '
+               b'would be about 7 s, longer than this board lets a request wait (queue_wait_ms); retry in 7 s"}')
+
+
+def busy_board(listener, stop, posts):
+    """A stand-in board on listener that passes its health checks and answers every POST with the
+    service's busy 503 (code 1005, Retry-After: 7), counting the POSTs in posts."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            continue
+        with conn:
+            conn.settimeout(5)
+            head = conn.recv(65536)
+            if head.startswith(b"GET"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                continue
+            posts.append(1)
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 7\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BUSY_ANSWER), BUSY_ANSWER))
+
+
+@needs_haproxy
+def test_every_board_busy_passes_the_last_boards_503_and_retry_after(tmp_path):
+    """A 503 "busy" is tried on every other board (retry-on 503, redispatch); when all are busy the
+    client gets the last board's own answer: its JSON and its Retry-After, not HAProxy's."""
+    stop, posts, listeners, threads = threading.Event(), [[], []], [], []
+    for counted in posts:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listeners.append(listener)
+        threads.append(threading.Thread(target=busy_board, args=(listener, stop, counted), daemon=True))
+        threads[-1].start()
+    port = _free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(config_for(["127.0.0.1:%d" % l.getsockname()[1] for l in listeners], "--bind",
+                              "127.0.0.1:%d" % port, "--log", "stderr", "--check-interval", "1"))
+    balancer = Balancer(cfg, tmp_path / "haproxy.log", port)
+    try:
+        balancer.wait_ready()
+        resp = requests.post("http://127.0.0.1:%d/api/model/service/binary?mid=4" % port, data=b"x" * 1000,
+                             timeout=10)
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "7"
+        assert resp.json()["code"] == 1005 and "retry in 7 s" in resp.json()["msg"]
+        assert len(posts[0]) >= 1 and len(posts[1]) >= 1 and len(posts[0]) + len(posts[1]) == 3  # 1 + 2 retries
+    finally:
+        balancer.stop()
+        stop.set()
+        for t in threads:
+            t.join(5)
+        for l in listeners:
+            l.close()

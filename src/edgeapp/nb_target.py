@@ -54,9 +54,13 @@ def board_targets(machine=None):
 
 
 def board_name(machine=None):
-    """The target name tools/build_models.py --target takes for this machine."""
-    return "x86" if "x86" in board_targets(machine) else "arm" if board_targets(machine) else (machine or
-                                                                                               platform.machine())
+    """The target name tools/build_models.py --target takes for this machine (else the machine's)."""
+    here = board_targets(machine)
+    if "x86" in here:
+        return "x86"
+    if here:
+        return "arm"
+    return machine or platform.machine()
 
 
 def mismatch(path, declared=None, machine=None):
