@@ -243,3 +243,17 @@ def test_a_bundle_over_the_memory_budget_is_refused(start_server, tmp_path_facto
     r = push(server.url, pack(big, work / "big.tar.gz"))
     assert (r.status_code, r.json()["code"]) == (422, 1017) and "over the memory budget" in r.json()["msg"], r.text
     assert os.listdir(str(d)) == ["text-direction"] and sorted(models(server.url)) == [2]
+
+
+def test_a_models_target_is_read_from_its_kernels_for_either_board():
+    # The same check on an arm board: there an x86 build is the one refused (nothing loaded).
+    from edgeapp import nb_target
+
+    x86 = os.path.join(MODEL_DIR, "text-direction", "model.nb")
+    arm = os.path.join(ARM_DIR, "text-direction", "model.nb")
+    assert nb_target.kernel_targets(x86) == {"x86"} and nb_target.kernel_targets(arm) == {"arm"}
+    assert nb_target.mismatch(x86, "x86", machine="x86_64") is None
+    assert nb_target.mismatch(arm, "arm", machine="aarch64") is None
+    assert "kernels for x86" in nb_target.mismatch(x86, None, machine="aarch64")
+    assert "--target arm" in nb_target.mismatch(x86, "x86", machine="aarch64")
+    assert "kernels for arm" in nb_target.mismatch(arm, None, machine="x86_64")
