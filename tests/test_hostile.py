@@ -391,7 +391,8 @@ def test_chunked_bodies(hostile, jpeg):
 
 @pytest.mark.parametrize("method, path, status, code", [
     ("GET", "/nope", 404, NO_ENDPOINT), ("GET", "/api", 404, NO_ENDPOINT), ("GET", "/api/nope", 404, NO_ENDPOINT),
-    ("POST", "/api/model/service/png?mid=2", 404, NO_ENDPOINT), ("GET", "/api/models/x", 404, NO_ENDPOINT),
+    ("POST", "/api/model/service/png?mid=2", 404, NO_ENDPOINT), ("GET", "/api/models/x/y", 404, NO_ENDPOINT),
+    ("GET", "/api/models/x", 405, NO_METHOD),
     ("GET", "/%00%ff", 404, NO_ENDPOINT), ("GET", "/api/model/service/binary", 405, NO_METHOD),
     ("PUT", "/api/model/service/base64", 405, NO_METHOD), ("DELETE", "/api/models", 405, NO_METHOD),
     ("PATCH", "/api/status", 405, NO_METHOD), ("OPTIONS", "/api/health", 405, NO_METHOD),
