@@ -235,10 +235,10 @@ def test_a_bundle_over_the_memory_budget_is_refused(start_server, tmp_path_facto
     (tens of MB in a fresh process, runtime included) does not fit a budget 10 MB above what the
     board uses."""
     d = model_dir_of(tmp_path_factory.mktemp("push-budget") / "models", "text-direction")
-    probe = start_server(model_dir=d, token=TOKEN)
+    probe = start_server(model_dir=d, token=TOKEN, slot_bytes="196608")  # room for the face detector's input
     used = requests.get(probe.url + "/api/status", headers=auth(), timeout=30).json()["data"]["memory"]["total_mb"]
     probe.stop()
-    server = start_server(model_dir=d, token=TOKEN, memory_budget_mb=int(used + 10))
+    server = start_server(model_dir=d, token=TOKEN, memory_budget_mb=int(used + 10), slot_bytes="196608")
     big = bundle_from(os.path.join(MODEL_DIR, "face"), work / "big-model", id=61, name="big-model")
     r = push(server.url, pack(big, work / "big.tar.gz"))
     assert (r.status_code, r.json()["code"]) == (422, 1017) and "over the memory budget" in r.json()["msg"], r.text
@@ -257,3 +257,24 @@ def test_a_models_target_is_read_from_its_kernels_for_either_board():
     assert "kernels for x86" in nb_target.mismatch(x86, None, machine="aarch64")
     assert "--target arm" in nb_target.mismatch(x86, "x86", machine="aarch64")
     assert "kernels for arm" in nb_target.mismatch(arm, None, machine="x86_64")
+
+
+def test_a_model_larger_than_the_slots_is_refused_before_loading_until_they_are_sized_for_it(
+        start_server, work, tmp_path_factory):
+    # A board with text-direction only: its slots fit a 48x192 input at start; the face detector's
+    # 128x128 is refused at once with the setting that makes room, and changes nothing. A board
+    # started with that setting takes it.
+    archive = pack(bundle_from(os.path.join(MODEL_DIR, "face"), work / "face"), work / "face.tar.gz")
+    cramped_dir = model_dir_of(tmp_path_factory.mktemp("cramped") / "models", "text-direction")
+    cramped = start_server(model_dir=cramped_dir, token=TOKEN)
+    r = push(cramped.url, archive)
+    assert (r.status_code, r.json()["code"]) == (422, 1017), r.text
+    assert "input tensor (196608 bytes)" in r.json()["msg"] and "EDGEAPP_SLOT_BYTES=196608" in r.json()["msg"]
+    assert os.listdir(str(cramped_dir)) == ["text-direction"] and sorted(models(cramped.url)) == [2]
+    cramped.stop()
+
+    roomy_dir = model_dir_of(tmp_path_factory.mktemp("roomy") / "models", "text-direction")
+    roomy = start_server(model_dir=roomy_dir, token=TOKEN, slot_bytes="196608")
+    r = push(roomy.url, archive)
+    assert r.status_code == 200 and r.json()["data"]["action"] == "added", r.text
+    assert models(roomy.url)[4][1] is True  # ready: it runs in the slots made for it

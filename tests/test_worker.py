@@ -455,7 +455,7 @@ def test_the_process_owner_on_its_own_runs_a_job_and_restarts_a_dead_worker(bund
     b = bundles[2]
     replies, deaths = queue.Queue(), queue.Queue()
     owner = WorkerProcess(LoadedModels({2: b}), WorkerOptions(MODEL_DIR, server_env(), engine=WORKER_ENGINE), slots=1,
-                          in_bytes=4 * int(np.prod(b.input_shape)), on_reply=replies.put, on_death=deaths.put,
+                          in_bytes=4 * int(np.prod(b.input_shape)), out_bytes=0, on_reply=replies.put, on_death=deaths.put,
                           busy_since=lambda: None)
     owner.start()
     try:

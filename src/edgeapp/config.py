@@ -158,6 +158,10 @@ FIELDS = {
     "max_bundle_bytes": (lambda s: _bytes(s, 1024 * 1024, 16 * 1024 ** 3), 256 * 1024 ** 2,
                          "largest model bundle pushed to POST /api/models, bytes, packed and unpacked (streamed "
                          "to the model folder's disk, never held in memory)"),
+    "slot_bytes": (lambda s: _bytes(s, 0, 1024 ** 3), 0,
+                   "room each accelerator slot keeps at least for a model's input tensor and for its outputs, "
+                   "bytes (0: sized at start for the largest model installed); set it on a board that will be "
+                   "pushed models larger than those it starts with (memory: queue_depth x twice this)"),
     "max_pixels": (lambda s: _integer(s, 1), 40 * 1000 * 1000, "largest image, width x height"),
     "reduced_decode": (_choice("on", "off"), "on",
                        "decode a JPEG at 1/2, 1/4 or 1/8 size when the model's input is that much smaller "

@@ -19,6 +19,8 @@ import logging
 import os
 import threading
 
+import numpy as np
+
 from edgeapp import budget, engines, model_store, nb_target
 from edgeapp.bundle import Bundle, BundleError, load_bundles
 from edgeapp.bundle_archive import ArchiveError, ArchiveTooLarge, unpack
@@ -127,14 +129,29 @@ class ModelPush:
         if why:
             raise BundleUnfit("bundle %s (model %d) refused: %s" % (b.name, b.id, why))
         if b.runs_model:
+            self._check_slots(b, "input tensor", 4 * int(np.prod(b.input_shape)), 0)
             self._trial(b, old)
         return b, dest, old
+
+    def _check_slots(self, b, what, need, part):
+        """BundleUnfit when the model's `what` (need bytes) does not fit its part of the worker's
+        slots (0: inputs, 1: outputs), which are sized when the service starts."""
+        room = getattr(self.accel, "slot_room", None)  # an in-process accelerator has no slots
+        if room is None:
+            return
+        have = room()[part]
+        if need > have:
+            raise BundleUnfit("bundle %s (model %d) refused: its %s (%d bytes) does not fit this board's "
+                              "accelerator slots (%d bytes), which are sized when the service starts for the "
+                              "largest model it has. Set EDGEAPP_SLOT_BYTES=%d (or more) and restart the service, "
+                              "then push it again" % (b.name, b.id, what, need, have, need))
 
     def _trial(self, b, old):
         """Load and warm it in a throwaway process; it must work and fit the memory budget."""
         why, status = trial_load(b, self.accel.options)
         if why:
             raise BadBundle("bundle %s (model %d) refused: it does not load here: %s" % (b.name, b.id, why))
+        self._check_slots(b, "outputs", status.get("output_bytes") or 0, 1)
         room = self.settings.memory_budget_mb
         if not room:
             return

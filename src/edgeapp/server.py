@@ -33,7 +33,8 @@ def _make_accelerator(bundles, settings, excluded=None):
                              cpus=config.cpu_set(settings.worker_cpus) or None,
                              spin_ms=settings.worker_spin_ms if settings.worker_cpus else 0,
                              power_mode=None if settings.lite_power_mode == "default" else settings.lite_power_mode,
-                             engine=settings.engine, ort_threads=settings.ort_threads)
+                             engine=settings.engine, ort_threads=settings.ort_threads,
+                             slot_bytes=settings.slot_bytes)
 
 
 def _start_within_budget(bundles, settings):

@@ -32,7 +32,7 @@ class WorkerAccelerator(Accelerator):
 
     def __init__(self, bundles, slots=4, job_timeout=30.0, threads=None, start_timeout=600.0, model_dir=None,
                  excluded=None, hang_timeout=None, power_mode=None, queue_wait=0.0, cpus=None, spin_ms=0,
-                 engine="paddlelite", ort_threads=0):
+                 engine="paddlelite", ort_threads=0, slot_bytes=0):
         """excluded: {mid: reason} for models the worker must not load (e.g. over the memory budget).
         hang_timeout: seconds without any reply while jobs are in flight before the watchdog kills
         the worker (default: job_timeout).
@@ -41,7 +41,9 @@ class WorkerAccelerator(Accelerator):
         cpus: the CPUs the worker runs on (a set; None: wherever the kernel puts it).
         spin_ms: after each job the worker polls for the next one this long before it sleeps
         (only worth it on CPUs of its own: elsewhere it takes CPU from the HTTP process).
-        engine, ort_threads: the engine of bundles that name none, ONNX Runtime's threads."""
+        engine, ort_threads: the engine of bundles that name none, ONNX Runtime's threads.
+        slot_bytes: room each slot keeps at least for inputs and for outputs (models pushed later
+        may be larger than those it starts with)."""
         super().__init__()
         self._job_timeout = float(job_timeout)
         if model_dir is None:
@@ -50,9 +52,9 @@ class WorkerAccelerator(Accelerator):
                                      cpus=cpus, spin_ms=spin_ms, start_timeout=start_timeout,
                                      hang_timeout=hang_timeout or job_timeout, engine=engine,
                                      ort_threads=ort_threads)
-        in_bytes = max([4 * int(np.prod(b.input_shape)) for b in bundles.values()] or [4])
+        in_bytes = max([4 * int(np.prod(b.input_shape)) for b in bundles.values()] + [4, int(slot_bytes)])
         self._pool = SlotPool(slots, queue_wait, ready=lambda: self._process.state == "ready")
-        self._process = WorkerProcess(LoadedModels(bundles, excluded), self.options, slots, in_bytes,
+        self._process = WorkerProcess(LoadedModels(bundles, excluded), self.options, slots, in_bytes, slot_bytes,
                                       on_reply=self._on_reply, on_death=self._fail_all,
                                       busy_since=self._pool.busy_since)
 
@@ -77,6 +79,11 @@ class WorkerAccelerator(Accelerator):
         """Size of the preallocated slots (all of them): a term of the memory formula."""
         memory = self._process.memory
         return memory.layout.total if memory is not None else 0
+
+    def slot_room(self):
+        """(input bytes, output bytes) each slot holds: the largest model this worker can take."""
+        layout = self._process.memory.layout
+        return layout.in_bytes, layout.out_bytes
 
     @property
     def pid(self):

@@ -186,7 +186,8 @@ def probe_main(args):
     failed = ["model %d: %s" % (mid, st["reason"]) for mid, st in sorted(accel.model_status().items())
               if not st["ready"]]
     print("; ".join(failed))  # the first line: why (trial_load reads it)
-    print(json.dumps({str(mid): st for mid, st in accel.model_status().items()}))  # the second: the figures
+    figures = {str(mid): dict(st, output_bytes=accel.output_bytes.get(mid)) for mid, st in accel.model_status().items()}
+    print(json.dumps(figures))  # the second: the figures
     return 1 if failed else 0
 
 

@@ -168,10 +168,10 @@ class WorkerProcess:
     busy_since(): since when jobs have been in flight (None: none are), for the watchdog.
     """
 
-    def __init__(self, models, options, slots, in_bytes, on_reply, on_death, busy_since):
+    def __init__(self, models, options, slots, in_bytes, out_bytes, on_reply, on_death, busy_since):
         self.models = models
         self.options = options
-        self._layout_args = (int(slots), int(in_bytes))
+        self._layout_args = (int(slots), int(in_bytes), int(out_bytes))  # out_bytes: at least
         self._on_reply, self._on_death, self._busy_since = on_reply, on_death, busy_since
         self.memory = None           # SlotMemory, sized at the first start
         self.channel = None
@@ -284,8 +284,8 @@ class WorkerProcess:
     def _attach(self, chan, ready):
         """Hand the worker the slots (made at the first start, to fit the largest outputs)."""
         if self.memory is None:
-            slots, in_bytes = self._layout_args
-            self.memory = SlotMemory.create(Layout(slots, in_bytes, max(ready.out_bytes, 4)))
+            slots, in_bytes, out_bytes = self._layout_args
+            self.memory = SlotMemory.create(Layout(slots, in_bytes, max(ready.out_bytes, out_bytes, 4)))
         elif ready.out_bytes > self.memory.layout.out_bytes:
             raise WorkerFailed("model outputs grew to %d bytes, slots hold %d"
                                % (ready.out_bytes, self.memory.layout.out_bytes))
