@@ -128,9 +128,7 @@ def table(boards, results, sha=None):
     for board in boards:
         result = results.get(board.address, (True, "-"))[1]
         models = board.models()
-        rows = [("%4s  %-20s %-6s %s" % (m.get("id"), str(m.get("name"))[:20], "yes" if m.get("ready") else "NO",
-                                          (m.get("sha256") or "-")[:SHORT] + (" <- pushed" if sha and m.get("sha256") == sha
-                                                                               else ""))) for m in models or []]
+        rows = [model_row(m, sha) for m in models or []]
         if models is None:
             rows = ["      models unknown: GET /api/models did not answer (or the token is wrong)"]
         first = "%-22s %-30s " % (board_name(board.address), result[:30])
@@ -139,6 +137,13 @@ def table(boards, results, sha=None):
         if len(result) > 30:
             lines.append("    " + result)
     return lines
+
+
+def model_row(m, sha=None):
+    """One model of GET /api/models as a table row; '<- pushed' when its bundle is sha."""
+    pushed = " <- pushed" if sha and m.get("sha256") == sha else ""
+    return "%4s  %-20s %-6s %s%s" % (m.get("id"), str(m.get("name"))[:20], "yes" if m.get("ready") else "NO",
+                                     (m.get("sha256") or "-")[:SHORT], pushed)
 
 
 def parser():
