@@ -40,6 +40,7 @@ def text_direction(work, folder, **spec):
     return bundle_from(os.path.join(MODEL_DIR, "text-direction"), work / folder, **spec)
 
 
+@pytest.mark.arm  # make test-arm: the same push on the emulated arm64 board, its arm .nb accepted there
 def test_push_replace_and_delete(board, work):
     url = board.url
     before = models(url)
