@@ -281,9 +281,9 @@ def test_fleet_serves_through_kill_reload_and_pause(fleet, photos, text_jpeg):
 
 # ---- a body over the retry buffer, on a board that dies --------------------------------------------
 
-def dying_board(listener, read_before_dying, stop):
-    """A stand-in board on listener: health checks pass; a POST is read (read_before_dying bytes
-    of it, or all with None) and its connection is then reset, as a killed board's is."""
+def stand_in_board(listener, stop, on_post):
+    """A stand-in board on listener until stop: its health checks pass, and on_post(conn, head)
+    answers each POST (head: the first bytes received)."""
     listener.settimeout(0.2)
     while not stop.is_set():
         try:
@@ -295,15 +295,24 @@ def dying_board(listener, read_before_dying, stop):
             head = conn.recv(65536)
             if head.startswith(b"GET"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-                continue
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
-            want, got = min(length, read_before_dying or length), len(head.split(b"\r\n\r\n", 1)[1])
-            while got < want:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                got += len(data)
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, as a kill
+            else:
+                on_post(conn, head)
+
+
+def dying_board(listener, read_before_dying, stop):
+    """A POST is read (read_before_dying bytes of it, or all with None) and its connection is then
+    reset, as a killed board's is."""
+    def die(conn, head):
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        want, got = min(length, read_before_dying or length), len(head.split(b"\r\n\r\n", 1)[1])
+        while got < want:
+            data = conn.recv(65536)
+            if not data:
+                break
+            got += len(data)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, as a kill
+
+    stand_in_board(listener, stop, die)
 
 
 @needs_haproxy
@@ -352,23 +361,13 @@ BUSY_ANSWER = (b'{"code":1005,"data":null,"msg":"the accelerator queue is full (
 
 
 def busy_board(listener, stop, posts):
-    """A stand-in board on listener that passes its health checks and answers every POST with the
-    service's busy 503 (code 1005, Retry-After: 7), counting the POSTs in posts."""
-    listener.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            conn, _ = listener.accept()
-        except socket.timeout:
-            continue
-        with conn:
-            conn.settimeout(5)
-            head = conn.recv(65536)
-            if head.startswith(b"GET"):
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-                continue
-            posts.append(1)
-            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 7\r\n"
-                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BUSY_ANSWER), BUSY_ANSWER))
+    """Every POST answered with the service's busy 503 (code 1005, Retry-After: 7), counted in posts."""
+    def busy(conn, head):
+        posts.append(1)
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 7\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(BUSY_ANSWER), BUSY_ANSWER))
+
+    stand_in_board(listener, stop, busy)
 
 
 @needs_haproxy
