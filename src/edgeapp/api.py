@@ -85,8 +85,8 @@ class Api:
         self.shed = shedder(accel)
         self.balancers = balancers.BalancerChecks()  # who checks this board's health (edgeapp-fleet haproxy)
         self.digests = DigestCache()  # each bundle's sha256 for GET /api/models, hashed again only on change
-        threading.Thread(target=lambda: [self.digests.of(b.folder) for b in list(engine.bundles.values())],
-                         name="bundle-digests", daemon=True).start()  # hashed once now, not in the first GET
+        for b in engine.bundles.values():  # hashed here, before the service is ready: not in the first GET,
+            self.digests.of(b.folder)      # which edgeapp-diag must have within 2 s (8 models: ~0.3 s here)
         self.pushes = None if reload is None else ModelPush(settings, accel, reload, lambda: engine.failed,
                                                             self.digests)
 
