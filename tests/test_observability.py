@@ -146,7 +146,8 @@ def test_callbacks_deliver_edgeboard_fields(start_server, fast_model_dir, line_j
         box = body["result_data"][0]
         assert box["label_name"] == "0" and box["label_id"] == 0 and 0 < box["score"] <= 1
         assert (box["x0"], box["y0"], box["x1"], box["y1"]) == (0.0, 0.0, 1.0, 1.0)
-        assert _callbacks(s.url)["sent"] == 1
+        # The sender counts a callback once its POST is answered: after the receiver has it.
+        assert _wait(lambda: _callbacks(s.url)["sent"] == 1), _callbacks(s.url)
     finally:
         rx.close()
 
