@@ -320,9 +320,9 @@ def dying_board(listener, read_before_dying, stop):
 def test_a_body_over_the_retry_buffer_on_a_board_that_dies(tmp_path, read_before_dying):
     """A 3 MB body (over the default 1 MiB retry buffer) cannot be sent again: if its board dies
     after reading it whole, the client gets HAProxy's 502 as the JSON 503 (code 1007) with a
-    Retry-After. If the board dies while HAProxy is still sending the body, HAProxy 2.6 closes the
-    client's connection without an answer (logged 'SD--', status -1): the one case where a client
-    sees no answer. Larger --retry-body-bytes removes it for bodies up to that size (memory: README)."""
+    Retry-After. If the board dies while HAProxy is still sending the body, HAProxy 2.6 mostly
+    closes the client's connection without an answer (logged 'SD--', status -1; 5 of 8 tries, the
+    others got the JSON 503): the one case where a client may see no answer. Larger --retry-body-bytes removes it for bodies up to that size (memory: README)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -343,10 +343,17 @@ def test_a_body_over_the_retry_buffer_on_a_board_that_dies(tmp_path, read_before
             assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
             assert resp.headers["Content-Type"].startswith("application/json") and resp.json()["code"] == 1007
         else:
-            with pytest.raises(requests.ConnectionError):
-                requests.post(url, data=body, timeout=10)
-            time.sleep(0.3)
-            assert " -1 " in balancer.log() and "SD--" in balancer.log()
+            # Usually the connection is closed with no answer (HAProxy logs status -1, 'SD--'); when
+            # HAProxy has sent the whole body before the reset, the client gets the JSON 503.
+            try:
+                resp = requests.post(url, data=body, timeout=10)
+            except requests.ConnectionError:
+                time.sleep(0.3)
+                assert " -1 " in balancer.log() and "SD--" in balancer.log()
+                print("\nthe board died after 200 KB of the body: the connection closed, no answer")
+            else:
+                assert resp.status_code == 503 and resp.json()["code"] == 1007, resp.text
+                print("\nthe board died after 200 KB of the body: the JSON 503")
     finally:
         balancer.stop()
         stop.set()
