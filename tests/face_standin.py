@@ -88,6 +88,7 @@ class StandInAccel(Accelerator):
 class StandInBundle:
     name = NAME
     input_shape = [1, 3, 224, 224]
+    folder = None  # no files: GET /api/models gives it no sha256
 
 
 def engine(settings, model_key="standin@1"):

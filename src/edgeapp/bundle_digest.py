@@ -64,8 +64,8 @@ class DigestCache:
         self._lock = threading.Lock()
 
     def of(self, folder):
-        """The bundle digest of folder, or None if it cannot be read."""
-        if not os.path.isdir(folder):
+        """The bundle digest of folder, or None if it cannot be read (or there is none)."""
+        if not folder or not os.path.isdir(folder):
             return None
         try:
             stamp = _stamp(folder)
