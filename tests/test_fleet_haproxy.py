@@ -21,7 +21,8 @@ import cv2
 import pytest
 import requests
 
-from support import MODEL_DIR, Server
+from support import MODEL_DIR, Server, free_port
+from tools.launch import Balancer
 from textimages import encode
 from tools.fleet import haproxy
 
@@ -82,41 +83,6 @@ class Board(Server):
     own_process_group = True  # the worker is in its group: SIGKILL/SIGSTOP reach the whole service
 
 
-class Balancer:
-    """haproxy -f CONFIG -db (in the foreground, an unprivileged child), its log in a file."""
-
-    def __init__(self, config_path, log_path, port):
-        self.port, self.log_path = port, log_path
-        with open(str(log_path), "wb") as log:
-            self.proc = subprocess.Popen([HAPROXY, "-f", str(config_path), "-db"], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait_ready(self, timeout=20.0):
-        """Until every board is up behind it: /api/health through HAProxy answers 200."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, self.log()
-            try:
-                if requests.get("http://127.0.0.1:%d/api/health" % self.port, timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("haproxy not serving after %.0f s:\n%s" % (timeout, self.log()))
-
-    def log(self):
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def fleet(tmp_path):
     """(HAProxy, [three boards]) on 127.0.0.1, each board with mids 4 and 5 only."""
@@ -129,14 +95,14 @@ def fleet(tmp_path):
     try:
         for b in boards:
             b.wait_ready()
-        port = haproxy_port = _free_port()
+        port = free_port()
         cfg = tmp_path / "haproxy.cfg"
         # The big upload (2.9 MB) fits the retry buffer: HAProxy holds it whole and can send it to
         # another board (test_a_body_over_the_retry_buffer_... shows what happens to one that does not).
         cfg.write_text(config_for(["127.0.0.1:%d" % b.port for b in boards], "--bind", "127.0.0.1:%d" % port,
                                   "--log", "stderr", "--check-interval", "1", "--name", "test-lb",
                                   "--retry-body-bytes", str(BIG_RETRY_BYTES)))
-        balancer = Balancer(cfg, tmp_path / "haproxy.log", haproxy_port).wait_ready()
+        balancer = Balancer(cfg, tmp_path / "haproxy.log", port, HAPROXY).wait_ready()
         yield balancer, boards
     finally:
         if balancer is not None:
@@ -144,11 +110,6 @@ def fleet(tmp_path):
         for b in boards:
             _signal_group(b, signal.SIGCONT)  # a paused board must be able to stop
             b.stop()
-
-
-def _free_port():
-    from tools.launch import free_port
-    return free_port()
 
 
 def _signal_group(board, sig):
@@ -329,11 +290,11 @@ def test_a_body_over_the_retry_buffer_on_a_board_that_dies(tmp_path, read_before
     stop = threading.Event()
     board = threading.Thread(target=dying_board, args=(listener, read_before_dying, stop), daemon=True)
     board.start()
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(config_for(["127.0.0.1:%d" % listener.getsockname()[1]], "--bind", "127.0.0.1:%d" % port,
                               "--log", "stderr", "--check-interval", "1"))
-    balancer = Balancer(cfg, tmp_path / "haproxy.log", port)
+    balancer = Balancer(cfg, tmp_path / "haproxy.log", port, HAPROXY)
     try:
         balancer.wait_ready()
         body = os.urandom(3 * 1024 ** 2)
@@ -389,11 +350,11 @@ def test_every_board_busy_passes_the_last_boards_503_and_retry_after(tmp_path):
         listeners.append(listener)
         threads.append(threading.Thread(target=busy_board, args=(listener, stop, counted), daemon=True))
         threads[-1].start()
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(config_for(["127.0.0.1:%d" % l.getsockname()[1] for l in listeners], "--bind",
                               "127.0.0.1:%d" % port, "--log", "stderr", "--check-interval", "1"))
-    balancer = Balancer(cfg, tmp_path / "haproxy.log", port)
+    balancer = Balancer(cfg, tmp_path / "haproxy.log", port, HAPROXY)
     try:
         balancer.wait_ready()
         resp = requests.post("http://127.0.0.1:%d/api/model/service/binary?mid=4" % port, data=b"x" * 1000,

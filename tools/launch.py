@@ -80,15 +80,7 @@ class Server:
 
     def health(self):
         """The status of GET /api/health, None while nothing answers."""
-        try:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
-            try:
-                conn.request("GET", "/api/health")
-                return conn.getresponse().status
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException):
-            return None
+        return health_status(self.host, self.port)
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Until /api/health answers 200 (returns self); RuntimeError with the log if the server
@@ -115,3 +107,52 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def health_status(host, port):
+    """The status of GET /api/health at host:port, None while nothing answers."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=2)
+        try:
+            conn.request("GET", "/api/health")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+class Balancer:
+    """HAProxy in the foreground (an unprivileged child) with the configuration at config_path,
+    listening on 127.0.0.1:port, its log in log_path: the fleet's test and benchmark."""
+
+    def __init__(self, config_path, log_path, port, haproxy="haproxy"):
+        self.port, self.log_path = port, Path(log_path)
+        self.url = "http://127.0.0.1:%d" % port
+        with open(str(log_path), "wb") as log:
+            self.proc = subprocess.Popen([haproxy, "-f", str(config_path), "-db"], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout=20.0):
+        """Until /api/health through it answers 200 (a board is up behind it); returns self.
+        RuntimeError with its log if it exits or nothing is up in time."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("haproxy exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            if health_status("127.0.0.1", self.port) == 200:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("haproxy not serving after %.0f s:\n%s" % (timeout, self.log()))
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from tools.bench.bodies import default_image, write_bodies
@@ -25,7 +24,7 @@ from tools.bench.clients import run_py_client
 from tools.bench.common import log, median
 from tools.bench.meta import git_describe, machine
 from tools.fleet import haproxy
-from tools.launch import MODEL_DIR, Server, free_port
+from tools.launch import MODEL_DIR, Balancer, Server, free_port
 
 INSTANCES = 3
 PER_INSTANCE = 4  # clients per instance: its queue depth, so that a board's own 503s stay out of the figures
@@ -43,38 +42,16 @@ def parser():
     return p
 
 
-class Balancer:
-    """HAProxy in the foreground on a free port, with the generated configuration for boards."""
-
-    def __init__(self, boards, work, name):
-        self.port = free_port()
-        cfg = Path(work) / ("haproxy-%s.cfg" % name)
-        args = haproxy.parser().parse_args(["127.0.0.1:%d" % b.port for b in boards] + [
-            "--bind", "127.0.0.1:%d" % self.port, "--log", "stderr", "--check-interval", "1"])
-        cfg.write_text(haproxy.config_text(haproxy.board_list(args.boards), args))
-        self.log = open(str(Path(work) / ("haproxy-%s.log" % name)), "wb")
-        self.proc = subprocess.Popen(["haproxy", "-f", str(cfg), "-db", "-q"], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.url = "http://127.0.0.1:%d" % self.port
-        self._wait_up(len(boards))
-
-    def _wait_up(self, boards):
-        """Until /api/health answers 200 through it, then until every board is up (bounded)."""
-        end = time.monotonic() + 20
-        while time.monotonic() < end:
-            try:
-                with urllib.request.urlopen(self.url + "/api/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        time.sleep(2.5)  # rise 2 at 1 s: every board up, not only the first
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
+def start_balancer(boards, work, name):
+    """HAProxy on a free port with the generated configuration for boards, every board up behind it."""
+    port = free_port()
+    cfg = Path(work) / ("haproxy-%s.cfg" % name)
+    args = haproxy.parser().parse_args(["127.0.0.1:%d" % b.port for b in boards] + [
+        "--bind", "127.0.0.1:%d" % port, "--log", "stderr", "--check-interval", "1"])
+    cfg.write_text(haproxy.config_text(haproxy.board_list(args.boards), args))
+    b = Balancer(cfg, Path(work) / ("haproxy-%s.log" % name), port).wait_ready()
+    time.sleep(2.5)  # rise 2 at 1 s: every board up, not only the first
+    return b
 
 
 def load(url, body, args, concurrency, seconds):
@@ -85,7 +62,7 @@ def load(url, body, args, concurrency, seconds):
 def throughput(boards, body, args, work):
     """{case: [(rps, 503s) per round]}: one instance directly, then 1, 2, 3 behind HAProxy."""
     rps = {}
-    balancers = {n: Balancer(boards[:n], work, "%d" % n) for n in range(1, INSTANCES + 1)}
+    balancers = {n: start_balancer(boards[:n], work, "%d" % n) for n in range(1, INSTANCES + 1)}
     try:
         for r in range(args.rounds):
             for case, url in [("direct", boards[0].url)] + [(n, b.url) for n, b in sorted(balancers.items())]:
