@@ -100,12 +100,18 @@ def check_length(limit, setting="EDGEAPP_MAX_BODY_BYTES"):
 
 def read_body(limit):
     """The whole request body as bytes, never more than limit (also for chunked uploads)."""
-    with _body_errors():
-        return _read_body_from(request.environ, limit)
+    parts = _Parts()
+    copy_body(parts, limit, "EDGEAPP_MAX_BODY_BYTES")
+    return b"".join(parts)
+
+
+class _Parts(list):
+    """A body's pieces as copy_body writes them, joined once at the end (no growing buffer)."""
+    write = list.append
 
 
 def copy_body(out, limit, setting):
-    """Write the request body to the binary file out as it arrives (never whole in memory);
+    """Write the request body to out (a binary file, or anything with write(bytes)) as it arrives;
     TooLarge past limit bytes (the setting named); returns the byte count. out's own errors
     (a full disk) pass through as they are."""
     env = request.environ
@@ -142,41 +148,6 @@ def _body_errors():
         raise BadRequest("the body could not be read: %s" % (e.strerror or e))
     except ValueError as e:  # the server's chunked decoder: a malformed chunk
         raise BadRequest("the chunked body is malformed: %s" % short(e))
-
-
-def _read_body_from(env, limit):
-    stream = env.get("wsgi.input")
-    raw = (env.get("CONTENT_LENGTH") or "").strip()
-    if stream is None:
-        return b""
-    if raw:
-        return _read_exactly(stream, int(raw))  # check_length has vetted it
-    if env.get("wsgi.input_terminated") or "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower():
-        return _read_to_end(stream, limit)
-    return b""  # neither a length nor chunked: HTTP says there is no body
-
-
-def _read_exactly(stream, want):
-    parts, got = [], 0
-    while got < want:
-        part = stream.read(min(READ_CHUNK, want - got))
-        if not part:
-            raise BadRequest("the body ended after %d of its %d bytes" % (got, want))
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
-
-
-def _read_to_end(stream, limit):
-    parts, got = [], 0
-    while True:
-        part = stream.read(READ_CHUNK)
-        if not part:
-            return b"".join(parts)
-        got += len(part)
-        if got > limit:
-            raise TooLarge("the body is over the limit of %d bytes (EDGEAPP_MAX_BODY_BYTES)" % limit)
-        parts.append(part)
 
 
 def _json_int(text):
