@@ -121,3 +121,26 @@ def face_photos():
     (a different person: unknown). Official White House photos, public domain; see people.json."""
     from tools import faceset
     return faceset.photos(["obama", "obama3", "biden"])
+
+
+# ---- the board's page in headless Chromium ---------------------------------------------------
+
+PAGE_TOKEN = "page-test-token"
+
+
+@pytest.fixture(scope="session")
+def page_server(start_server, tmp_path_factory):
+    """The real service with every bundled model, an access token (PAGE_TOKEN) and its own face
+    database: the page's tests (tests/test_ui*.py) share it."""
+    db = tmp_path_factory.mktemp("page-faces") / "faces.db"
+    return start_server(token=PAGE_TOKEN, face_db=str(db))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's chromium + chromium-driver, driven by Selenium), its console log
+    kept (uipage.console_errors). One for the session: a start costs about a second."""
+    import uipage
+    driver = uipage.start_browser()
+    yield driver
+    driver.quit()
