@@ -32,6 +32,7 @@ export function authHeaders() {
 // fetch() with the token: {status, env (the parsed JSON, or an envelope saying why not), headers}.
 // A 401 also raises "edgeapp:token-needed" with the board's message.
 export async function call(method, path, body, headers) {
+  const sent = token();
   let r;
   try {
     r = await fetch(path, { method, body, headers: Object.assign(authHeaders(), headers || {}) });
@@ -44,7 +45,9 @@ export async function call(method, path, body, headers) {
   } catch (e) {
     env = { code: -1, msg: "the board answered HTTP " + r.status + " without JSON" };
   }
-  if (r.status === 401) {
+  // Only when the token sent is still the one held: an answer to a request that left before a
+  // new token was given says nothing about the new one.
+  if (r.status === 401 && sent === token()) {
     document.dispatchEvent(new CustomEvent("edgeapp:token-needed", { detail: env.msg || env.error || "" }));
   }
   return { status: r.status, env, headers: r.headers };
