@@ -130,15 +130,22 @@ def table_rows(output):
     return [[td.text for td in row.find_elements("tag name", "td")] for row in output.find_elements("css selector", "tr.result-row")]
 
 
-def canvas_pixel(browser, x, y):
-    """The canvas's RGB at (x, y) of the picture's own pixels (the canvas may be scaled)."""
+def drawn_box_edge(browser, box, width):
+    """The canvas's RGB on the middle of the box's left edge (box in the pixels of a picture
+    width wide; the canvas may show it scaled)."""
     return browser.execute_script(
-        "const c = document.getElementById('try-canvas'), img = arguments[2];"
-        "const s = c.width / img; return Array.from(c.getContext('2d').getImageData("
-        "Math.round(arguments[0] * s), Math.round(arguments[1] * s), 1, 1).data).slice(0, 3);", x, y, 512)
+        "const c = document.getElementById('try-canvas'), s = c.width / arguments[2];"
+        "return Array.from(c.getContext('2d').getImageData(Math.round(arguments[0] * s),"
+        "Math.round(arguments[1] * s), 1, 1).data).slice(0, 3);",
+        box["left"], box["top"] + box["height"] / 2, width)
 
 
-def test_try_a_face_and_a_text_page_drawn_and_listed(page_server, browser, photos, tmp_path):
+def first_colour(rgb):
+    r, g, b = rgb  # the first model's colour, #e6194b
+    return r > 180 and g < 90 and b < 120
+
+
+def test_try_a_face_drawn_over_the_picture_and_an_error_said(page_server, browser, photos, tmp_path):
     import cv2
     open_page(browser, page_server.url)
     face_png = tmp_path / "astronaut.png"
@@ -153,13 +160,35 @@ def test_try_a_face_and_a_text_page_drawn_and_listed(page_server, browser, photo
     assert row[0] == "face" and abs(float(row[1]) - known[0]["score"]) < 1e-3
     assert [int(v) for v in row[2:]] == [round(box[k]) for k in ("left", "top", "width", "height")]
     assert 170 < box["left"] < 195 and 70 < box["top"] < 95  # the astronaut's face, found by hand
-    # drawn: the box's left edge on the canvas is the first model's colour (#e6194b)
-    r, g, b = canvas_pixel(browser, box["left"], box["top"] + box["height"] / 2)
-    assert r > 180 and g < 90 and b < 120, (r, g, b)
+    assert first_colour(drawn_box_edge(browser, box, 512))  # drawn over the picture
     timing = browser.find_element("id", "try-timing").text
     assert "inference" in timing and "queue" in timing and "ms" in timing
     assert by_css(browser, "#try-timing .seg-inference")
 
+    big = tmp_path / "astronaut-2048.jpg"  # a phone-sized photo: sent whole, shown scaled to 1600 px
+    big.write_bytes(encode(cv2.resize(photos["astronaut"], (2048, 2048), interpolation=cv2.INTER_CUBIC), ".jpg"))
+    [row] = table_rows(run_image(browser, big, [4])[4])
+    assert browser.execute_script("return document.getElementById('try-canvas').width") == 1600
+    left, top, width, height = (int(v) for v in row[2:])
+    assert abs(left - 4 * box["left"]) < 16 and abs(width - 4 * box["width"]) < 24, row
+    assert first_colour(drawn_box_edge(browser, {"left": left, "top": top, "height": height}, 2048))
+
+    notes = tmp_path / "notes.jpg"  # not an image: the board's 400 (code 1002), said in the page
+    notes.write_bytes(b"these are notes, not a picture")
+    said = board(page_server, "POST", "/api/model/service/binary?mid=4", data=notes.read_bytes()).json()
+    choose_models(browser, [4])
+    browser.find_element("id", "try-file").send_keys(str(notes))
+    browser.find_element("id", "try-run").click()
+    error = wait_for(browser, lambda d: d.find_element("id", "try-error") if d.find_element("id", "try-error").is_displayed() else None)
+    assert error.text == "Error %d: %s" % (said["code"], said["msg"]) and not by_css(browser, "#try-results .output")
+    wait_for(browser, lambda d: not d.find_element("id", "try-picture").is_displayed())
+    failed_loads(browser, 400)
+    assert console_errors(browser) == []
+
+
+def test_try_a_text_page_listed_and_copied_and_two_models_at_once(page_server, browser, photos, tmp_path):
+    import cv2
+    open_page(browser, page_server.url)
     text_jpg = tmp_path / "page.jpg"
     text_jpg.write_bytes(encode(page([("HELLO WORLD", (60, 120)), ("EdgeBoard 2026", (60, 300))])[0], ".jpg"))
     outputs = run_image(browser, text_jpg, [3])
@@ -180,7 +209,6 @@ def test_try_a_face_and_a_text_page_drawn_and_listed(page_server, browser, photo
     assert outputs[3].find_element("css selector", "textarea.ocr-text").get_attribute("value").split() == ["HELLO", "WORLD"]
     assert [row[0] for row in table_rows(outputs[4])] == ["face"]
     screenshot(browser, "ui-try-desktop")
-    resize(browser, DESKTOP)
     fits_a_phone(browser, "ui-try-phone")
     assert console_errors(browser) == []
 
@@ -256,6 +284,7 @@ def test_models_table_and_a_refused_upload(page_server, browser, tmp_path):
     assert "Delete model 8 (objects)" in browser.find_element("css selector", "#models-table .confirm").text
     browser.find_element("css selector", "#models-table [data-confirm=no]").click()
     assert not by_css(browser, "#models-table .confirm")
+    screenshot(browser, "ui-models-desktop")
     fits_a_phone(browser, "ui-models-phone")
     assert len(board(page_server, "GET", "/api/models").json()["data"]) == len(models)
     assert console_errors(browser) == []

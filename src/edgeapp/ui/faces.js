@@ -42,7 +42,7 @@ async function refresh() {
   parts.section.hidden = !faces;
   if (!faces) return;
   parts.summary.textContent = faces.error ? "The face database cannot be used: " + faces.error
-    : faces.users + " of at most " + faces.max_users + " people registered, " + faces.faces + " faces";
+    : faces.users + " of at most " + faces.max_users + " people registered, " + faces.faces + (faces.faces === 1 ? " face" : " faces");
   parts.summary.title = faces.model ? "face model: " + faces.model : "";
   const answer = await call("POST", "/v1/vision/face/list", new FormData());
   parts.list.textContent = "";

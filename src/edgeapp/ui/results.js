@@ -94,24 +94,28 @@ function ocrText(result) {
 }
 
 // navigator.clipboard exists only on https (or localhost); a board is usually plain http on the
-// LAN, where the old select-and-copy command still works.
+// LAN, where the older select-and-copy command still works. If neither does, the text is left
+// selected for the person to copy.
 async function copy(area, note) {
   try {
-    if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(area.value);
-    else fallbackCopy(area);
-    note.textContent = "copied";
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(area.value);
+      note.textContent = "copied";
+      return;
+    }
   } catch (e) {
-    area.focus();
-    area.select();
-    note.textContent = "selected: copy it with your keyboard or menu";
+    // refused (no permission, page not focused): the older way below
   }
-}
-
-function fallbackCopy(area) {
   area.focus();
   area.select();
   area.setSelectionRange(0, area.value.length);
-  if (!document.execCommand("copy")) throw new Error("copy refused");
+  let copied = false;
+  try {
+    copied = document.execCommand("copy");
+  } catch (e) {
+    copied = false;
+  }
+  note.textContent = copied ? "copied" : "selected: copy it with your keyboard or menu";
 }
 
 // "queue;dur=0.61, decode;dur=0.35, ..." -> {queue: 0.61, decode: 0.35, ...}
