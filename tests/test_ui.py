@@ -288,3 +288,26 @@ def test_models_table_and_a_refused_upload(page_server, browser, tmp_path):
     fits_a_phone(browser, "ui-models-phone")
     assert len(board(page_server, "GET", "/api/models").json()["data"]) == len(models)
     assert console_errors(browser) == []
+
+
+def test_a_board_without_a_token_or_a_face_model(start_server, fast_model_dir, browser, tmp_path):
+    """No token configured: no token bar, and a push is refused with 1019, which the page says
+    plainly; no face model: no Faces part. (Another origin: page_server's token is untouched.)"""
+    plain = start_server(model_dir=fast_model_dir, face_db=str(tmp_path / "faces.db"))
+    resize(browser, DESKTOP)
+    browser.get(plain.url + "/ui/")
+    wait_css(browser, "#models-table tbody tr[data-mid='2']")
+    assert not browser.find_element("id", "token-bar").is_displayed()
+    assert not browser.find_element("id", "faces").is_displayed()
+    assert not browser.find_element("id", "token-forget").is_displayed()
+    bad = tmp_path / "bundle.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really a gzip archive")
+    browser.find_element("id", "models-archive").send_keys(str(bad))
+    browser.find_element("id", "models-install").click()
+    message = wait_for(browser, lambda d: "1019" in d.find_element("id", "models-msg").text and d.find_element("id", "models-msg"))
+    said = requests.post(plain.url + "/api/models", data=bad.read_bytes(), timeout=30).json()
+    assert said["code"] == 1019
+    assert message.text.startswith("This board has no access token configured")
+    assert message.text.endswith("Error 1019: " + said["msg"])
+    failed_loads(browser, 403)
+    assert console_errors(browser) == []

@@ -35,12 +35,13 @@ function build(section) {
   return p;
 }
 
-// The status says whether there is a face model (and its database's figures); then the list.
+// The status says whether there is a face model (faces.model: the face database is always there,
+// its model only with one) and the database's figures; then the list.
 async function refresh() {
   const status = await get("/api/status");
   const faces = status.status === 200 && status.env.data ? status.env.data.faces : null;
-  parts.section.hidden = !faces;
-  if (!faces) return;
+  parts.section.hidden = !(faces && faces.model);
+  if (parts.section.hidden) return;
   parts.summary.textContent = faces.error ? "The face database cannot be used: " + faces.error
     : faces.users + " of at most " + faces.max_users + " people registered, " + faces.faces + (faces.faces === 1 ? " face" : " faces");
   parts.summary.title = faces.model ? "face model: " + faces.model : "";
