@@ -60,7 +60,7 @@ def test_tree_mirrors_the_target(tree):
     assert not list(app.rglob("__pycache__")) and not list(app.rglob(".*"))
     # The package is exactly the wheel's files: every module and the page's files, with metadata.
     lib = app / "lib/python"
-    for rel in ("edgeapp/ui/index.html", "edgeapp/ui/app.js", "edgeapp/ui/style.css", "edgeapp/models/ocr.py"):
+    for rel in ("edgeapp/ui/index.html", "edgeapp/ui/main.js", "edgeapp/ui/style.css", "edgeapp/models/ocr.py"):
         assert (lib / rel).is_file(), rel
     source = sorted(str(p.relative_to(REPO / "src")) for p in (REPO / "src/edgeapp").rglob("*")
                     if p.is_file() and "__pycache__" not in p.parts)
@@ -124,7 +124,7 @@ def test_init_script_start_status_respawn_stop(image):
     # The page is installed with the package (it once answered 404: only *.py files were copied).
     page = requests.get(image.url + "/ui/", timeout=5)
     assert page.status_code == 200 and "<html" in page.text.lower()
-    assert requests.get(image.url + "/ui/app.js", timeout=5).status_code == 200
+    assert requests.get(image.url + "/ui/main.js", timeout=5).status_code == 200
 
     supervisor = image.supervisor()
     t0 = time.monotonic()
