@@ -80,7 +80,8 @@ def test_token_bar_asks_refuses_a_wrong_one_and_keeps_the_right_one_out_of_the_a
 
     give_token(browser, "not-the-token")
     wait_for(browser, lambda d: bar.is_displayed() and "not accepted" in bar.text)
-    assert by_css(browser, "#models-table tbody td.error")  # the table says why it is empty
+    why = browser.find_element("css selector", "#models-table tbody td.why").text  # why the table is empty
+    assert why == "The models are listed here once the board has its access token (above)."
 
     give_token(browser, PAGE_TOKEN)
     wait_css(browser, "#models-table tbody tr[data-mid]")

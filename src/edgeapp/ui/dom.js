@@ -28,6 +28,12 @@ export function boardError(answer) {
   return env.code ? "Error " + env.code + ": " + text : text;
 }
 
+// The board's refusal, or, for a missing or wrong token (401: the token bar asks for it), what
+// this part waits for.
+export function refusal(answer, waiting) {
+  return answer.status === 401 ? waiting + " once the board has its access token (above)." : boardError(answer);
+}
+
 export function succeeded(answer) {
   const env = answer.env || {};
   return answer.status === 200 && (env.code === 0 || env.success === true);

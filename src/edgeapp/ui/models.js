@@ -2,7 +2,7 @@
 // (POST /api/models, the .tar.gz as the raw body) and deleting one (DELETE /api/models/ID).
 // Both changes reload the table and tell the other parts ("edgeapp:models-changed").
 import { call, get } from "./api.js";
-import { boardError, confirmStep, el, say, succeeded } from "./dom.js";
+import { boardError, confirmStep, el, refusal, say, succeeded } from "./dom.js";
 
 const COLUMNS = ["id", "name", "type", "engine", "input", "memory", "accuracy", "sha256", "status", ""];
 const NO_TOKEN = 1019;  // the board refuses pushes and deletes when it has no token configured
@@ -35,7 +35,9 @@ async function load() {
   const answer = await get("/api/models");
   parts.body.textContent = "";
   if (!succeeded(answer)) {
-    parts.body.append(el("tr", {}, el("td", { colSpan: COLUMNS.length, className: "error" }, boardError(answer))));
+    const why = refusal(answer, "The models are listed here");
+    const kind = answer.status === 401 ? "muted" : "error";
+    parts.body.append(el("tr", {}, el("td", { colSpan: COLUMNS.length, className: "why " + kind }, why)));
     return;
   }
   for (const m of answer.env.data) parts.body.append(row(m));
@@ -67,17 +69,17 @@ async function install(form) {
     say(parts.message, "Model " + d.id + " (" + d.name + ") " + d.action + ", sha256 " + d.sha256.slice(0, 12), "ok");
     form.reset();
     changed();
-  } else say(parts.message, refusal(answer), "error");
+  } else say(parts.message, pushRefusal(answer), "error");
 }
 
 async function forget(m) {
   const answer = await call("DELETE", "/api/models/" + m.id);
-  say(parts.message, succeeded(answer) ? "Model " + m.id + " (" + m.name + ") removed" : refusal(answer),
+  say(parts.message, succeeded(answer) ? "Model " + m.id + " (" + m.name + ") removed" : pushRefusal(answer),
     succeeded(answer) ? "ok" : "error");
   if (succeeded(answer)) changed();
 }
 
-function refusal(answer) {
+function pushRefusal(answer) {
   if (answer.env && answer.env.code === NO_TOKEN) {
     return "This board has no access token configured, so it does not take or remove models over HTTP " +
       "(set EDGEAPP_TOKEN on the board). " + boardError(answer);

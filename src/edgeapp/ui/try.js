@@ -2,7 +2,7 @@
 // each model found drawn over the picture (results.js). One model goes to the binary endpoint
 // with the raw file, several to multipart (the board decodes the image once for all of them).
 import { call, get } from "./api.js";
-import { boardError, el, say } from "./dom.js";
+import { boardError, el, refusal, say } from "./dom.js";
 import { drawPicture, drawResults, modelOutput, parseTiming, timingBar } from "./results.js";
 
 const state = { file: null, img: null, models: new Map() };
@@ -52,7 +52,10 @@ function wireDrop(p) {
 
 async function loadModels() {
   const answer = await get("/api/models");
-  if (answer.status !== 200 || answer.env.code !== 0) { say(parts.error, boardError(answer), "error"); return; }
+  if (answer.status !== 200 || answer.env.code !== 0) {
+    say(parts.error, refusal(answer, "The models are listed here"), answer.status === 401 ? "" : "error");
+    return;
+  }
   say(parts.error, "");
   const checked = new Set(chosenMids());
   state.models = new Map(answer.env.data.map((m) => [m.id, m]));
