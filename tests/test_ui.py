@@ -210,6 +210,8 @@ def test_try_a_text_page_listed_and_copied_and_two_models_at_once(page_server, b
     assert outputs[3].find_element("css selector", "textarea.ocr-text").get_attribute("value").split() == ["HELLO", "WORLD"]
     assert [row[0] for row in table_rows(outputs[4])] == ["face"]
     screenshot(browser, "ui-try-desktop")
+    camera = browser.find_element("id", "try-camera")  # on a phone: its camera, the back one
+    assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
     fits_a_phone(browser, "ui-try-phone")
     assert console_errors(browser) == []
 

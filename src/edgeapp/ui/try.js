@@ -28,9 +28,10 @@ function build(section) {
     canvas: el("canvas", { id: "try-canvas", "aria-label": "the picture with what the models found" }),
     results: el("div", { id: "try-results" }),
   };
+  // Each input before its label: the label is the visible button, outlined when the input has focus.
   p.drop = el("div", { id: "try-drop", className: "drop" }, p.chosen, " ",
-    el("label", { className: "button", htmlFor: "try-file" }, "Choose a picture"), p.file, " ",
-    el("label", { className: "button camera", htmlFor: "try-camera" }, "Take a photo"), p.camera);
+    p.file, el("label", { className: "button", htmlFor: "try-file" }, "Choose a picture"), " ",
+    p.camera, el("label", { className: "button camera", htmlFor: "try-camera" }, "Take a photo"));
   const form = el("form", { id: "try-form" }, p.models, p.drop, el("div", { className: "actions" }, p.run, " ", p.state));
   p.picture = el("div", { id: "try-picture", className: "picture", hidden: true }, p.canvas);
   section.append(form, p.error, p.timing, el("div", { className: "try-output" }, p.picture, p.results));
