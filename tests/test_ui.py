@@ -3,14 +3,18 @@ its live part (tests/test_ui_live.py): the token bar, "Try it" (results drawn ov
 the OCR text, the Server-Timing bar), faces and models. Every test checks the console (CSP
 violations and uncaught exceptions show there) and the phone size (nothing wider than 390 px).
 
-Token state between tests: every test here leaves the tab on the page with conftest.PAGE_TOKEN in
-its sessionStorage ("edgeapp.token"), so a next test may start with browser.get(...) and be let in.
+Token state between tests: every test here leaves page_server's origin with conftest.PAGE_TOKEN in
+the tab's sessionStorage ("edgeapp.token"), so a next test may start with browser.get(...) and be
+let in; the two tests on boards of their own (other origins, their own storage) come before the
+last, which ends on page_server's page.
 The board's expected refusals (401 before the token, the 400s of a bad archive or a faceless
 picture) are logged by Chromium as failed loads: each test takes them out of the console log where
 it causes them and checks they are exactly those.
 """
-import requests
+import base64
+
 import pytest
+import requests
 
 from conftest import PAGE_TOKEN
 from textimages import FONT, encode, page
@@ -116,10 +120,23 @@ def choose_models(browser, mids):
             box.click()
 
 
-def run_image(browser, path, mids):
-    """Runs the picture at path on these models; the page's output blocks, one a model."""
+def drop_file(browser, path, kind):
+    """The file dropped on the drop zone, as a file manager's drag and drop gives it."""
+    browser.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+        "const dt = new DataTransfer(); dt.items.add(new File([bytes], arguments[1], {type: arguments[2]}));"
+        "document.getElementById('try-drop').dispatchEvent("
+        "new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
+        base64.b64encode(path.read_bytes()).decode("ascii"), path.name, kind)
+
+
+def run_image(browser, path, mids, dropped=False):
+    """Runs the picture at path (picked, or dropped) on these models; the output blocks by model."""
     choose_models(browser, mids)
-    browser.find_element("id", "try-file").send_keys(str(path))
+    if dropped:
+        drop_file(browser, path, "image/png")
+    else:
+        browser.find_element("id", "try-file").send_keys(str(path))
     wait_for(browser, lambda d: d.find_element("id", "try-run").is_enabled())
     browser.execute_script("document.getElementById('try-results').textContent = ''")
     browser.find_element("id", "try-run").click()
@@ -153,7 +170,8 @@ def test_try_a_face_drawn_over_the_picture_and_an_error_said(page_server, browse
     face_png.write_bytes(encode(photos["astronaut"]))
     known = board(page_server, "POST", "/api/model/service/binary?mid=4", data=face_png.read_bytes()).json()["data"]["result"]
 
-    outputs = run_image(browser, face_png, [4])
+    outputs = run_image(browser, face_png, [4], dropped=True)
+    assert browser.find_element("id", "try-chosen").text.startswith("astronaut.png")
     assert by_css(browser, "#try-canvas")[0].is_displayed()
     assert browser.execute_script("return document.getElementById('try-canvas').width") == 512
     [row] = table_rows(outputs[4])
@@ -261,6 +279,58 @@ def register(browser, userid, path):
 
 # ---- models --------------------------------------------------------------------------------
 
+def test_a_board_without_a_token_or_a_face_model(start_server, fast_model_dir, browser, tmp_path):
+    """No token configured: no token bar, and a push is refused with 1019, which the page says
+    plainly; no face model: no Faces part. (Another origin: page_server's token is untouched.)"""
+    plain = start_server(model_dir=fast_model_dir, face_db=str(tmp_path / "faces.db"))
+    resize(browser, DESKTOP)
+    browser.get(plain.url + "/ui/")
+    wait_css(browser, "#models-table tbody tr[data-mid='2']")
+    assert not browser.find_element("id", "token-bar").is_displayed()
+    assert not browser.find_element("id", "faces").is_displayed()
+    assert not browser.find_element("id", "token-forget").is_displayed()
+    bad = tmp_path / "bundle.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really a gzip archive")
+    browser.find_element("id", "models-archive").send_keys(str(bad))
+    browser.find_element("id", "models-install").click()
+    message = wait_for(browser, lambda d: "1019" in d.find_element("id", "models-msg").text and d.find_element("id", "models-msg"))
+    said = requests.post(plain.url + "/api/models", data=bad.read_bytes(), timeout=30).json()
+    assert said["code"] == 1019
+    assert message.text.startswith("This board has no access token configured")
+    assert message.text.endswith("Error 1019: " + said["msg"])
+    failed_loads(browser, 403)
+    assert console_errors(browser) == []
+
+
+def test_delete_a_model_and_install_it_again(start_server, browser, tmp_path):
+    """On a board of its own (copies of two bundles, a token): Delete with its confirm step, then
+    the same bundle's archive installed; the table and Try it's choices follow each change."""
+    from pushing import model_dir_of, pack
+    from support import MODEL_DIR
+    own = start_server(model_dir=model_dir_of(tmp_path / "models", "text-direction", "face"), token=PAGE_TOKEN,
+                       face_db=str(tmp_path / "faces.db"))
+    archive = pack(MODEL_DIR + "/face", tmp_path / "face.tar.gz")
+    sha = board(own, "GET", "/api/models").json()["data"]
+    open_page(browser, own.url)
+
+    def mids(css):  # read in one script: the lists are rebuilt while the test polls them
+        return sorted(browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), (n) => Number(n.dataset.mid || n.value))", css))
+    assert mids("#models-table tbody tr[data-mid]") == [2, 4] and mids("#try-models input") == [2, 4]
+
+    browser.find_element("css selector", "#models-table button[data-mid='4']").click()
+    browser.find_element("css selector", "#models-table [data-confirm=yes]").click()
+    wait_for(browser, lambda d: mids("#models-table tbody tr[data-mid]") == [2] and mids("#try-models input") == [2])
+    assert browser.find_element("id", "models-msg").text == "Model 4 (face) removed"
+
+    browser.find_element("id", "models-archive").send_keys(str(archive))
+    browser.find_element("id", "models-install").click()
+    wait_for(browser, lambda d: mids("#models-table tbody tr[data-mid]") == [2, 4] and mids("#try-models input") == [2, 4])
+    face_sha = [m["sha256"] for m in sha if m["id"] == 4][0]
+    assert browser.find_element("id", "models-msg").text == "Model 4 (face) added, sha256 " + face_sha[:12]
+    assert console_errors(browser) == []
+
+
 def test_models_table_and_a_refused_upload(page_server, browser, tmp_path):
     open_page(browser, page_server.url)
     models = board(page_server, "GET", "/api/models").json()["data"]
@@ -290,27 +360,4 @@ def test_models_table_and_a_refused_upload(page_server, browser, tmp_path):
     screenshot(browser, "ui-models-desktop")
     fits_a_phone(browser, "ui-models-phone")
     assert len(board(page_server, "GET", "/api/models").json()["data"]) == len(models)
-    assert console_errors(browser) == []
-
-
-def test_a_board_without_a_token_or_a_face_model(start_server, fast_model_dir, browser, tmp_path):
-    """No token configured: no token bar, and a push is refused with 1019, which the page says
-    plainly; no face model: no Faces part. (Another origin: page_server's token is untouched.)"""
-    plain = start_server(model_dir=fast_model_dir, face_db=str(tmp_path / "faces.db"))
-    resize(browser, DESKTOP)
-    browser.get(plain.url + "/ui/")
-    wait_css(browser, "#models-table tbody tr[data-mid='2']")
-    assert not browser.find_element("id", "token-bar").is_displayed()
-    assert not browser.find_element("id", "faces").is_displayed()
-    assert not browser.find_element("id", "token-forget").is_displayed()
-    bad = tmp_path / "bundle.tar.gz"
-    bad.write_bytes(b"\x1f\x8b not really a gzip archive")
-    browser.find_element("id", "models-archive").send_keys(str(bad))
-    browser.find_element("id", "models-install").click()
-    message = wait_for(browser, lambda d: "1019" in d.find_element("id", "models-msg").text and d.find_element("id", "models-msg"))
-    said = requests.post(plain.url + "/api/models", data=bad.read_bytes(), timeout=30).json()
-    assert said["code"] == 1019
-    assert message.text.startswith("This board has no access token configured")
-    assert message.text.endswith("Error 1019: " + said["msg"])
-    failed_loads(browser, 403)
     assert console_errors(browser) == []
