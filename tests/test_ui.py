@@ -251,9 +251,12 @@ def test_register_list_and_delete_a_face(page_server, browser, photos, tmp_path)
     assert message.text == "Error 1014: " + said["error"]
     failed_loads(browser, 400)
 
-    register(browser, "eileen", face_png)
+    mirrored = tmp_path / "astronaut-mirrored.png"  # two pictures at once: image and image1
+    mirrored.write_bytes(encode(photos["astronaut"][:, ::-1]))
+    register(browser, "eileen", face_png, mirrored)
     wait_css(browser, "#faces-list li[data-userid=eileen]")
-    assert browser.find_element("id", "faces-msg").text == "eileen: face added (1 face)"
+    assert browser.find_element("id", "faces-msg").text == "eileen: face added (2 faces)"
+    assert browser.find_element("id", "faces-summary").text.startswith("1 of at most 100 people registered, 2 faces")
     assert board(page_server, "POST", "/v1/vision/face/list").json()["faces"] == ["eileen"]
     fits_a_phone(browser, "ui-faces-phone")
 
@@ -269,11 +272,13 @@ def test_register_list_and_delete_a_face(page_server, browser, photos, tmp_path)
     assert console_errors(browser) == []
 
 
-def register(browser, userid, path):
+def register(browser, userid, *paths):
     field = browser.find_element("id", "faces-userid")
     field.clear()
     field.send_keys(userid)
-    browser.find_element("id", "faces-image").send_keys(str(path))
+    pictures = browser.find_element("id", "faces-image")
+    browser.execute_script("arguments[0].value = ''", pictures)  # a multiple input adds to what it holds
+    pictures.send_keys("\n".join(str(p) for p in paths))
     browser.find_element("id", "faces-add").click()
 
 

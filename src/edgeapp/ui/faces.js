@@ -23,12 +23,12 @@ function build(section) {
     message: el("p", { id: "faces-msg", hidden: true, role: "status" }),
     userid: el("input", { type: "text", id: "faces-userid", name: "userid", required: true, maxLength: 200,
       autocomplete: "off", placeholder: "name or id" }),
-    image: el("input", { type: "file", id: "faces-image", name: "image", accept: "image/*", required: true }),
+    image: el("input", { type: "file", id: "faces-image", name: "image", accept: "image/*", required: true, multiple: true }),
   };
   const form = el("form", { id: "faces-register", className: "stack" },
     el("h3", {}, "Register a person"),
     el("label", { htmlFor: "faces-userid" }, "User id"), p.userid,
-    el("label", { htmlFor: "faces-image" }, "A picture of their face"), p.image,
+    el("label", { htmlFor: "faces-image" }, "One or more pictures of their face"), p.image,
     el("div", {}, el("button", { type: "submit", id: "faces-add", className: "primary" }, "Register")));
   form.addEventListener("submit", (ev) => { ev.preventDefault(); register(form); });
   section.append(p.summary, p.message, p.list, form);
@@ -63,7 +63,8 @@ async function register(form) {
   const button = form.querySelector("button");
   const body = new FormData();
   body.append("userid", parts.userid.value.trim());
-  body.append("image", parts.image.files[0]);
+  // DeepStack's names for several pictures: image, image1, image2, ...
+  [...parts.image.files].forEach((file, i) => body.append(i ? "image" + i : "image", file));
   button.disabled = true;
   say(parts.message, "registering…");
   const answer = await call("POST", "/v1/vision/face/register", body);

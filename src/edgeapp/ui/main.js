@@ -7,4 +7,11 @@ import * as models from "./models.js";
 import * as tokenbar from "./tokenbar.js";
 
 takeTokenFromAddress();
-for (const part of [tokenbar, live, tryit, faces, models]) part.start();
+// One part that fails to start must not take the others with it; the console still says why.
+for (const part of [tokenbar, live, tryit, faces, models]) {
+  try {
+    part.start();
+  } catch (e) {
+    console.error("a part of the page did not start:", e);
+  }
+}
