@@ -24,6 +24,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 WAIT = 30  # seconds: a first OCR run on a busy 2-core machine
 
 
+@pytest.fixture(autouse=True)
+def own_console(browser):
+    """Each test answers for its own console: what an earlier test left there (in this file or
+    another sharing the browser) is read off first."""
+    console_errors(browser)
+
+
 def by_css(driver, css):
     return driver.find_elements("css selector", css)
 
