@@ -86,25 +86,30 @@ function updateRun() {
 }
 
 // Shows the picture at once (before any run), scaled; a file the browser cannot show is still sent.
-async function choose(file) {
+function choose(file) {
   if (!file) return;
   state.file = file;
+  state.img = null;
   parts.chosen.textContent = file.name + " (" + Math.round(file.size / 1024) + " KB)";
   parts.results.textContent = "";
   parts.timing.hidden = true;
   say(parts.error, "");
   updateRun();
+  state.loading = showPicture(file);  // a run waits for it, to draw over this picture
+}
+
+async function showPicture(file) {
   const img = new Image();
   const url = URL.createObjectURL(file);
   try {
     img.src = url;
     await img.decode();
+    if (state.file !== file) return;  // another picture was chosen meanwhile
     state.img = img;
     state.scale = drawPicture(parts.canvas, img);
     parts.picture.hidden = false;
-  } catch (e) {
-    state.img = null;
-    parts.picture.hidden = true;
+  } catch (e) {  // a file the browser cannot show (HEIC, not an image): still sent, the board says
+    if (state.file === file) parts.picture.hidden = true;
   } finally {
     URL.revokeObjectURL(url);
   }
@@ -116,8 +121,9 @@ async function run() {
   parts.run.disabled = true;
   say(parts.state, "running…");
   try {
-    const answer = await send(state.file, mids);
-    show(answer, mids);
+    const file = state.file;
+    const [answer] = await Promise.all([send(file, mids), state.loading]);
+    if (state.file === file) show(answer, mids);  // else another picture was chosen meanwhile
   } finally {
     updateRun();
   }
