@@ -25,7 +25,7 @@ export function el(tag, props, ...children) {
 export function boardError(answer) {
   const env = answer.env || {};
   const text = env.msg || env.error || "the board answered HTTP " + answer.status;
-  return env.code ? "Error " + env.code + ": " + text : text;
+  return env.code > 0 ? "Error " + env.code + ": " + text : text;  // -1: api.js's own words
 }
 
 // The board's refusal, or, for a missing or wrong token (401: the token bar asks for it), what

@@ -123,7 +123,8 @@ async function run() {
   try {
     const file = state.file;
     const [answer] = await Promise.all([send(file, mids), state.loading]);
-    if (state.file === file) show(answer, mids);  // else another picture was chosen meanwhile
+    if (state.file === file) show(answer, mids);
+    else say(parts.state, "");  // another picture was chosen meanwhile: this answer is not about it
   } finally {
     updateRun();
   }
