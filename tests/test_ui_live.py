@@ -1,0 +1,111 @@
+"""The board's page, its header and live figures (ui/live.js, ui/chart.js), in headless Chromium
+against the real service: the header says what the board is, and the plots fill in while a load
+runs. Each plot's <figure> carries what it shows as data-latest and data-models, so the test reads
+the figures without reading pixels."""
+import threading
+import time
+
+import pytest
+import requests
+
+import uipage
+from conftest import PAGE_TOKEN
+from edgeapp import __version__
+from textimages import encode, text_line
+
+LOAD_MIDS = (2, 4)        # text direction and face: a few milliseconds each
+LOAD_REQUESTS = 40        # the load is bounded in count ...
+LOAD_SECONDS = 8.0        # ... and in time: a handful of the service's 2 s samples
+PLOTS = ("rate", "latency", "queue", "refused", "memory", "restarts")
+
+
+class Load(threading.Thread):
+    """Up to LOAD_REQUESTS inferences over LOAD_SECONDS, alternating LOAD_MIDS, on 127.0.0.1 only."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.statuses = url, []
+        self.body = encode(text_line("EDGE 27"), ".jpg")
+
+    def run(self):
+        end = time.monotonic() + LOAD_SECONDS
+        with requests.Session() as http:
+            for i in range(LOAD_REQUESTS):
+                if time.monotonic() > end:
+                    break
+                mid = LOAD_MIDS[i % len(LOAD_MIDS)]
+                r = http.post(self.url + "/api/model/service/binary?mid=%d" % mid, data=self.body, timeout=10,
+                              headers={"Authorization": "Bearer " + PAGE_TOKEN, "Content-Type": "image/jpeg"})
+                self.statuses.append(r.status_code)
+                time.sleep(LOAD_SECONDS / LOAD_REQUESTS)
+
+
+@pytest.fixture
+def page_token_kept(page_server, browser):
+    """Leaves the page's token state (its session storage) as this test found it."""
+    def stored():
+        if not browser.current_url.startswith(page_server.url):
+            return None  # another origin or none yet: nothing of the page's to keep
+        return browser.execute_script("return sessionStorage.getItem('edgeapp.token')")
+    before = stored()
+    yield
+    browser.get(page_server.url + "/ui/")
+    browser.execute_script("arguments[0] === null ? sessionStorage.removeItem('edgeapp.token')"
+                           " : sessionStorage.setItem('edgeapp.token', arguments[0])", before)
+
+
+def plot(browser, key):
+    """{latest, models, caption} of the plot `key`, as the page shows it."""
+    from selenium.webdriver.common.by import By
+    fig = browser.find_element(By.CSS_SELECTOR, "#live figure[data-plot=%s]" % key)
+    models = fig.get_attribute("data-models")
+    return {"latest": fig.get_attribute("data-latest"), "models": models.split(",") if models else [],
+            "caption": fig.find_element(By.TAG_NAME, "figcaption").text}
+
+
+def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_token_kept):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    uipage.resize(browser, uipage.DESKTOP)
+    browser.get(page_server.url + "/ui/?token=" + PAGE_TOKEN)
+    wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+    header = browser.find_element(By.ID, "board")
+    wait.until(lambda d: header.find_element(By.CLASS_NAME, "health").text)
+    assert "token" not in browser.current_url  # taken out of the address bar at once
+
+    assert header.find_element(By.CLASS_NAME, "health").text == "HEALTHY"
+    assert "healthy" in header.find_element(By.CLASS_NAME, "health").get_attribute("class").split()
+    assert header.find_element(By.CLASS_NAME, "version").text == "edgeapp " + __version__
+    assert header.find_element(By.CLASS_NAME, "engines").text.startswith("paddlelite ")
+    assert header.find_element(By.CLASS_NAME, "uptime").text.startswith("up ")
+    links = [a.get_attribute("href") for a in header.find_elements(By.CSS_SELECTOR, ".urls a")]
+    assert page_server.url + "/" in links  # listening on 127.0.0.1: that is the address to use
+
+    load = Load(page_server.url)
+    load.start()
+    # The service samples every 2 s and the page asks every 2 s: both models show up within seconds.
+    wait.until(lambda d: set(plot(d, "rate")["models"]) >= {"2", "4"}
+               and set(plot(d, "latency")["models"]) >= {"2", "4"})
+    wait.until(lambda d: float(plot(d, "rate")["latest"] or 0) > 0)
+    rate, latency = plot(browser, "rate"), plot(browser, "latency")
+    assert rate["caption"].endswith(" req/s")
+    assert latency["caption"].endswith(" ms") and ": p50 " in latency["caption"]
+    legend = browser.find_element(By.CSS_SELECTOR, "#live figure[data-plot=rate] .legend").text
+    assert "text-direction" in legend and "face" in legend  # models named as /api/status names them
+    load.join(LOAD_SECONDS + 15)
+    assert not load.is_alive() and load.statuses and set(load.statuses) == {200}
+
+    figures = {key: plot(browser, key) for key in PLOTS}
+    assert float(figures["memory"]["latest"]) > 0
+    assert figures["memory"]["caption"].endswith(" MB")
+    assert figures["restarts"]["latest"] == "0"  # a calm load restarts nothing
+    assert figures["refused"]["latest"] == "0"   # ... and refuses nothing (a 503 case would cost a flood)
+    assert figures["queue"]["caption"].startswith("Queue") and " of " in figures["queue"]["caption"]
+
+    uipage.screenshot(browser, "ui-live-desktop")
+    uipage.resize(browser, uipage.PHONE)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= uipage.PHONE[0]
+    uipage.screenshot(browser, "ui-live-phone")
+    uipage.resize(browser, uipage.DESKTOP)
+    assert uipage.console_errors(browser) == []
