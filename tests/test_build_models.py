@@ -155,3 +155,28 @@ def test_onnx_and_nb_give_the_same_outputs(x86_build):
         _, lite_name, onnx_name, lite_shape, onnx_shape, diff, _ = rows[0]
         assert onnx_name == lite_name and onnx_shape == lite_shape, rows
         assert diff < 1e-4, (src["name"], rows)
+
+
+def test_a_new_accuracy_figure_rewrites_bundle_json_without_a_build(tmp_path):
+    """Descriptive keys (the page shows them) change nothing built: bundle.json is brought up to date
+    in place, keeping what the build measured; any other change still means a build."""
+    from tools import build_models
+    wanted = {"id": 1, "name": "m", "description": "old", "accuracy": "0.5", "source": {"package": "p"},
+              "built": {"tool": "t"}}
+    (tmp_path / "bundle.json").write_text(json.dumps(dict(wanted, built={"tool": "t", "check": {"diff": 1e-6}})))
+    for name in ("model.nb", "model.onnx"):
+        (tmp_path / name).write_bytes(b"x")
+    assert build_models.is_up_to_date(tmp_path, dict(wanted, accuracy="0.9", description="new"))
+    now = json.loads((tmp_path / "bundle.json").read_text())
+    assert (now["accuracy"], now["description"], now["built"]) == ("0.9", "new", {"tool": "t", "check": {"diff": 1e-6}})
+    assert list(now) == list(wanted) and [p.name for p in tmp_path.iterdir() if p.name.endswith(".new")] == []
+    assert not build_models.is_up_to_date(tmp_path, dict(wanted, accuracy="0.9", id=2))
+
+
+def test_every_accuracy_figure_is_the_readmes():
+    """GET /api/models (and so the page) shows each bundle's accuracy: the README's figure, word for word."""
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    figures = {b["name"]: b.get("accuracy") for b in map(json.loads, map(Path.read_text, REPO.glob("models/*/bundle.json")))}
+    assert [name for name, fig in figures.items() if fig is None] == ["text-direction"]  # measured within mid 3
+    for name, fig in figures.items():
+        assert fig is None or fig in readme, name

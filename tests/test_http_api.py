@@ -510,6 +510,41 @@ def test_status_counts_requests(url, text_jpeg):
     assert set(models[2]["latency_ms"]) == {"p50", "p95", "p99"} and models[2]["latency_ms"]["p50"] > 0
 
 
+def test_status_has_the_health_word_and_addresses(url):
+    status = ok(requests.get(url + "/api/status"))
+    assert status["health"] == {"healthy": True, "word": "HEALTHY", "reason": "service ready, every model ready"}
+    assert "board" in status and status["urls"] and all(u.startswith("http://") for u in status["urls"])
+
+
+def test_history_counts_every_run_in_its_period(url, text_jpeg):
+    """GET /api/status/history: a sample every 2 s with each model's runs of that period; the runs
+    after a sample add up in the samples that follow, exactly (the main loop samples twice a second)."""
+    first = ok(requests.get(url + "/api/status/history"))
+    assert (first["period_s"], first["keep"]) == (2.0, 300) and first["samples"]
+    since = first["samples"][-1]["t"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # a sample after the earlier tests' runs: counting starts at 0
+        later = ok(requests.get(url + "/api/status/history?since=%r" % since))["samples"]
+        if later:
+            since = later[-1]["t"]
+            break
+        time.sleep(0.2)
+    for _ in range(3):
+        ok(binary_post(url, text_jpeg))
+    deadline, counted, samples = time.monotonic() + 15, 0, []
+    while counted < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        samples = ok(requests.get(url + "/api/status/history?since=%r" % since))["samples"]
+        counted = sum(s["models"].get(str(FAST), {}).get("requests", 0) for s in samples)
+    assert counted == 3 and all(s["t"] > since for s in samples)
+    busy = [s["models"][str(FAST)] for s in samples if str(FAST) in s["models"]]
+    assert all(m["errors"] == 0 and 0 < m["p50"] <= m["p95"] for m in busy)
+    last = samples[-1]
+    assert last["state"] == "ready" and last["queue_capacity"] >= 1 and last["refused"] == 0
+    assert set(last["memory"]) >= {"http_mb", "worker_mb", "slots_mb", "bodies_mb", "total_mb", "budget_mb"}
+    assert "since" in error(requests.get(url + "/api/status/history?since=yesterday"), 400, 1001)
+
+
 # ---- settings that need their own server: token, small limits -----------------------------------
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Metrics, result callbacks, the reload endpoint and the try-it page (real server on 127.0.0.1)."""
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -193,15 +194,26 @@ def test_reload_endpoint(start_server, tmp_path, line_jpeg):
     assert r.status_code == 200 and r.json()["data"]["result"][0]["label"] == "0"
 
 
-def test_try_it_page_is_served_offline(server):
+def test_the_page_is_served_offline_with_caching_and_a_policy(server):
     r = requests.get(server.url + "/ui/", timeout=5)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
-    assert "/ui/app.js" in r.text and "http" not in r.text.replace("http-equiv", "")  # no CDN, no outside URL
-    for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+    assert "http" not in r.text.replace("http-equiv", "")  # no CDN, no outside URL
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self';" in csp
+    linked = re.findall(r'(?:src|href)="/ui/([\w.-]+)"', r.text)
+    assert "main.js" in linked or "app.js" in linked
+    for name in linked:
         a = requests.get(server.url + "/ui/" + name, timeout=5)
-        assert a.status_code == 200 and kind in a.headers["Content-Type"]
+        kind = "javascript" if name.endswith(".js") else "text/css"
+        assert a.status_code == 200 and kind in a.headers["Content-Type"], name
+        # Kept by the browser, asked again with its ETag: unchanged is a 304 without a body.
+        assert a.headers["Cache-Control"] == "no-cache" and a.headers["Content-Security-Policy"] == csp
+        again = requests.get(server.url + "/ui/" + name, headers={"If-None-Match": a.headers["ETag"]}, timeout=5)
+        assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == a.headers["ETag"]
     assert requests.get(server.url + "/ui/../api.py", timeout=5).status_code == 404
-    assert requests.get(server.url + "/ui/secret.txt", timeout=5).json()["code"] != 0
+    missing = requests.get(server.url + "/ui/secret.txt", timeout=5)
+    assert missing.status_code == 404 and missing.json()["code"] != 0
+    assert missing.headers["Cache-Control"] == "no-store"  # the API's answers are never kept
 
 
 def test_root_answers_alive_checks_and_sends_browsers_to_the_page(server):

@@ -240,16 +240,38 @@ def expected_bundle(bundle, target, info, lite_version):
     return out
 
 
+# Keys that describe a bundle to people (the page, GET /api/models) and change nothing built:
+# a change to them rewrites bundle.json in place instead of converting the model again.
+DESCRIPTIVE = ("description", "accuracy")
+
+
 def is_up_to_date(dest, wanted):
+    """True when dest was built from wanted's inputs; its descriptive keys are brought up to date."""
     try:
         with open(dest / "bundle.json", encoding="utf-8") as f:
             current = json.load(f)
     except (OSError, ValueError):
         return False
     files = [MODEL_NAME, ONNX_NAME] + list(wanted["source"].get("files", {}))
+    built = dict(current, built=dict(current.get("built", {})))
     for measured in ("check", "onnx_check"):  # measured at build time, not inputs
-        current.get("built", {}).pop(measured, None)
-    return current == wanted and all((dest / name).is_file() for name in files)
+        built["built"].pop(measured, None)
+    if not all((dest / name).is_file() for name in files) or _inputs(built) != _inputs(wanted):
+        return False
+    if any(current.get(key) != wanted.get(key) for key in DESCRIPTIVE):  # the same keys, in wanted's order
+        write_json_aside(dest / "bundle.json", {k: wanted[k] if k in DESCRIPTIVE else current[k] for k in wanted})
+    return True
+
+
+def _inputs(bundle):
+    return {k: v for k, v in bundle.items() if k not in DESCRIPTIVE}
+
+
+def write_json_aside(path, data):
+    """path written as a new file beside it, then renamed over it: never half a bundle.json."""
+    aside = path.with_name(path.name + ".new")
+    write_json(aside, data)
+    os.replace(str(aside), str(path))
 
 
 def extract(package_file, member, dest):

@@ -17,7 +17,8 @@ import time
 import bottle
 from bottle import request, response
 
-from edgeapp import __version__, balancers, budget, callback, deepstack, deepstack_face, images, openapi, parsing
+from edgeapp import (__version__, balancers, budget, callback, deepstack, deepstack_face, images, netinfo, openapi,
+                     parsing, verdict)
 from edgeapp.bundle_digest import DigestCache
 from edgeapp.model_push import ModelPush
 from edgeapp.admission import reservation, shed_if_full, shedder
@@ -25,9 +26,11 @@ from edgeapp.envelope import EnvelopePlugin, InFlight, JsonErrorApp, error_body,
 from edgeapp.errors import BadRequest, EdgeError, NotFound, NotReady
 from edgeapp.gauges import accel_status, gauges
 from edgeapp.headers import AnswerHeaders
+from edgeapp.history import History
 from edgeapp.metrics import Metrics
 from edgeapp.parsing import DEADLINE_HEADER, first, short, single, truthy
 from edgeapp.results import JSON_TYPE, SECURITY_HEADERS, dumps, error_bytes, retry_after_header, success
+from edgeapp.webpage import Webpage
 
 __all__ = ["Api", "make_app", "starting_app"]
 
@@ -35,8 +38,6 @@ ENDPOINTS = ("POST /api/model/service/base64?mid=N, POST /api/model/service/bina
              "POST /api/model/service/multipart, GET /api/models, POST /api/models, DELETE /api/models/ID, "
              "POST /api/models/reload, GET /api/health, "
              "GET /api/status, GET /metrics, GET /ui/")
-UI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui")
-UI_FILES = ("index.html", "app.js", "style.css")
 LARGE_DECODE_PIXELS = 2000000  # from 1920x1080 up: tens of milliseconds of decoding each
 
 # Route configs (read by EnvelopePlugin; see Api.routes).
@@ -82,11 +83,14 @@ class Api:
         self.callbacks = callback.Callbacks(url, token=getattr(settings, "callback_token", None)) if url else None
         self.deepstack = deepstack.DeepStack(self)
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
-        self.shed = shedder(accel)
+        self.history = History(self.live_gauges)  # the page's plots: the last minutes, bounded
+        engine.on_run = self.history.model_run
+        self.shed = counted(shedder(accel), self.history.refused)
         self.balancers = balancers.BalancerChecks()  # who checks this board's health (edgeapp-fleet haproxy)
         self.digests = DigestCache()  # each bundle's sha256 for GET /api/models, hashed again only on change
         for b in engine.bundles.values():  # hashed here, before the service is ready: not in the first GET,
             self.digests.of(b.folder)      # which edgeapp-diag must have within 2 s (8 models: ~0.3 s here)
+        self.page = Webpage()  # the board's own page (/ui/), read once
         self.pushes = None if reload is None else ModelPush(settings, accel, reload, lambda: engine.failed,
                                                             self.digests)
 
@@ -110,6 +114,7 @@ class Api:
             ("GET", "/ui/<name>", self.ui, OWN),
             ("GET", "/api/health", self.health, OPEN),
             ("GET", "/api/status", self.status, ENVELOPE),
+            ("GET", "/api/status/history", self.status_history, ENVELOPE),
         ]
 
     def bottle_app(self):
@@ -124,8 +129,10 @@ class Api:
 
     def wsgi(self):
         """The WSGI application: bottle_app() inside the answer headers (security, CORS)."""
-        outer = AnswerHeaders(self.bottle_app(), getattr(self.settings, "cors_origins", None))
+        outer = AnswerHeaders(self.bottle_app(), getattr(self.settings, "cors_origins", None),
+                              on_status=self.answered)
         outer.quick, outer.shed = self.quick, self.shed  # for the HTTP server (server.Front)
+        outer.history = self.history  # the service's main loop ticks it
         return outer
 
     # ---- the steps the inference handlers (and DeepStack's) share ----
@@ -309,7 +316,26 @@ class Api:
         if faces is not None:
             data["faces"] = faces  # people, faces, memory; faces of another model, to register again
         data["balancers"] = self.balancers.report()  # the load balancers checking this board, if any
+        data["board"] = getattr(self.settings, "board", None)
+        data["urls"] = netinfo.service_urls(self.settings.host, self.settings.port)
+        data["health"] = health_word(data["state"], len(self.engine.failed), faces)
         return data
+
+    def status_history(self):
+        """The last minutes of figures (edgeapp.history), after ?since=T (seconds since the epoch)."""
+        return self.history.since(parsing.since_time(first(parsing.request_query(), "since")))
+
+    def live_gauges(self):
+        """What each history sample reads at its end."""
+        st = accel_status(self.accel)
+        return {"state": st["state"], "queue_depth": st["queue_depth"], "queue_capacity": st["queue_capacity"],
+                "queue_line": st["queue_line"], "in_flight": self.in_flight.value, "restarts": st["restarts"],
+                "memory": budget.measure(self.accel, self.settings)}
+
+    def answered(self, status):
+        """Every answer's status line (AnswerHeaders): the 503s are counted for the page's plots."""
+        if status.startswith("503"):
+            self.history.refused()
 
     def _model_status(self, status):
         engine = self.engine
@@ -350,9 +376,26 @@ class Api:
         return {"name": "edgeapp", "version": __version__, "ui": "/ui/", "health": "/api/health"}
 
     def ui(self, name="index.html"):
-        if name not in UI_FILES:  # the page's own files only: no path ever comes from the client
+        answer = self.page.answer(name, request.get_header("If-None-Match"))
+        if answer is None:  # the page's own files only: no path ever comes from the client
             return error_body(NotFound("no file %s in the page; open /ui/" % short(name)))
-        return bottle.static_file(name, root=UI_DIR)
+        status, headers, body = answer
+        response.status = status
+        for key, value in headers:
+            response.set_header(key, value)
+        return body
+
+
+def health_word(state, failed_models, faces):
+    """edgeapp-diag's verdict from what the service knows of itself (its config was read, or it would
+    not run): {"healthy", "word" (HEALTHY or UNHEALTHY), "reason"}, for the page's header."""
+    faces = faces or {}
+    with_model = bool(faces.get("model"))
+    ok, reason = verdict.verdict("READY" if state == "ready" else state.upper(), failed_models,
+                                 face_db_error=with_model and bool(faces.get("error")),
+                                 to_register=((faces.get("other_models") or {}).get("users_total") or 0)
+                                 if with_model else 0)
+    return {"healthy": ok, "word": verdict.word(ok), "reason": reason}
 
 
 def reload_answer(done):
@@ -366,6 +409,16 @@ def forgive_slashes():
     path = request.environ["PATH_INFO"]
     if "//" in path or (path.endswith("/") and path != "/"):
         request.environ["PATH_INFO"] = re.sub("/+", "/", path).rstrip("/") or "/"
+
+
+def counted(shed, count):
+    """shed (admission.shedder), calling count() for each request it refuses."""
+    def counted_shed(method, target, waiting=0):
+        err = shed(method, target, waiting)
+        if err is not None:
+            count()
+        return err
+    return counted_shed
 
 
 def _not_ready(msg, retry_after=2):

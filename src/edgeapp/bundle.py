@@ -32,6 +32,7 @@ class Bundle:
         if len(self.input_shape) != 4 or self.input_shape[0] != 1 or self.input_shape[1] != 3:
             raise BundleError("%s: input_shape must be [1, 3, H, W], got %r" % (folder, self.input_shape))
         self.description = spec.get("description", "")
+        self.accuracy = spec.get("accuracy")  # the measured figure, as the README's zoo table gives it
         self.pre = spec.get("Preprocess", {})
         self.post = spec.get("PostProcess", {})
         self.labels = [str(x) for x in spec.get("label_list", [])]
@@ -65,6 +66,7 @@ class Bundle:
             "name": self.name,
             "type": self.type,
             "description": self.description,
+            "accuracy": self.accuracy,
             "input_shape": self.input_shape,
             "labels": self.labels,
             "target": self.target,

@@ -21,6 +21,7 @@ class Engine:
         self.reduce = reduce
         self._stats_lock = threading.Lock()
         self._stats = {}
+        self.on_run = None  # on_run(mid, seconds, ok) after each model's run: the page's history
         self.bundles, self.models, self.failed = {}, {}, {}
         self.reload(bundles)
 
@@ -124,6 +125,8 @@ class Engine:
             st = self._stats.get(mid)
             if st is not None:
                 st.add(seconds, ok)
+        if self.on_run is not None:
+            self.on_run(mid, seconds, ok)
 
     def stats(self):
         """Per model: requests, errors and latency percentiles (ms) over the recent requests."""

@@ -11,8 +11,9 @@ class AnswerHeaders:
     """app (WSGI) with SECURITY_HEADERS on every answer, and CORS when cors_origins (a comma-separated
     list of origins, or "*") is set."""
 
-    def __init__(self, app, cors_origins=None):
+    def __init__(self, app, cors_origins=None, on_status=None):
         self.app = app
+        self.on_status = on_status  # on_status(status line) for every answer of app (Api.answered)
         self.allowed = {o.strip().rstrip("/") for o in (cors_origins or "").split(",") if o.strip()}
 
     def cors(self, origin):
@@ -37,6 +38,10 @@ class AnswerHeaders:
             return [b""]
 
         def start(status, headers, exc_info=None):
-            return start_response(status, list(headers) + SECURITY_HEADERS + extra, exc_info)
+            if self.on_status is not None:
+                self.on_status(status)
+            given = {name.lower() for name, _ in headers}  # the page's files set their own caching
+            return start_response(status, list(headers) + [h for h in SECURITY_HEADERS if h[0].lower() not in given]
+                                  + extra, exc_info)
 
         return self.app(environ, start)

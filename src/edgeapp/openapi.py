@@ -128,6 +128,11 @@ def document():
                                 "responses": _responses(_envelope({"type": "object"}), 503)}},
         "/api/status": {"get": {"summary": "Queue, worker, memory, per-model figures and the face database (faces)",
                                 "responses": _responses(_envelope({"type": "object"}), 401)}},
+        "/api/status/history": {"get": {
+            "summary": "The last 10 minutes of figures, a sample every 2 s (the page's plots)",
+            "parameters": [{"name": "since", "in": "query", "required": False, "schema": {"type": "number"},
+                            "description": "only the samples taken after this time (a sample's t)"}],
+            "responses": _responses(_envelope({"type": "object"}), 400, 401)}},
         "/api/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3",
                                                             "content": {"application/json": {"schema": {}}}}}}},

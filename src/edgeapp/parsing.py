@@ -82,6 +82,19 @@ def deadline_seconds(raw, cap):
     return min(max(ms / 1000.0, 1e-6), cap)  # 1e-320 ms is positive, but 0.0 s once divided
 
 
+def since_time(raw):
+    """?since=T of GET /api/status/history: seconds since the epoch (a sample's "t"); None if absent."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        t = float(raw)
+    except ValueError:
+        t = float("nan")
+    if not (0 <= t < float("inf")):
+        raise BadRequest("since must be a time in seconds since 1970 (a sample's \"t\"), got %r" % short(raw))
+    return t
+
+
 # ---- body -------------------------------------------------------------------------------------
 
 def check_length(limit, setting="EDGEAPP_MAX_BODY_BYTES"):

@@ -136,7 +136,7 @@ class Service:
     def __init__(self, settings):
         self.settings = settings
         self.front = Front()
-        self.server = self.http = self.accel = self.engine = self.memory = self.gallery = None
+        self.server = self.http = self.accel = self.engine = self.memory = self.gallery = self.app = None
         self.started_at = time.monotonic()
         self.starting = True
         self.stop_asked = threading.Event()
@@ -233,8 +233,8 @@ class Service:
         except Exception as e:
             log.error("loading the models failed: %s", e, exc_info=True)
             return 1
-        app = make_app(self.engine, self.accel, settings, reload=self.reload)
-        self.front.serve_api(app)
+        self.app = make_app(self.engine, self.accel, settings, reload=self.reload)
+        self.front.serve_api(self.app)
         return None
 
     def _announce_ready(self, bundles):
@@ -257,6 +257,7 @@ class Service:
     def main_loop(self):
         """Serve until asked to stop; returns the exit code."""
         while not self.stop_asked.wait(0.5):
+            self.app.history.tick()  # the page's plots: a sample every 2 s
             if self.reload_asked.is_set():
                 self.reload_asked.clear()
                 try:

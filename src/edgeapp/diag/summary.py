@@ -3,6 +3,7 @@ import textwrap
 import time
 
 from edgeapp import __version__, netinfo
+from edgeapp import verdict as health
 from edgeapp.diag.console import WIDTH, field, more, table_row, to_ascii, wrap
 from edgeapp.diag.logs import short_log_line
 
@@ -16,27 +17,17 @@ def summary_lines(facts):
         out += section(facts)
     ok, reason = verdict(facts)
     out.append("-" * WIDTH)
-    out += wrap("%s: %s" % ("HEALTHY" if ok else "UNHEALTHY", reason), "", 2)
+    out += wrap("%s: %s" % (health.word(ok), reason), "", 2)
     return out, ok
 
 
 def verdict(facts):
-    """(healthy, the reason in a few words)."""
-    if facts.state != "READY":
-        return False, "service %s" % facts.state.lower().replace("-", " ")
-    failed = facts.failed_models()
-    if failed:
-        return False, "%d model(s) failed to load" % len(failed)
-    if facts.config_error:
-        return False, "the config has an error"
+    """(healthy, the reason in a few words): edgeapp.verdict over the gathered facts."""
     faces = facts.answers.face_db()
-    if faces is not None and faces.error and faces.model:  # without a face model it is not used
-        return False, "the face database cannot be opened"
-    if faces is not None and faces.model and faces.to_register:
-        # Everyone else is recognised: healthy, but someone has to act (register or delete them).
-        return True, "service ready, every model ready; WARNING %d %s to register again" % (
-            faces.to_register, "person" if faces.to_register == 1 else "people")
-    return True, "service ready, every model ready"
+    with_model = faces is not None and bool(faces.model)  # without a face model the database is not used
+    return health.verdict(facts.state, len(facts.failed_models()), facts.config_error,
+                          face_db_error=with_model and bool(faces.error),
+                          to_register=faces.to_register if with_model else 0)
 
 
 def _header(facts):
