@@ -1,7 +1,7 @@
 // A small line chart on <canvas>, of our own: the page loads nothing from outside the board, and
 // what it needs (a few series over the last minutes) is a page of code, not a library.
 //
-// Time runs on x (the last `span` seconds, labelled "-10 min" ... "now"), y starts at 0 with a few
+// Time runs on x (the last `span` seconds, labelled "-10 min" ... "now" or "-30 s" ... "now"), y starts at 0 with a few
 // round ticks and the unit. A series may have gaps (null, or samples further apart than `gap`
 // seconds): they are drawn as breaks, never as drops to zero, which would read as "idle". A series
 // may be dashed (p95 beside a solid p50), the series may be stacked as areas (memory by part), and a
@@ -136,15 +136,18 @@ function drawValueAxis(ctx, box, ticks, unit, color) {
   ctx.fillText(unit, 2, box.y0 - 3);
 }
 
-// Labels every 1, 2 or 5 minutes, whichever leaves about 60 px between them (five on a phone).
+// Labels every 15 s ... 10 min, the shortest step that leaves about 60 px between them (a phone
+// shows fewer of them than a desktop); seconds only within the last minute, so no "-1.5 min".
+const TIME_STEPS = [15, 30, 60, 120, 300, 600];
+
 function drawTimeAxis(ctx, box, span, color) {
   const width = box.x1 - box.x0;
-  const minutes = [1, 2, 5, 10].find((m) => (width * m * 60) / span >= 60) || 10;
+  const step = TIME_STEPS.find((s) => (s >= 60 || span <= 60) && (width * s) / span >= 60) || 600;
   ctx.fillStyle = color;
   ctx.textBaseline = "top";
-  for (let ago = 0; ago <= span + 1e-9; ago += minutes * 60) {
+  for (let ago = 0; ago <= span + 1e-9; ago += step) {
     const x = box.x1 - (ago / span) * width;
-    const label = ago === 0 ? "now" : "-" + Math.round(ago / 60) + " min";
+    const label = ago === 0 ? "now" : ago < 60 ? "-" + ago + " s" : "-" + Math.round(ago / 60) + " min";
     // "now" ends at the right edge; the oldest label starts at the left one, clear of the y labels.
     const half = ctx.measureText(label).width / 2;
     ctx.textAlign = ago === 0 ? "right" : x - half < box.x0 ? "left" : "center";

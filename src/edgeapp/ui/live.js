@@ -193,8 +193,8 @@ function buildPlot(grid, def) {
   caption.append(el("span", "plot-title", def.title), latest);
   figure.append(caption, canvas, legend);
   grid.append(figure);
-  const span = history.keep * history.period;
-  return { def, figure, latest, chart: new LineChart(canvas, { unit: def.unit, stacked: !!def.stacked, integer: !!def.integer, legend, span }) };
+  const options = { unit: def.unit, stacked: !!def.stacked, integer: !!def.integer, legend, span: 60 };
+  return { def, figure, latest, chart: new LineChart(canvas, options) };
 }
 
 async function refreshHistory() {
@@ -217,9 +217,17 @@ function keepSamples(data) {
   history.samples = history.samples.concat(data.samples).slice(-history.keep);
 }
 
+// The minutes shown: the whole kept history, but at least a minute, so the first samples of a board
+// that just started are lines to read, not a sliver at the right edge of ten minutes.
+function shownSpan(samples) {
+  const full = history.keep * history.period;
+  const held = samples.length ? history.now - samples[0].t : 0;
+  return Math.min(full, Math.max(60, Math.ceil(held / 60) * 60));
+}
+
 function drawPlots() {
   const samples = history.samples, times = samples.map((s) => s.t);
-  const span = history.keep * history.period, gap = history.period * 2.5;
+  const span = shownSpan(samples), gap = history.period * 2.5;
   for (const plot of plots) {
     const series = plot.def.series(samples);
     const last = samples[samples.length - 1];
