@@ -20,13 +20,17 @@ export class LineChart {
     this.options = Object.assign({ unit: "", span: 600, gap: 5, stacked: false, empty: "no data yet" }, options);
     this.data = null;
     this.legendKey = "";
+    // Series the person switched off in the legend, by label: the y scale then fits the rest (a
+    // 600 ms detector otherwise flattens the 3 ms classifiers next to it).
+    this.hidden = new Set();
     // The canvas's width follows the page (a window resized, a phone turned, the grid reflowing):
     // its pixels must be sized and drawn again then, or the plot is stretched and blurred.
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
-  // data: {now (the newest time, s), times [s...], series [{label, color, values, dashed,
-  // legend: false to leave it out of the legend}], limit {value, label} or null}
+  // data: {now (the newest time, s), times [s...], series [{label, color, values, dashed, legend:
+  // false to leave it out of the legend, group: the label of the entry that shows and hides it too}],
+  // limit {value, label} or null}
   update(data) {
     this.data = data;
     this.fillLegend();
@@ -37,7 +41,7 @@ export class LineChart {
     const ctx = this.context();
     if (!ctx) return;
     const box = plotBox(this.size);
-    const data = this.data || { now: 0, times: [], series: [] };
+    const data = this.shownData();
     const tops = this.options.stacked ? stackTops(data.series) : data.series.map((s) => s.values);
     const top = Math.max(maxOf(tops), (data.limit && data.limit.value) || 0);
     const ticks = niceTicks(top, this.options.integer);
@@ -73,25 +77,42 @@ export class LineChart {
     return ctx;
   }
 
-  // The legend is HTML beside the canvas (it wraps on a phone and its text can be read and
-  // selected); rebuilt only when the series change, not on every poll.
+  shownData() {
+    const data = this.data || { now: 0, times: [], series: [] };
+    const series = data.series.filter((s) => !this.hidden.has(s.group || s.label));
+    return Object.assign({}, data, { series });
+  }
+
+  // The legend is HTML beside the canvas (it wraps on a phone, its text can be read, and each
+  // entry is a button that shows or hides its series); rebuilt only when the series change.
   fillLegend() {
     const list = this.options.legend;
-    const shown = this.data.series.filter((s) => s.legend !== false);
-    const key = shown.map((s) => s.label + s.color + !!s.dashed).join("|");
+    const entries = this.data.series.filter((s) => s.legend !== false);
+    const key = entries.map((s) => s.label + s.color + !!s.dashed).join("|");
     if (!list || key === this.legendKey) return;
     this.legendKey = key;
-    list.replaceChildren(...shown.map(legendEntry));
+    list.replaceChildren(...entries.map((s) => this.legendEntry(s)));
   }
-}
 
-function legendEntry(series) {
-  const item = document.createElement("li");
-  const line = document.createElement("span");
-  line.className = series.dashed ? "key-line dashed" : "key-line";
-  line.style.borderColor = series.color;  // CSSOM, which the page's CSP allows
-  item.append(line, document.createTextNode(series.label));
-  return item;
+  legendEntry(series) {
+    const item = document.createElement("li"), button = document.createElement("button");
+    const line = document.createElement("span");
+    line.className = series.dashed ? "key-line dashed" : "key-line";
+    line.style.borderColor = series.color;  // CSSOM, which the page's CSP allows
+    button.type = "button";
+    button.title = "show or hide " + series.label + " in this plot";
+    button.setAttribute("aria-pressed", String(!this.hidden.has(series.label)));
+    button.append(line, document.createTextNode(series.label));
+    button.addEventListener("click", () => {
+      const shown = this.hidden.has(series.label);
+      if (shown) this.hidden.delete(series.label);
+      else this.hidden.add(series.label);
+      button.setAttribute("aria-pressed", String(shown));
+      this.draw();
+    });
+    item.append(button);
+    return item;
+  }
 }
 
 function plotBox(size) {

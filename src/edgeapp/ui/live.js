@@ -269,7 +269,8 @@ function latencySeries(samples) {
   const pick = (mid, key) => samples.map((s) => (s.models[mid] ? s.models[mid][key] : null));
   return modelsWith(samples, (r) => r.p50 !== null).flatMap((mid) => [
     { mid, label: modelName(mid), color: modelColor(mid), values: pick(mid, "p50") },
-    { label: modelName(mid) + " p95", color: modelColor(mid), values: pick(mid, "p95"), dashed: true, legend: false },
+    { label: modelName(mid) + " p95", group: modelName(mid), color: modelColor(mid), values: pick(mid, "p95"),
+      dashed: true, legend: false },
   ]);
 }
 
