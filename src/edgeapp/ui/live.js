@@ -194,7 +194,7 @@ function buildPlot(grid, def) {
   figure.append(caption, canvas, legend);
   grid.append(figure);
   const options = { unit: def.unit, stacked: !!def.stacked, integer: !!def.integer, legend, span: 60 };
-  return { def, figure, latest, chart: new LineChart(canvas, options) };
+  return { def, figure, latest, canvas, chart: new LineChart(canvas, options) };
 }
 
 async function refreshHistory() {
@@ -226,19 +226,22 @@ function shownSpan(samples) {
 }
 
 function drawPlots() {
-  const samples = history.samples, times = samples.map((s) => s.t);
-  const span = shownSpan(samples), gap = history.period * 2.5;
-  for (const plot of plots) {
-    const series = plot.def.series(samples);
-    const last = samples[samples.length - 1];
-    const limit = plot.def.limit && last ? plot.def.limit(last) : null;
-    Object.assign(plot.chart.options, { span, gap });
-    plot.chart.update({ now: history.now, times, series, limit });
-    const latest = last ? plot.def.latest(last) : { value: "", text: "" };
-    plot.latest.textContent = latest.text;
-    plot.figure.dataset.latest = latest.value;
-    plot.figure.dataset.models = series.map((s) => s.mid).filter((m) => m).join(",");
-  }
+  const samples = history.samples, last = samples[samples.length - 1];
+  const times = samples.map((s) => s.t);
+  const options = { span: shownSpan(samples), gap: history.period * 2.5 };
+  for (const plot of plots) drawPlot(plot, samples, times, last, options);
+}
+
+function drawPlot(plot, samples, times, last, options) {
+  const def = plot.def, series = def.series(samples);
+  const limit = def.limit && last ? def.limit(last) : null;
+  Object.assign(plot.chart.options, options);
+  plot.chart.update({ now: history.now, times, series, limit });
+  const latest = last ? def.latest(last) : { value: "", text: "" };
+  plot.latest.textContent = latest.text;
+  plot.canvas.setAttribute("aria-label", def.title + (latest.text ? ": " + latest.text : ""));  // screen readers
+  plot.figure.dataset.latest = latest.value;
+  plot.figure.dataset.models = series.map((s) => s.mid).filter((m) => m).join(",");
 }
 
 // 4.5, 12, 1273: one decimal below 10, whole figures above.
