@@ -108,7 +108,9 @@ def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_to
     assert float(figures["memory"]["latest"]) > 0
     assert figures["memory"]["caption"].endswith(" MB")
     assert figures["restarts"]["latest"] == "0"  # a calm load restarts nothing
-    assert figures["refused"]["latest"] == "0"   # ... and refuses nothing (a 503 case would cost a flood)
+    # ... and refuses nothing. No 503 case here: this board puts a burst in line (or answers 504 past a
+    # deadline) rather than refuse it, so a 503 would take a flood of seconds of detector runs.
+    assert figures["refused"]["latest"] == "0"
     assert figures["queue"]["caption"].startswith("Queue") and " of " in figures["queue"]["caption"]
 
     uipage.screenshot(browser, "ui-live-desktop")
@@ -116,4 +118,31 @@ def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_to
     assert browser.execute_script("return document.documentElement.scrollWidth") <= uipage.PHONE[0]
     uipage.screenshot(browser, "ui-live-phone")
     uipage.resize(browser, uipage.DESKTOP)
+    assert uipage.console_errors(browser) == []
+
+
+HISTORY_POLLS = ("return performance.getEntriesByType('resource')"
+                 ".filter((e) => e.name.includes('/api/status/history')).length")
+
+
+def set_visibility(browser, state):
+    """As when the tab is put in the background (or back): document.visibilityState and its event."""
+    browser.execute_script("Object.defineProperty(document, 'visibilityState', {value: arguments[0], configurable: true});"
+                           "document.dispatchEvent(new Event('visibilitychange'))", state)
+
+
+def test_a_hidden_tab_asks_the_board_nothing(page_server, browser, page_token_kept):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    uipage.console_errors(browser)
+    browser.get(page_server.url + "/ui/?token=" + PAGE_TOKEN)
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(lambda d: d.execute_script(HISTORY_POLLS) >= 2)
+    set_visibility(browser, "hidden")
+    polls = browser.execute_script(HISTORY_POLLS)
+    time.sleep(3.0)  # a poll every 2 s would have asked again by now
+    polls_hidden = browser.execute_script(HISTORY_POLLS)
+    assert polls_hidden <= polls + 1  # at most the one under way when it was hidden
+    set_visibility(browser, "visible")
+    # Back in sight: it asks at once (well within the 2 s period), catching up from the service's ring.
+    WebDriverWait(browser, 1.5, poll_frequency=0.05).until(lambda d: d.execute_script(HISTORY_POLLS) > polls_hidden)
     assert uipage.console_errors(browser) == []
