@@ -117,6 +117,11 @@ def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_to
     uipage.resize(browser, uipage.PHONE)
     assert browser.execute_script("return document.documentElement.scrollWidth") <= uipage.PHONE[0]
     uipage.screenshot(browser, "ui-live-phone")
+    # A phone's screen has 2 or 3 pixels to a CSS pixel: the canvases get as many, or they are blurred.
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": uipage.PHONE[0], "height": uipage.PHONE[1],
+                                                                    "deviceScaleFactor": 2, "mobile": True})
+    wait.until(lambda d: d.execute_script("return [...document.querySelectorAll('#live canvas')].every((c) =>"
+                                          " c.width === Math.round(2 * c.getBoundingClientRect().width))"))
     uipage.resize(browser, uipage.DESKTOP)
     assert uipage.console_errors(browser) == []
 
