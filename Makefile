@@ -205,7 +205,7 @@ PUSH_TEST_MODELS := build/models/arm-push
 push-test-models: models
 	$(VPY) tools/build_models.py --target arm --out $(PUSH_TEST_MODELS) --only text-direction --tool-venv $(TOOL_VENV)
 
-# Whole runs of the benchmark tools, small (about 1.5 minutes): kept out of make test for its
+# Whole runs of the benchmark tools, small (about 2 minutes): kept out of make test for its
 # 15-minute budget; run after a change to tools/bench, tools/peer or tools/ocrbench.
 test-tool-runs: setup peer-lib
 	$(VPY) -m pytest tests --benchmark-disable -m tool_runs $(PYTEST_ARGS)

@@ -37,6 +37,8 @@ def start_server(tmp_path_factory):
         return s.wait_ready() if ready else s
 
     yield start
+    for s in servers:  # every one asked first: each takes a second or two to drain and stop
+        s.ask_to_stop()
     for s in servers:
         s.stop()
 

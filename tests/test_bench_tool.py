@@ -14,6 +14,7 @@ from support import REPO, server_env
 from tools.bench import bodies, paired, raw, report, servers, timing
 
 
+@pytest.mark.tool_runs  # about 30 s: make test-tool-runs
 def test_tiny_run_reports_every_case(tmp_path, fast_model_dir):
     out, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
     out.write_text("# Benchmarks\n\nWritten by hand, must survive.\n")

@@ -64,6 +64,7 @@ class Server:
         # one server at a time may hold (facedb locks it), and which is a person's, not a test's.
         settings.setdefault("face_db", str(Path(log_dir) / ("%s-%d-faces.db" % (self.name, self.port))))
         self.startup_s = None  # seconds from the start to the first healthy answer (wait_ready)
+        self.asked = None  # the signal ask_to_stop sent
         self.started = time.monotonic()
         with open(str(self.log_path), "wb") as log:
             self.proc = subprocess.Popen(self.command(str(model_dir)) + list(args),
@@ -97,10 +98,18 @@ class Server:
         self.stop()
         raise RuntimeError("%s not ready after %.0f s:\n%s" % (self.name, timeout, self.log()))
 
-    def stop(self, sig=signal.SIGTERM, timeout=20.0):
-        """Signal the server and wait for it; returns its exit code (killed if it hangs)."""
+    def ask_to_stop(self, sig=signal.SIGTERM):
+        """Signal the server without waiting (stop() waits): servers drain side by side."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+            self.asked = sig
+
+    def stop(self, sig=signal.SIGTERM, timeout=20.0):
+        """Signal the server (unless ask_to_stop already did) and wait for it; returns its exit
+        code (killed if it hangs)."""
+        if self.proc.poll() is None:
+            if sig != self.asked:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
