@@ -96,11 +96,6 @@ def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_to
     assert latency["caption"].endswith(" ms") and ": p50 " in latency["caption"]
     legend = browser.find_element(By.CSS_SELECTOR, "#live figure[data-plot=rate] .legend").text
     assert "text-direction" in legend and "face" in legend  # models named as /api/status names them
-    toggle = browser.find_element(By.CSS_SELECTOR, "#live figure[data-plot=latency] .legend button")
-    toggle.click()  # a legend entry hides its model's lines (the scale then fits the others) ...
-    assert toggle.get_attribute("aria-pressed") == "false"
-    toggle.click()  # ... and shows them again
-    assert toggle.get_attribute("aria-pressed") == "true"
     load.join(LOAD_SECONDS + 15)
     assert not load.is_alive() and load.statuses and set(load.statuses) == {200}
 
@@ -123,6 +118,11 @@ def test_header_and_live_figures_while_a_load_runs(page_server, browser, page_to
     wait.until(lambda d: d.execute_script("return [...document.querySelectorAll('#live canvas')].every((c) =>"
                                           " c.width === Math.round(2 * c.getBoundingClientRect().width))"))
     uipage.resize(browser, uipage.DESKTOP)
+    toggle = browser.find_element(By.CSS_SELECTOR, "#live figure[data-plot=latency] .legend button")
+    toggle.click()  # a legend entry hides its model's lines (the scale then fits the others) ...
+    assert toggle.get_attribute("aria-pressed") == "false"
+    toggle.click()  # ... and shows them again
+    assert toggle.get_attribute("aria-pressed") == "true"
     assert uipage.console_errors(browser) == []
 
 

@@ -154,7 +154,7 @@ function drawValueAxis(ctx, box, ticks, unit, color) {
   }
   ctx.textAlign = "left";
   ctx.textBaseline = "bottom";
-  ctx.fillText(unit, 2, box.y0 - 3);
+  ctx.fillText(unit, box.x0 + 2, box.y0 - 2);  // above the plot, clear of the top tick's label
 }
 
 // Labels every 15 s ... 10 min, the shortest step that leaves about 60 px between them (a phone
