@@ -132,8 +132,8 @@ HISTORY_POLLS = ("return performance.getEntriesByType('resource')"
 
 def set_visibility(browser, state):
     """As when the tab is put in the background (or back): document.visibilityState and its event."""
-    browser.execute_script("Object.defineProperty(document, 'visibilityState', {value: arguments[0], configurable: true});"
-                           "document.dispatchEvent(new Event('visibilitychange'))", state)
+    browser.execute_script("Object.defineProperty(document, 'visibilityState', {value: arguments[0],"
+                           " configurable: true}); document.dispatchEvent(new Event('visibilitychange'))", state)
 
 
 def test_a_hidden_tab_asks_the_board_nothing(page_server, browser, page_token_kept):

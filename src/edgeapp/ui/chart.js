@@ -1,10 +1,10 @@
 // A small line chart on <canvas>, of our own: the page loads nothing from outside the board, and
 // what it needs (a few series over the last minutes) is a page of code, not a library.
 //
-// Time runs on x (the last `span` seconds, labelled "-10 min" ... "now" or "-30 s" ... "now"), y starts at 0 with a few
-// round ticks and the unit. A series may have gaps (null, or samples further apart than `gap`
-// seconds): they are drawn as breaks, never as drops to zero, which would read as "idle". A series
-// may be dashed (p95 beside a solid p50), the series may be stacked as areas (memory by part), and a
+// Time runs on x (the last `span` seconds, labelled "-10 min" ... "now", or "-30 s" ... "now"), y
+// starts at 0 with a few round ticks and the unit. A series may have gaps (null, or samples further
+// apart than `gap` seconds): they are drawn as breaks, never as drops to zero, which would read as
+// "idle". A series may be dashed (p95 beside a solid p50), the series may be stacked as areas (memory by part), and a
 // horizontal limit line shows what a figure must stay under (queue capacity, memory budget).
 
 const PAD = { left: 40, right: 10, top: 16, bottom: 20 };  // CSS px: y labels, unit, x labels

@@ -9,8 +9,8 @@ const HISTORY_EVERY_MS = 2000;  // the service takes one sample every 2 s: askin
 const STATUS_EVERY_MS = 6000;   // uptime and health change slowly
 const PALETTE = ["#1f77b4", "#e8710a", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#6b6b6b",
                  "#a4a81c", "#12a4b8"];
-const MEMORY_PARTS = [["http_mb", "HTTP", "#1f77b4"], ["worker_mb", "worker", "#2ca02c"], ["slots_mb", "slots", "#e8710a"],
-                      ["bodies_mb", "bodies", "#9467bd"]];
+const MEMORY_PARTS = [["http_mb", "HTTP", "#1f77b4"], ["worker_mb", "worker", "#2ca02c"],
+                      ["slots_mb", "slots", "#e8710a"], ["bodies_mb", "bodies", "#9467bd"]];
 
 // The samples kept in the page: at most `keep` (what the service keeps too), oldest first.
 const history = { samples: [], keep: 300, period: 2, now: 0 };
@@ -22,7 +22,10 @@ export function start() {
   live = buildLive(document.getElementById("live"));
   const loop = poller(step, HISTORY_EVERY_MS);
   // A hidden tab polls nothing; the service kept the samples meanwhile, so one poll catches up.
-  document.addEventListener("visibilitychange", () => (document.visibilityState === "visible" ? loop.run() : loop.stop()));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") loop.run();
+    else loop.stop();
+  });
   document.addEventListener("edgeapp:token-changed", () => {
     statusAt = 0;
     loop.run();
@@ -139,7 +142,7 @@ function fillUrls(urls) {
 }
 
 // "45 s", "12 min", "3 h 12 min", "4 d 2 h": what a person says, not a count of seconds.
-export function humanDuration(seconds) {
+function humanDuration(seconds) {
   const s = Math.floor(seconds || 0), m = Math.floor(s / 60), h = Math.floor(m / 60), d = Math.floor(h / 24);
   if (d) return d + " d " + (h % 24) + " h";
   if (h) return h + " h " + (m % 60) + " min";
@@ -166,11 +169,13 @@ function modelColor(mid) {
 const PLOTS = [
   { key: "rate", title: "Requests per second", unit: "req/s", series: rateSeries, latest: rateLatest },
   { key: "latency", title: "Latency: p50 solid, p95 dashed", unit: "ms", series: latencySeries, latest: latencyLatest },
-  { key: "queue", title: "Queue", unit: "jobs", integer: true, series: queueSeries, limit: queueLimit, latest: queueLatest },
+  { key: "queue", title: "Queue", unit: "jobs", integer: true, series: queueSeries, limit: queueLimit,
+    latest: queueLatest },
   { key: "refused", title: "Refused (503) per second", unit: "/s", series: refusedSeries, latest: refusedLatest },
   { key: "memory", title: "Memory", unit: "MB", stacked: true, series: memorySeries, limit: memoryLimit,
     latest: memoryLatest },
-  { key: "restarts", title: "Worker restarts", unit: "total", integer: true, series: restartSeries, latest: restartLatest },
+  { key: "restarts", title: "Worker restarts", unit: "total", integer: true, series: restartSeries,
+    latest: restartLatest },
 ];
 
 function buildLive(root) {
@@ -297,7 +302,8 @@ function queueLimit(last) {
 
 function queueLatest(last) {
   const of = last.queue_capacity ? " of " + last.queue_capacity : "";
-  return { value: last.queue_depth, text: last.queue_depth + of + (last.queue_line ? ", " + last.queue_line + " waiting" : "") };
+  const waiting = last.queue_line ? ", " + last.queue_line + " waiting" : "";
+  return { value: last.queue_depth, text: last.queue_depth + of + waiting };
 }
 
 function refusedSeries(samples) {
