@@ -151,3 +151,29 @@ def test_a_hidden_tab_asks_the_board_nothing(page_server, browser, page_token_ke
     # Back in sight: it asks again (at once; the wait is for a busy machine), catching up from the ring.
     WebDriverWait(browser, 10, poll_frequency=0.05).until(lambda d: d.execute_script(HISTORY_POLLS) > polls_hidden)
     assert uipage.console_errors(browser) == []
+
+
+def test_without_the_token_the_live_part_waits_for_it(page_server, browser, page_token_kept):
+    """The board refuses (401) a page without its token: the header and plots stay calm and say
+    what they wait for, ask nothing more, and start at once when a token is given (api.setToken,
+    as the token bar does)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    uipage.console_errors(browser)
+    browser.get(page_server.url + "/api/health")  # the origin's storage, without the page running
+    browser.execute_script("sessionStorage.removeItem('edgeapp.token')")
+    browser.get(page_server.url + "/ui/")
+    wait = WebDriverWait(browser, 10, poll_frequency=0.1)
+    note = browser.find_element(By.CSS_SELECTOR, "#live .live-note")
+    wait.until(lambda d: note.is_displayed())
+    assert note.text == "The live figures need the board's access token."
+    assert browser.find_element(By.CSS_SELECTOR, "#board .health").text == ""  # no verdict it has not seen
+    assert browser.execute_script(HISTORY_POLLS) == 0  # the status said 401: the plots did not ask
+
+    browser.execute_script("import('/ui/api.js').then((api) => api.setToken(arguments[0]))", PAGE_TOKEN)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#board .health").text == "HEALTHY")
+    wait.until(lambda d: d.execute_script(HISTORY_POLLS) > 0)
+    assert not note.is_displayed()
+    errors = uipage.console_errors(browser)  # Chromium logs each refused load: only those
+    assert errors and all("status of 401" in e for e in errors), errors
