@@ -1,7 +1,8 @@
 """The board's page, its header and live figures (ui/live.js, ui/chart.js), in headless Chromium
-against the real service: the header says what the board is, and the plots fill in while a load
-runs. Each plot's <figure> carries what it shows as data-latest and data-models, so the test reads
-the figures without reading pixels."""
+against the real service: the header says what the board is, the plots fill in while a load runs,
+a hidden tab asks the board nothing, and without the token the part waits for it calmly. Each
+plot's <figure> carries what it shows as data-latest and data-models, so the test reads the
+figures without reading pixels."""
 import threading
 import time
 
@@ -42,14 +43,11 @@ class Load(threading.Thread):
 
 @pytest.fixture
 def page_token_kept(page_server, browser):
-    """Leaves the page's token state (its session storage) as this test found it. Put back from
-    /api/health, a page of the same origin without scripts: no poll of ours runs with a token that
-    is about to change (a 401 would be a console error in the next test)."""
-    def stored():
-        if not browser.current_url.startswith(page_server.url):
-            return None  # another origin or none yet: nothing of the page's to keep
-        return browser.execute_script("return sessionStorage.getItem('edgeapp.token')")
-    before = stored()
+    """Leaves page_server's token state (its origin's session storage) as this test found it. Read
+    and put back from /api/health, a page of that origin without scripts: no poll of the page runs
+    with a token that is about to change (a 401 would be a console error in the next test)."""
+    browser.get(page_server.url + "/api/health")
+    before = browser.execute_script("return sessionStorage.getItem('edgeapp.token')")
     yield
     browser.get(page_server.url + "/api/health")
     browser.execute_script("arguments[0] === null ? sessionStorage.removeItem('edgeapp.token')"
