@@ -1,4 +1,4 @@
-"""Metrics, result callbacks, the reload endpoint and the try-it page (real server on 127.0.0.1)."""
+"""Metrics, result callbacks, the reload endpoint and the page's files (real server on 127.0.0.1)."""
 import json
 import os
 import re
@@ -6,13 +6,14 @@ import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from face_standin import gallery_after_a_model_change
-from support import MODEL_DIR
+from support import MODEL_DIR, REPO
 from textimages import encode, text_line
 
 from edgeapp import facedb
@@ -201,11 +202,12 @@ def test_the_page_is_served_offline_with_caching_and_a_policy(server):
     csp = r.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self';" in csp
     linked = re.findall(r'(?:src|href)="/ui/([\w.-]+)"', r.text)
-    assert "main.js" in linked or "app.js" in linked
-    for name in linked:
+    files = sorted(p.name for p in (REPO / "src" / "edgeapp" / "ui").iterdir())
+    assert "main.js" in linked and set(linked) <= set(files)
+    kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".html": "text/html"}
+    for name in files:  # the modules main.js imports too
         a = requests.get(server.url + "/ui/" + name, timeout=5)
-        kind = "javascript" if name.endswith(".js") else "text/css"
-        assert a.status_code == 200 and kind in a.headers["Content-Type"], name
+        assert a.status_code == 200 and a.headers["Content-Type"].startswith(kinds[Path(name).suffix]), name
         # Kept by the browser, asked again with its ETag: unchanged is a 304 without a body.
         assert a.headers["Cache-Control"] == "no-cache" and a.headers["Content-Security-Policy"] == csp
         again = requests.get(server.url + "/ui/" + name, headers={"If-None-Match": a.headers["ETag"]}, timeout=5)
