@@ -187,6 +187,17 @@ def test_deadline_round_trip(ms):
     assert parsing.deadline_seconds(repr(ms), 3600.0) == pytest.approx(min(ms / 1000.0, 3600.0))
 
 
+@given(any_text)
+def test_history_since_is_a_time_or_a_bad_request(raw):
+    t = raises_only(parsing.since_time, raw)
+    assert t is None or 0 <= t < float("inf")
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_history_since_round_trip(t):
+    assert parsing.since_time(repr(t)) == t
+
+
 def test_single_value_params():
     assert parsing.single({"mid": ["2", " 2"]}, "mid") == "2"
     assert parsing.single({}, "mid") is None

@@ -72,10 +72,7 @@ def deadline_seconds(raw, cap):
     """Seconds from now a client allows (header or deadline_ms, in ms), at most cap; cap if none."""
     if raw is None or not raw.strip():
         return cap
-    try:
-        ms = float(raw)
-    except ValueError:
-        ms = float("nan")
+    ms = _number(raw)
     if not (0 < ms < float("inf")):
         raise BadRequest("%s / deadline_ms must be a positive number of milliseconds, got %r"
                          % (DEADLINE_HEADER, short(raw)))
@@ -86,13 +83,18 @@ def since_time(raw):
     """?since=T of GET /api/status/history: seconds since the epoch (a sample's "t"); None if absent."""
     if raw is None or not raw.strip():
         return None
-    try:
-        t = float(raw)
-    except ValueError:
-        t = float("nan")
+    t = _number(raw)
     if not (0 <= t < float("inf")):
         raise BadRequest("since must be a time in seconds since 1970 (a sample's \"t\"), got %r" % short(raw))
     return t
+
+
+def _number(raw):
+    """float(raw), or NaN for what is not a number (which every range check then refuses)."""
+    try:
+        return float(raw)
+    except ValueError:
+        return float("nan")
 
 
 # ---- body -------------------------------------------------------------------------------------
