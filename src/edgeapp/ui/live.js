@@ -4,6 +4,7 @@
 // so a page opened now also shows what happened before it was opened.
 import { get } from "./api.js";
 import { LineChart } from "./chart.js";
+import { el } from "./dom.js";
 
 const HISTORY_EVERY_MS = 2000;  // the service takes one sample every 2 s: asking faster shows nothing new
 const STATUS_EVERY_MS = 6000;   // uptime and health change slowly
@@ -68,20 +69,13 @@ async function step() {
 
 // ---- the header ----------------------------------------------------------------------------
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function buildHeader(root) {
   const parts = {
-    name: root.querySelector("h1") || root.appendChild(el("h1", null, "edgeapp")),
-    health: el("span", "health"), reason: el("span", "health-reason"),
-    facts: el("ul", "facts"), urls: el("ul", "urls"),
+    name: root.querySelector("h1") || root.appendChild(el("h1", {}, "edgeapp")),
+    health: el("span", { className: "health" }), reason: el("span", { className: "health-reason" }),
+    facts: el("ul", { className: "facts" }), urls: el("ul", { className: "urls" }),
   };
-  const verdict = el("p", "verdict");
+  const verdict = el("p", { className: "verdict" });
   verdict.append(parts.health, parts.reason);
   root.append(verdict, parts.facts, parts.urls);
   return parts;
@@ -113,12 +107,11 @@ function fillHeader(data) {
   const name = data.board || "edgeapp";
   header.name.textContent = name;
   document.title = name === "edgeapp" ? "edgeapp" : name + " · edgeapp";
-  // Before the service had a verdict of its own, its state was the nearest thing to one.
-  showHealth(data.health || { healthy: data.state === "ready", word: String(data.state).toUpperCase(), reason: "" });
+  showHealth(data.health);
   const engines = Object.entries(data.engines || {}).map(([n, v]) => (v ? n + " " + v : n));
-  header.facts.replaceChildren(el("li", "version", "edgeapp " + data.version),
-                               el("li", "engines", engines.join(", ") || "no engine running"),
-                               el("li", "uptime", "up " + humanDuration(data.uptime_s)));
+  header.facts.replaceChildren(el("li", { className: "version" }, "edgeapp " + data.version),
+                               el("li", { className: "engines" }, engines.join(", ") || "no engine running"),
+                               el("li", { className: "uptime" }, "up " + humanDuration(data.uptime_s)));
   fillUrls(data.urls || []);
 }
 
@@ -134,7 +127,7 @@ function fillUrls(urls) {
   if (header.urls.dataset.key === key) return;  // unchanged: keep the links (and a selection in them)
   header.urls.dataset.key = key;
   header.urls.replaceChildren(...urls.map((url) => {
-    const item = el("li"), link = el("a", null, url);
+    const item = el("li"), link = el("a", {}, url);
     link.href = url;
     item.append(link);
     return item;
@@ -179,9 +172,9 @@ const PLOTS = [
 ];
 
 function buildLive(root) {
-  const note = el("p", "live-note");
+  const note = el("p", { className: "live-note" });
   note.hidden = true;
-  const grid = el("div", "plots");
+  const grid = el("div", { className: "plots" });
   root.append(note, grid);
   plots = PLOTS.map((def) => buildPlot(grid, def));
   return { note };
@@ -190,12 +183,13 @@ function buildLive(root) {
 // <figure data-plot data-latest data-models>: the latest figure and the models drawn, for a
 // person (the caption) and for a test (the attributes), without reading pixels.
 function buildPlot(grid, def) {
-  const figure = el("figure", "plot"), caption = el("figcaption");
-  const latest = el("span", "plot-latest"), canvas = el("canvas"), legend = el("ul", "legend");
+  const figure = el("figure", { className: "plot" }), caption = el("figcaption");
+  const latest = el("span", { className: "plot-latest" }), canvas = el("canvas");
+  const legend = el("ul", { className: "legend" });
   figure.dataset.plot = def.key;
   canvas.setAttribute("role", "img");
   canvas.setAttribute("aria-label", def.title);
-  caption.append(el("span", "plot-title", def.title), latest);
+  caption.append(el("span", { className: "plot-title" }, def.title), latest);
   figure.append(caption, canvas, legend);
   grid.append(figure);
   const options = { unit: def.unit, stacked: !!def.stacked, integer: !!def.integer, legend, span: 60 };
