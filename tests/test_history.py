@@ -1,9 +1,8 @@
 """edgeapp.history: the bounded ring of figures behind the page's plots, and what feeds it (each
-model's runs from the Engine, the 503s from the answers and the selector thread's refusals)."""
+model's runs from the Engine, the 503s from the answers)."""
 import random
 
 from edgeapp import history
-from edgeapp.api import counted
 from edgeapp.headers import AnswerHeaders
 from edgeapp.history import History
 
@@ -54,7 +53,9 @@ def test_tick_takes_one_sample_per_period_and_never_makes_up_missed_ones():
     assert [s["t"] for s in h.since()["samples"]] == [due, due + 30, due + 32]
 
 
-def test_the_503s_of_the_answers_and_of_the_selector_thread_are_counted():
+def test_every_answer_is_told_to_the_api():
+    """AnswerHeaders tells Api.answered each status line (the 503s are counted from it); the ones the
+    HTTP server gives by itself are counted in tests/test_service.py's door and line tests."""
     seen = []
 
     def app(environ, start_response):
@@ -65,7 +66,3 @@ def test_the_503s_of_the_answers_and_of_the_selector_thread_are_counted():
     for status in ("200 OK", "503 Service Unavailable", "401 Unauthorized"):
         outer({"status": status}, lambda s, h, e=None: None)
     assert seen == ["200 OK", "503 Service Unavailable", "401 Unauthorized"]
-    refusals = []
-    shed = counted(lambda method, target, waiting=0: "busy" if target == b"/busy" else None,
-                   lambda: refusals.append(1))
-    assert (shed(b"POST", b"/busy"), shed(b"POST", b"/free")) == ("busy", None) and refusals == [1]

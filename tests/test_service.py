@@ -42,6 +42,18 @@ def _status(url):
     return requests.get(url + "/api/status", timeout=5).json()["data"]
 
 
+def _refused_in_history(url, expected, seconds=10):
+    """The 503s GET /api/status/history has counted since the server started, once it counts
+    `expected` or seconds have passed (a sample every 2 s)."""
+    end = time.monotonic() + seconds
+    while True:
+        samples = requests.get(url + "/api/status/history", timeout=5).json()["data"]["samples"]
+        counted = sum(sample["refused"] for sample in samples)
+        if counted >= expected or time.monotonic() > end:
+            return counted
+        time.sleep(0.5)
+
+
 def _wait_health(url, seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -112,6 +124,7 @@ def test_beyond_the_queue_bound_some_503_none_lost(start_server, photo_jpeg):
         assert code == BUSY and int(retry_after) >= 2
     assert max(r[3] for r in busy) < min(r[3] for r in ok), results  # refused before anyone was served
     assert _status(server.url)["queue_depth"] == 0
+    assert _refused_in_history(server.url, len(busy)) == len(busy)  # the page's 503 plot counts each
 
 
 def _answer(data):
@@ -181,6 +194,8 @@ def test_a_burst_of_uploads_is_refused_at_the_door_beyond_the_queue(start_server
         bad = requests.post(server.url + "/api/model/service/binary?mid=1", data=b"not an image", timeout=30)
         assert bad.status_code == 400
         assert _status(server.url)["queue_depth"] == 0
+    # Refused by the HTTP server's selector thread, from the request line: counted all the same.
+    assert _refused_in_history(server.url, 16) == 16
 
 
 def test_health_answers_while_the_accelerator_is_saturated(start_server, photo_jpeg):

@@ -85,7 +85,7 @@ class Api:
         self.faces = deepstack_face.DeepStackFace(self.deepstack)
         self.history = History(self.live_gauges)  # the page's plots: the last minutes, bounded
         engine.on_run = self.history.model_run
-        self.shed = counted(shedder(accel), self.history.refused)
+        self.shed = shedder(accel)
         self.balancers = balancers.BalancerChecks()  # who checks this board's health (edgeapp-fleet haproxy)
         self.digests = DigestCache()  # each bundle's sha256 for GET /api/models, hashed again only on change
         for b in engine.bundles.values():  # hashed here, before the service is ready: not in the first GET,
@@ -131,7 +131,7 @@ class Api:
         """The WSGI application: bottle_app() inside the answer headers (security, CORS)."""
         outer = AnswerHeaders(self.bottle_app(), getattr(self.settings, "cors_origins", None),
                               on_status=self.answered)
-        outer.quick, outer.shed = self.quick, self.shed  # for the HTTP server (server.Front)
+        outer.quick, outer.shed, outer.refused = self.quick, self.shed, self.refused  # for server.Front
         outer.history = self.history  # the service's main loop ticks it
         return outer
 
@@ -337,6 +337,11 @@ class Api:
         if status.startswith("503"):
             self.history.refused()
 
+    def refused(self, err):
+        """An error the HTTP server answered by itself (the shed's Busy, no thread free): the same count."""
+        if err.status == 503:
+            self.history.refused()
+
     def _model_status(self, status):
         engine = self.engine
         stats = engine.stats()
@@ -409,16 +414,6 @@ def forgive_slashes():
     path = request.environ["PATH_INFO"]
     if "//" in path or (path.endswith("/") and path != "/"):
         request.environ["PATH_INFO"] = re.sub("/+", "/", path).rstrip("/") or "/"
-
-
-def counted(shed, count):
-    """shed (admission.shedder), calling count() for each request it refuses."""
-    def counted_shed(method, target, waiting=0):
-        err = shed(method, target, waiting)
-        if err is not None:
-            count()
-        return err
-    return counted_shed
 
 
 def _not_ready(msg, retry_after=2):

@@ -70,6 +70,7 @@ class Front:
         self.app = starting_app
         self.api_shed = None
         self.api_quick = None
+        self.api_refused = None
 
     def __call__(self, environ, start_response):
         return self.app(environ, start_response)
@@ -82,9 +83,14 @@ class Front:
         quick = self.api_quick
         return None if quick is None else quick(method, target, peer)
 
+    def refused(self, err):
+        refused = self.api_refused
+        if refused is not None:
+            refused(err)
+
     def serve_api(self, app):
-        """From now on: make_app's app, with its own shed and quick answers."""
-        self.app, self.api_shed, self.api_quick = app, app.shed, app.quick
+        """From now on: make_app's app, with its own shed and quick answers, told of the refusals."""
+        self.app, self.api_shed, self.api_quick, self.api_refused = app, app.shed, app.quick, app.refused
 
 
 def serve(settings):
@@ -303,6 +309,7 @@ def make_http_server(settings, front):
         queue_size=settings.threads * 4,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         shed=front.shed, quick=front.quick,  # both say nothing until the API is up
+        refused=front.refused,  # the 503s the server answers itself, for the page's plots
         limits=HTTPLimits(idle_timeout=SOCKET_TIMEOUT),
     )
 

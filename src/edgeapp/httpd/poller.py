@@ -231,6 +231,8 @@ class Poller:
     # -- refusals and lingering -----------------------------------------------------------------
     def refuse(self, conn, err):
         """Answer err without a thread and close after lingering (the request is never read)."""
+        if self.server.refused is not None:
+            self.server.refused(err)
         try:
             os.write(conn.fd, error_response(err))  # small: fits the socket buffer
         except OSError:
