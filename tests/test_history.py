@@ -53,6 +53,16 @@ def test_tick_takes_one_sample_per_period_and_never_makes_up_missed_ones():
     assert [s["t"] for s in h.since()["samples"]] == [due, due + 30, due + 32]
 
 
+def test_a_failing_sample_never_stops_the_ticks(caplog):
+    def broken():
+        raise OSError("no /proc")
+
+    h = History(broken, period=2.0, start=0.0)
+    for now in (2.0, 4.0, 6.0):
+        h.tick(now)  # never raises into the service's main loop
+    assert h.since()["samples"] == [] and caplog.text.count("failed") == 1
+
+
 def test_every_answer_is_told_to_the_api():
     """AnswerHeaders tells Api.answered each status line (the 503s are counted from it); the ones the
     HTTP server gives by itself are counted in tests/test_service.py's door and line tests."""

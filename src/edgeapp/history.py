@@ -7,6 +7,7 @@ line, memory, restarts). Memory is bounded: KEEP samples, and per model and peri
 LATENCIES_KEPT latencies (a uniform sample of them when there are more).
 """
 import collections
+import logging
 import random
 import threading
 import time
@@ -14,6 +15,8 @@ import time
 PERIOD_SECONDS = 2.0
 KEEP = 300
 LATENCIES_KEPT = 256
+
+log = logging.getLogger("edgeapp.history")
 
 
 class Runs:
@@ -57,6 +60,7 @@ class History:
         self._refused = 0
         self._due = (time.time() if start is None else start) + period  # the first sample's time
         self._rng = random.Random(0)
+        self._failed = False  # a failed sample was logged
 
     def model_run(self, mid, seconds, ok):
         with self._lock:
@@ -77,7 +81,12 @@ class History:
         self._due += self.period
         if self._due <= now:  # held up for more than a period (a reload): start again from now
             self._due = now + self.period
-        self.sample(now)
+        try:
+            self.sample(now)
+        except Exception:  # the plots lose a sample; the service's main loop must go on
+            if not self._failed:
+                log.exception("a sample of the page's figures failed (said once; the service goes on)")
+            self._failed = True
 
     def sample(self, now=None):
         gauges = self.read_gauges()  # outside the lock: it reads /proc and the accelerator's status
