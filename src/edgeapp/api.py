@@ -318,7 +318,9 @@ class Api:
         data["balancers"] = self.balancers.report()  # the load balancers checking this board, if any
         data["board"] = getattr(self.settings, "board", None)
         data["urls"] = netinfo.service_urls(self.settings.host, self.settings.port)
-        data["health"] = health_word(data["state"], len(self.engine.failed), faces)
+        ok, reason = verdict.verdict("READY" if data["state"] == "ready" else data["state"].upper(),
+                                     len(self.engine.failed), faces=faces)  # its config was read, or it would not run
+        data["health"] = {"healthy": ok, "word": verdict.word(ok), "reason": reason}  # edgeapp-diag's verdict
         return data
 
     def status_history(self):
@@ -389,18 +391,6 @@ class Api:
         for key, value in headers:
             response.set_header(key, value)
         return body
-
-
-def health_word(state, failed_models, faces):
-    """edgeapp-diag's verdict from what the service knows of itself (its config was read, or it would
-    not run): {"healthy", "word" (HEALTHY or UNHEALTHY), "reason"}, for the page's header."""
-    faces = faces or {}
-    with_model = bool(faces.get("model"))
-    ok, reason = verdict.verdict("READY" if state == "ready" else state.upper(), failed_models,
-                                 face_db_error=with_model and bool(faces.get("error")),
-                                 to_register=((faces.get("other_models") or {}).get("users_total") or 0)
-                                 if with_model else 0)
-    return {"healthy": ok, "word": verdict.word(ok), "reason": reason}
 
 
 def reload_answer(done):

@@ -23,11 +23,8 @@ def summary_lines(facts):
 
 def verdict(facts):
     """(healthy, the reason in a few words): edgeapp.verdict over the gathered facts."""
-    faces = facts.answers.face_db()
-    with_model = faces is not None and bool(faces.model)  # without a face model the database is not used
     return health.verdict(facts.state, len(facts.failed_models()), facts.config_error,
-                          face_db_error=with_model and bool(faces.error),
-                          to_register=faces.to_register if with_model else 0)
+                          (facts.answers.status_data() or {}).get("faces"))
 
 
 def _header(facts):
