@@ -131,11 +131,10 @@ PAGE_TOKEN = "page-test-token"
 
 
 @pytest.fixture(scope="session")
-def page_server(start_server, tmp_path_factory):
-    """The real service with every bundled model, an access token (PAGE_TOKEN) and its own face
-    database: the page's tests (tests/test_ui*.py) share it."""
-    db = tmp_path_factory.mktemp("page-faces") / "faces.db"
-    return start_server(token=PAGE_TOKEN, face_db=str(db))
+def page_server(start_server):
+    """The real service with every bundled model and an access token (PAGE_TOKEN), with a face
+    database of its own as every test server has: the page's tests (tests/test_ui*.py) share it."""
+    return start_server(token=PAGE_TOKEN)
 
 
 @pytest.fixture(scope="session")
