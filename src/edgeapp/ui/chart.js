@@ -135,7 +135,7 @@ function maxOf(lists) {
 
 // Round ticks from 0 up to at least `top`: steps of 1, 2 or 5 times a power of ten, about four of
 // them, so the labels are figures a person reads at a glance (whole ones for a count: no "0.5 restarts").
-export function niceTicks(top, integer) {
+function niceTicks(top, integer) {
   if (!(top > 0)) return { step: 1, max: 1, digits: 0 };
   const rough = integer ? Math.max(1, top / 4) : top / 4;
   const power = Math.pow(10, Math.floor(Math.log10(rough)));
@@ -195,7 +195,7 @@ function clipTo(ctx, box) {
 }
 
 // The runs of samples a line joins: [[i, j, ...], ...], split at nulls and at time gaps.
-export function runs(times, values, gap) {
+function runs(times, values, gap) {
   const out = [];
   let run = [];
   for (let i = 0; i < times.length; i++) {

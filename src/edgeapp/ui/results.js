@@ -4,7 +4,7 @@ import { el } from "./dom.js";
 
 const MAX_SIDE = 1600;  // the canvas's largest side: a 12-megapixel phone photo is drawn scaled
 const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#9a6324", "#000075"];
-export const PHASES = ["queue", "decode", "preprocess", "inference", "postprocess", "render"];
+const PHASES = ["queue", "decode", "preprocess", "inference", "postprocess", "render"];
 
 // The picture on the canvas, scaled to at most MAX_SIDE; the scale from image pixels to canvas pixels.
 export function drawPicture(canvas, img) {

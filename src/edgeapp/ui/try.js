@@ -5,7 +5,7 @@ import { call, get } from "./api.js";
 import { boardError, el, refusal, say } from "./dom.js";
 import { drawPicture, drawResults, modelOutput, parseTiming, timingBar } from "./results.js";
 
-const state = { file: null, img: null, models: new Map() };
+const state = { file: null, img: null, scale: 1, loading: null, models: new Map() };  // the picture chosen, as drawn
 let parts;
 
 export function start() {
